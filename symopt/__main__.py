@@ -1,0 +1,3 @@
+from symopt.cli import main
+
+main()

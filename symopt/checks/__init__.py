@@ -1,0 +1,47 @@
+"""Checks: each is ``Spec -> list[CheckResult]`` and says how it was shown (symbolic or sampled)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from symopt.spec import Spec
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    method: str  # "symbolic", "sampled", or "-" when the check could not run
+    detail: str = ""
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        return "pass" if self.passed else "FAIL"
+
+
+Check = Callable[[Spec, Mapping[str, Spec]], Iterable[CheckResult]]
+
+
+def all_checks() -> list[Check]:
+    from symopt.checks import generic, properties, relations
+
+    return [*generic.CHECKS, *relations.CHECKS, *properties.CHECKS]
+
+
+def run_checks(spec: Spec, others: Mapping[str, Spec]) -> list[CheckResult]:
+    """Every generic check plus the relations and properties the spec declares."""
+    results: list[CheckResult] = []
+    for check in all_checks():
+        for result in _timed(check, spec, others):
+            results.append(result)
+    return results
+
+
+def _timed(check: Check, spec: Spec, others: Mapping[str, Spec]) -> list[CheckResult]:
+    start = time.perf_counter()
+    out = list(check(spec, others))
+    per = (time.perf_counter() - start) / max(1, len(out))
+    return [CheckResult(r.name, r.passed, r.method, r.detail, per) for r in out]

@@ -1,0 +1,139 @@
+"""Deciding identities and signs, and saying honestly how.
+
+``symbolic`` means SymPy reduced the question to a certainty (a difference simplified to 0, or the
+assumption system decided a sign). ``sampled`` means no proof was found but the claim held at every
+one of N random points, evaluated with 50-digit arithmetic; a sampled failure is a counterexample.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import sympy
+
+from symopt.domains import DOMAINS, Domain
+
+SAMPLES = 24
+DIGITS = 50
+SIMPLIFY_MAX_OPS = 400
+
+SYMBOLIC, SAMPLED = "symbolic", "sampled"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    holds: bool
+    method: str  # SYMBOLIC or SAMPLED
+    witness: dict[str, sympy.Expr] | None = None  # a counterexample, when sampled and false
+
+
+def _domain_of(sym: sympy.Symbol, domains: Mapping[sympy.Symbol, Domain]) -> Domain:
+    if sym in domains:
+        return domains[sym]
+    if sym.is_positive:
+        return DOMAINS["positive"]
+    if sym.is_nonnegative:
+        return DOMAINS["nonnegative"]
+    return DOMAINS["real"]
+
+
+def sample_points(
+    expr: sympy.Expr, domains: Mapping[sympy.Symbol, Domain], seed: int = 0, count: int = SAMPLES
+):
+    """Random exact rational points for the free symbols of ``expr`` (sorted, so reproducible)."""
+    rng = random.Random(seed)
+    symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+    for _ in range(count):
+        point = {}
+        for s in symbols:
+            dom = _domain_of(s, domains)
+            value = dom.sample(rng.randrange(1, 10**6), rng.choice([7, 10, 13, 29, 100]))
+            if s.is_nonzero and value == 0:
+                value = sympy.Rational(1, 3)
+            if s.is_integer:
+                value = sympy.Integer(rng.randrange(1, 6))
+            point[s] = value
+        yield point
+
+
+def _numeric(expr: sympy.Expr, point) -> sympy.Expr:
+    return sympy.N(expr.xreplace(point), DIGITS)
+
+
+def _is_zero_number(value: sympy.Expr, scale: sympy.Expr) -> bool:
+    if value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+        return False
+    return abs(value) <= sympy.Float(10) ** (-(DIGITS - 10)) * max(1, abs(scale))
+
+
+def prove_zero(
+    expr: sympy.Expr, domains: Mapping[sympy.Symbol, Domain] = {}, *, allow_sampling: bool = True
+) -> Verdict:
+    """Is ``expr`` identically zero? Try SymPy first; fall back to sampling when allowed."""
+    if expr == 0:
+        return Verdict(True, SYMBOLIC)
+    for transform in (sympy.expand, sympy.cancel, sympy.factor_terms):
+        try:
+            if transform(expr) == 0:
+                return Verdict(True, SYMBOLIC)
+        except (sympy.PolynomialError, TypeError, ValueError):
+            pass
+    if sympy.count_ops(expr) <= SIMPLIFY_MAX_OPS and sympy.simplify(expr) == 0:
+        return Verdict(True, SYMBOLIC)
+    if not allow_sampling:
+        return Verdict(False, SYMBOLIC)
+    scale_expr = sum((abs(a) for a in sympy.Add.make_args(expr)), sympy.Integer(0))
+    for point in sample_points(expr, domains):
+        value = _numeric(expr, point)
+        if not _is_zero_number(value, _numeric(scale_expr, point)):
+            return Verdict(False, SAMPLED, {s.name: v for s, v in point.items()})
+    return Verdict(True, SAMPLED)
+
+
+SIGN_TESTS = {
+    "nonzero": (lambda e: e.is_zero is False, lambda e: e.is_zero is True, lambda v: v != 0),
+    "positive": (lambda e: e.is_positive, lambda e: e.is_nonpositive, lambda v: v > 0),
+    "negative": (lambda e: e.is_negative, lambda e: e.is_nonnegative, lambda v: v < 0),
+    "nonnegative": (lambda e: e.is_nonnegative, lambda e: e.is_negative, lambda v: v >= 0),
+}
+
+
+def reparametrize(
+    expr: sympy.Expr, domains: Mapping[sympy.Symbol, Domain]
+) -> sympy.Expr:
+    """Rewrite bounded hyperparameters through positive symbols so SymPy can reason about signs."""
+    mapping = {}
+    for sym, dom in domains.items():
+        if sym in expr.free_symbols:
+            base = sympy.Symbol(f"{sym.name}__x", **dom.base)
+            mapping[sym] = dom.reparam(base)
+    return expr.xreplace(mapping)
+
+
+def decide_sign(
+    expr: sympy.Expr, want: str, domains: Mapping[sympy.Symbol, Domain] = {}
+) -> Verdict:
+    """Does ``expr`` satisfy ``want`` (nonzero/positive/negative/nonnegative) on the whole domain?"""
+    holds, refuted, numeric_ok = SIGN_TESTS[want]
+    candidate = reparametrize(expr, domains)
+    forms = (
+        candidate,
+        lambda: sympy.factor_terms(candidate),
+        lambda: sympy.factor(sympy.together(candidate)),
+        lambda: sympy.simplify(candidate),
+    )
+    for form in forms:
+        e = form() if callable(form) else form
+        if holds(e):
+            return Verdict(True, SYMBOLIC)
+        if refuted(e) and not e.free_symbols:
+            return Verdict(False, SYMBOLIC, {})
+        if isinstance(e, sympy.Basic) and sympy.count_ops(e) > SIMPLIFY_MAX_OPS:
+            break
+    for point in sample_points(expr, domains):
+        value = _numeric(expr, point)
+        if value.has(sympy.zoo, sympy.nan) or not value.is_real or not numeric_ok(value):
+            return Verdict(False, SAMPLED, {s.name: v for s, v in point.items()})
+    return Verdict(True, SAMPLED)

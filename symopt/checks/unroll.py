@@ -1,0 +1,87 @@
+"""Symbolic execution of an update for a few steps, with an uninterpreted gradient.
+
+The gradient is a function G we know nothing about. Two runs share a :class:`GradientOracle`: when
+one asks for G at a point that SymPy proves equal to a point already seen, it gets the same symbol
+(congruence: x = y implies G(x) = G(y)); any other point gets a fresh symbol. So two updates that
+agree for *every* gradient function are shown equal, and nothing more is assumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import sympy
+
+from symopt.checks.prove import SAMPLED, SYMBOLIC, prove_zero
+from symopt.domains import Domain
+from symopt.parse import Grad
+from symopt.spec import G, T, W, Assignment, Spec, make_symbol
+
+
+@dataclass
+class GradientOracle:
+    domains: Mapping[sympy.Symbol, Domain]
+    zero: bool = False  # every gradient is 0 ("at rest")
+    points: list[tuple[sympy.Expr, sympy.Symbol]] = field(default_factory=list)
+    method: str = SYMBOLIC  # SAMPLED once an identification needed sampling
+    assumptions: dict[str, bool] = field(default_factory=lambda: {"real": True})
+
+    def __call__(self, point: sympy.Expr) -> sympy.Expr:
+        if self.zero:
+            return sympy.Integer(0)
+        for known, value in self.points:
+            verdict = prove_zero(point - known, self.domains)
+            if verdict.holds:
+                if verdict.method == SAMPLED:
+                    self.method = SAMPLED
+                return value
+        value = sympy.Symbol(f"g_{len(self.points) + 1}", **self.assumptions)
+        self.points.append((point, value))
+        return value
+
+
+def initial_env(spec: Spec, hyper: Mapping[str, sympy.Expr], w0: sympy.Expr) -> dict[str, sympy.Expr]:
+    """Values by name at the start: hyperparameters (as given), w, and the states' initial values."""
+    env: dict[str, sympy.Expr] = dict(hyper)
+    env[W] = w0
+    symbols = _symbols(spec)
+    for s in spec.states:
+        env[s.name] = s.init.xreplace({symbols[k]: v for k, v in env.items() if k in symbols})
+    return env
+
+
+def _symbols(spec: Spec) -> dict[str, sympy.Symbol]:
+    from symopt.spec import symbol_table
+
+    return symbol_table(spec)
+
+
+def run_step(
+    update: tuple[Assignment, ...],
+    env: Mapping[str, sympy.Expr],
+    t: int | sympy.Expr,
+    gradient: Callable[[sympy.Expr], sympy.Expr],
+    symbols: Mapping[str, sympy.Symbol],
+    on_assign: Callable[[Assignment, dict], None] | None = None,
+) -> dict[str, sympy.Expr]:
+    """One step with sequential semantics; returns the new env (intermediates included)."""
+    env = dict(env)
+    env[T] = sympy.sympify(t)
+    env[G] = gradient(env[W])
+    for a in update:
+        mapping = {symbols[k]: v for k, v in env.items() if k in symbols}
+        if on_assign is not None:
+            on_assign(a, mapping)
+        value = a.expr.xreplace(mapping)
+        if value.has(Grad):
+            value = value.replace(Grad, gradient)
+        env[a.target] = value
+    return env
+
+
+def spec_symbols(spec: Spec, update: tuple[Assignment, ...] = ()) -> dict[str, sympy.Symbol]:
+    table = _symbols(spec)
+    for a in update:
+        table.setdefault(a.target, make_symbol(a.target))
+    return table

@@ -1,0 +1,119 @@
+"""The ``symopt`` command line: thin wrappers over the library, one-line errors, honest exit codes."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import click
+
+from symopt import __version__
+from symopt.errors import SpecError
+from symopt.spec import Spec, load_spec
+
+
+def friendly_errors(fn: Callable) -> Callable:
+    """Bad input becomes ``error: FILE: KEY: REASON`` and exit 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SpecError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+            click.echo(f"error: {exc.filename or ''}: {exc.strerror}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def select_specs(names: Sequence[str], spec_files: Sequence[str]) -> tuple[list[Spec], dict[str, Spec]]:
+    """The specs a command works on (built-ins by name, or all; plus user files) and all known specs."""
+    from symopt.resources import builtin_spec, builtin_specs
+
+    known = dict(builtin_specs())
+    user = [load_spec(path) for path in spec_files]
+    for spec in user:
+        known[spec.name] = spec
+    chosen = [builtin_spec(n) for n in names]
+    if not names and not user:
+        chosen = list(builtin_specs().values())
+    return chosen + user, known
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+@click.group()
+@click.version_option(__version__, prog_name="symopt")
+def main() -> None:
+    """symopt: optimizers written once as SymPy equations, checked, and generated into code."""
+
+
+@main.command("list")
+@friendly_errors
+def list_cmd() -> None:
+    """List the built-in algorithms."""
+    from symopt.resources import builtin_specs
+
+    rows = [
+        [s.name, s.class_name, s.title, ", ".join(f"{h.name}={h.default:g}" for h in s.hypers)]
+        for s in builtin_specs().values()
+    ]
+    click.echo(_table(rows, ["name", "class", "title", "hyperparameters (defaults)"]))
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--spec", "spec_file", type=click.Path(dir_okay=False), help="A spec file of your own.")
+@friendly_errors
+def show(name: str | None, spec_file: str | None) -> None:
+    """Show an algorithm's equations, hyperparameters and notes."""
+    from symopt.domains import DOMAINS
+    from symopt.show import describe
+
+    if bool(name) == bool(spec_file):
+        raise click.UsageError("give a NAME or --spec FILE")
+    specs, _ = select_specs([name] if name else [], [spec_file] if spec_file else [])
+    click.echo(describe(specs[0], DOMAINS))
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--spec", "spec_files", multiple=True, type=click.Path(dir_okay=False),
+              help="Check a spec file of your own (repeatable).")
+@friendly_errors
+def check(names: tuple[str, ...], spec_files: tuple[str, ...]) -> None:
+    """Run every symbolic check; exit 1 when any fails."""
+    from symopt.checks import run_checks
+
+    specs, known = select_specs(names, spec_files)
+    start = time.perf_counter()
+    failed = 0
+    counts: dict[str, int] = {}
+    for spec in specs:
+        results = run_checks(spec, known)
+        click.echo(f"\n{spec.name} ({spec.source})")
+        for r in results:
+            counts[r.method] = counts.get(r.method, 0) + 1
+            failed += not r.passed
+            click.echo(f"  {r.status:4}  {r.method:8}  {r.name}")
+            if r.detail and not r.passed:
+                click.echo(f"        {r.detail}")
+    total = sum(counts.values())
+    how = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    elapsed = time.perf_counter() - start
+    click.echo(f"\n{total} checks on {len(specs)} spec(s): {total - failed} passed, {failed} failed "
+               f"({how}) in {elapsed:.1f} s")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

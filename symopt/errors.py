@@ -1,0 +1,24 @@
+"""The one error type for bad input: it always names where the problem is."""
+
+from __future__ import annotations
+
+
+class SpecError(ValueError):
+    """A problem in a spec (or other user input), located by file and key.
+
+    The message is one line, ``FILE: KEY: REASON``, so the CLI can print it as is.
+    """
+
+    def __init__(self, reason: str, *, file: str | None = None, key: str | None = None):
+        self.reason = reason
+        self.file = file
+        self.key = key
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        parts = [p for p in (self.file, self.key) if p]
+        return ": ".join([*parts, " ".join(self.reason.split())])
+
+    def located(self, *, file: str | None = None, key: str | None = None) -> SpecError:
+        """The same error with a file/key filled in where it was missing."""
+        return SpecError(self.reason, file=self.file or file, key=self.key or key)

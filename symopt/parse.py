@@ -1,0 +1,206 @@
+"""Safe parsing of spec expressions: untrusted text in, SymPy objects out.
+
+Nothing is evaluated as Python. The text is parsed with :mod:`ast` and every node is checked against a
+whitelist before a SymPy object is built from it by hand. ``sympify`` is never called on user text.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from collections.abc import Callable, Mapping
+
+import sympy
+
+from symopt.errors import SpecError
+
+MAX_LENGTH = 2000
+MAX_DEPTH = 40
+MAX_EXPONENT = 64
+
+#: The gradient operator: ``grad(x)`` is the loss gradient evaluated at the point ``x``.
+Grad = sympy.Function("grad")
+
+
+def _max(*args: sympy.Expr) -> sympy.Expr:
+    return sympy.Max(*args)
+
+
+def _min(*args: sympy.Expr) -> sympy.Expr:
+    return sympy.Min(*args)
+
+
+FUNCTIONS: dict[str, tuple[Callable[..., sympy.Expr], tuple[int, int | None]]] = {
+    "sqrt": (sympy.sqrt, (1, 1)),
+    "abs": (sympy.Abs, (1, 1)),
+    "exp": (sympy.exp, (1, 1)),
+    "log": (sympy.log, (1, 1)),
+    "sign": (sympy.sign, (1, 1)),
+    "max": (_max, (2, None)),
+    "min": (_min, (2, None)),
+    "grad": (Grad, (1, 1)),
+}
+
+
+def _number(value: object) -> sympy.Expr:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"only numbers are allowed as constants, got {value!r}")
+    if isinstance(value, int):
+        return sympy.Integer(value)
+    # Floats become exact rationals of their decimal text: 0.9 means 9/10, not 0.90000000000000002.
+    return sympy.Rational(repr(value))
+
+
+class _Builder:
+    """Builds a SymPy expression from a whitelisted ``ast`` tree."""
+
+    def __init__(
+        self, symbols: Mapping[str, sympy.Symbol], allow_grad: bool, later: frozenset[str]
+    ):
+        self.symbols = symbols
+        self.allow_grad = allow_grad
+        self.later = later
+
+    def build(self, node: ast.AST, depth: int = 0) -> sympy.Expr:
+        if depth > MAX_DEPTH:
+            raise SpecError(f"expression nested deeper than {MAX_DEPTH} levels")
+        d = depth + 1
+        if isinstance(node, ast.Constant):
+            return _number(node.value)
+        if isinstance(node, ast.Name):
+            return self._name(node.id)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            inner = self.build(node.operand, d)
+            return -inner if isinstance(node.op, ast.USub) else inner
+        if isinstance(node, ast.BinOp):
+            return self._binop(node, d)
+        if isinstance(node, ast.Call):
+            return self._call(node, d)
+        raise SpecError(f"{_describe(node)} is not allowed in an expression")
+
+    def _name(self, name: str) -> sympy.Expr:
+        if name.startswith("_"):
+            raise SpecError(f"names starting with '_' are not allowed: {name!r}")
+        if name in self.symbols:
+            return self.symbols[name]
+        if name in self.later:
+            raise SpecError(f"{name!r} is used before it is assigned")
+        hint = difflib.get_close_matches(name, list(self.symbols), n=1)
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise SpecError(f"unknown symbol {name!r}{suggestion}")
+
+    def _binop(self, node: ast.BinOp, d: int) -> sympy.Expr:
+        left, right = self.build(node.left, d), self.build(node.right, d)
+        op = node.op
+        if isinstance(op, ast.Add):
+            return left + right
+        if isinstance(op, ast.Sub):
+            return left - right
+        if isinstance(op, ast.Mult):
+            return left * right
+        if isinstance(op, ast.Div):
+            if right == 0:
+                raise SpecError("division by the constant 0")
+            return left / right
+        if isinstance(op, ast.Pow):
+            if right.is_number and (not right.is_real or abs(right) > MAX_EXPONENT):
+                raise SpecError(f"exponent {right} is out of range (|exponent| <= {MAX_EXPONENT})")
+            return sympy.Pow(left, right)
+        raise SpecError(f"operator {type(op).__name__} is not allowed (use + - * / **)")
+
+    def _call(self, node: ast.Call, d: int) -> sympy.Expr:
+        if not isinstance(node.func, ast.Name):
+            raise SpecError(f"only plain function calls are allowed, not {_describe(node.func)}")
+        name = node.func.id
+        if name not in FUNCTIONS:
+            hint = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise SpecError(f"unknown function {name!r}{suggestion}; allowed: {', '.join(FUNCTIONS)}")
+        if name == "grad" and not self.allow_grad:
+            raise SpecError("grad(...) is only allowed in update equations")
+        if node.keywords:
+            raise SpecError(f"{name}() takes no keyword arguments")
+        fn, (lo, hi) = FUNCTIONS[name]
+        if len(node.args) < lo or (hi is not None and len(node.args) > hi):
+            want = f"{lo}" if lo == hi else f"at least {lo}"
+            raise SpecError(f"{name}() takes {want} argument(s), got {len(node.args)}")
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise SpecError(f"{name}() does not accept *arguments")
+        return fn(*(self.build(a, d) for a in node.args))
+
+
+def _describe(node: ast.AST) -> str:
+    names = {
+        ast.Attribute: "attribute access",
+        ast.Subscript: "subscripting",
+        ast.Lambda: "a lambda",
+        ast.ListComp: "a comprehension",
+        ast.GeneratorExp: "a comprehension",
+        ast.Compare: "a comparison",
+        ast.BoolOp: "a boolean operator",
+    }
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return "a string"
+    return names.get(type(node), type(node).__name__)
+
+
+def _parse_tree(text: object, mode: str) -> ast.AST:
+    if not isinstance(text, str):
+        raise SpecError(f"expected a string, got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise SpecError(f"expression longer than {MAX_LENGTH} characters")
+    if "\x00" in text:
+        raise SpecError("expression contains a NUL character")
+    try:
+        return ast.parse(text.strip(), mode=mode)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        msg = getattr(exc, "msg", None) or "cannot be parsed"
+        raise SpecError(f"invalid expression {text.strip()!r}: {msg}") from None
+
+
+def parse_expr(
+    text: object,
+    symbols: Mapping[str, sympy.Symbol],
+    *,
+    allow_grad: bool = False,
+    later: frozenset[str] = frozenset(),
+) -> sympy.Expr:
+    """Parse one expression over the given symbols; raise :class:`SpecError` on anything else."""
+    tree = _parse_tree(text, "eval")
+    try:
+        return _Builder(symbols, allow_grad, later).build(tree.body)  # type: ignore[attr-defined]
+    except RecursionError:
+        raise SpecError(f"expression nested deeper than {MAX_DEPTH} levels") from None
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+        if isinstance(exc, SpecError):
+            raise
+        raise SpecError(f"invalid expression {str(text).strip()!r}: {exc}") from None
+
+
+def parse_assignment(
+    text: object,
+    symbols: Mapping[str, sympy.Symbol],
+    *,
+    allow_grad: bool = True,
+    later: frozenset[str] = frozenset(),
+) -> tuple[str, sympy.Expr]:
+    """Parse ``NAME = EXPRESSION``; the target name is returned unchecked (the caller validates it)."""
+    if isinstance(text, str) and "=" not in text:
+        raise SpecError(f"expected 'NAME = EXPRESSION', got {text.strip()!r}")
+    tree = _parse_tree(text, "exec")
+    body = tree.body  # type: ignore[attr-defined]
+    if len(body) != 1 or not isinstance(body[0], ast.Assign) or len(body[0].targets) != 1:
+        raise SpecError(f"expected one assignment 'NAME = EXPRESSION', got {str(text).strip()!r}")
+    target = body[0].targets[0]
+    if not isinstance(target, ast.Name):
+        raise SpecError(f"the left-hand side must be a plain name, not {_describe(target)}")
+    if target.id.startswith("_"):
+        raise SpecError(f"names starting with '_' are not allowed: {target.id!r}")
+    try:
+        return target.id, _Builder(symbols, allow_grad, later).build(body[0].value)
+    except RecursionError:
+        raise SpecError(f"expression nested deeper than {MAX_DEPTH} levels") from None
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+        if isinstance(exc, SpecError):
+            raise
+        raise SpecError(f"invalid expression {str(text).strip()!r}: {exc}") from None

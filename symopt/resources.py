@@ -1,0 +1,47 @@
+"""Where the built-in specs and templates live, in a source checkout and after ``pip install .``."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from symopt.errors import SpecError
+from symopt.spec import Spec, load_spec
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def data_dir(name: str) -> Path:
+    """``specs`` or ``templates``: shipped inside the wheel as ``symopt/_data/NAME``."""
+    for candidate in (PACKAGE / "_data" / name, PACKAGE.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"symopt's {name}/ folder is missing from the installation")
+
+
+@cache
+def builtin_specs() -> dict[str, Spec]:
+    """All built-in specs by name, in file-name order."""
+    specs: dict[str, Spec] = {}
+    for path in sorted(data_dir("specs").glob("*.toml")):
+        spec = load_spec(path)
+        spec = _relative_source(spec, path)
+        specs[spec.name] = spec
+    return specs
+
+
+def _relative_source(spec: Spec, path: Path) -> Spec:
+    import dataclasses
+
+    return dataclasses.replace(spec, source=f"specs/{path.name}")
+
+
+def builtin_spec(name: str) -> Spec:
+    specs = builtin_specs()
+    if name not in specs:
+        import difflib
+
+        hint = difflib.get_close_matches(name, list(specs), n=1)
+        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise SpecError(f"no built-in algorithm {name!r}{extra}; see 'symopt list'")
+    return specs[name]

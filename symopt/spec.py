@@ -1,0 +1,479 @@
+"""Specs: immutable descriptions of an optimizer, loaded from TOML (or built in Python).
+
+An update is an ordered list of assignments with sequential semantics: on the right-hand side a
+name means its current value, so ``m = beta1*m + (1 - beta1)*g`` reads the old ``m``, and every
+later line sees the new one. Each name is assigned at most once per step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sympy
+
+from symopt.domains import DOMAINS
+from symopt.errors import SpecError
+from symopt.parse import Grad, parse_assignment, parse_expr
+
+W, G, T = "w", "g", "t"
+RESERVED = {W, G, T, "grad"}
+IDENTIFIER_HELP = "a lowercase identifier such as 'beta1'"
+
+
+@dataclass(frozen=True)
+class Hyper:
+    name: str
+    default: float
+    domain: str
+    latex: str
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class StateVar:
+    name: str
+    init: sympy.Expr
+    latex: str
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    target: str
+    expr: sympy.Expr
+    text: str  # the line as written in the spec, for comments and messages
+
+
+@dataclass(frozen=True)
+class LookaheadFree:
+    """An equivalent update that needs only the gradient at the stored parameters.
+
+    ``variables`` expresses the spec's own variables in terms of this form's (e.g. Nesterov's
+    ``w = w - rho*v``: the stored parameter is the look-ahead point ``w + rho*v``).
+    """
+
+    summary: str
+    variables: Mapping[str, sympy.Expr]
+    update: tuple[Assignment, ...]
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A claim that this spec (modified by ``where`` / ``replace``) equals another update."""
+
+    name: str
+    where: Mapping[str, sympy.Expr]
+    replace: tuple[Assignment, ...]
+    other: str | None  # a spec name, or None for the inline ``update``/``init``
+    hyper: Mapping[str, sympy.Expr]  # other spec's hyperparameters in terms of ours
+    state: Mapping[str, sympy.Expr]  # other's state in terms of ours, compared each step
+    update: tuple[Assignment, ...] = ()
+    init: Mapping[str, sympy.Expr] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Property:
+    """A spec-declared property with a dedicated check (see :mod:`symopt.checks.properties`)."""
+
+    kind: str
+    name: str
+    options: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    class_name: str
+    title: str
+    summary: str
+    reference: str
+    notes: str
+    hypers: tuple[Hyper, ...]
+    states: tuple[StateVar, ...]
+    update: tuple[Assignment, ...]
+    intermediate_latex: Mapping[str, str] = field(default_factory=dict)
+    lookahead_free: LookaheadFree | None = None
+    relations: tuple[Relation, ...] = ()
+    properties: tuple[Property, ...] = ()
+    t_start: int = 1
+    source: str = "<python>"
+    text: str = ""
+
+    # -- symbols -------------------------------------------------------------------------------
+    def symbol(self, name: str) -> sympy.Symbol:
+        return symbol_table(self)[name]
+
+    @property
+    def hyper_names(self) -> tuple[str, ...]:
+        return tuple(h.name for h in self.hypers)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.states)
+
+    @property
+    def defaults(self) -> dict[str, float]:
+        return {h.name: h.default for h in self.hypers}
+
+    @property
+    def executable_update(self) -> tuple[Assignment, ...]:
+        """The update a gradient stream can drive: the look-ahead-free form when there is one."""
+        return self.lookahead_free.update if self.lookahead_free else self.update
+
+    @property
+    def intermediates(self) -> tuple[str, ...]:
+        names = {W, *self.state_names}
+        return tuple(a.target for a in self.update if a.target not in names)
+
+    def latex_name(self, name: str) -> str:
+        for h in self.hypers:
+            if h.name == name:
+                return h.latex
+        for s in self.states:
+            if s.name == name:
+                return s.latex
+        return self.intermediate_latex.get(name, sympy.latex(sympy.Symbol(name)))
+
+    @property
+    def digest(self) -> str:
+        """A short hash of the spec source: generated files record it in their header."""
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+
+def make_symbol(name: str, assumptions: Mapping[str, bool] | None = None) -> sympy.Symbol:
+    return sympy.Symbol(name, **(assumptions or {"real": True}))
+
+
+def symbol_table(spec: Spec) -> dict[str, sympy.Symbol]:
+    """Every symbol a spec's expressions may contain, keyed by name (hypers carry their domain)."""
+    table = {h.name: make_symbol(h.name, DOMAINS[h.domain].assumptions) for h in spec.hypers}
+    table[T] = sympy.Symbol(T, positive=True, integer=True)
+    for name in (W, G, *spec.state_names, *_assigned(spec.update)):
+        table.setdefault(name, make_symbol(name))
+    return table
+
+
+def _assigned(update: tuple[Assignment, ...]) -> list[str]:
+    return [a.target for a in update]
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading from TOML
+# ---------------------------------------------------------------------------------------------
+
+TOP_KEYS = {
+    "name", "class_name", "title", "summary", "reference", "notes", "t_start", "hyper", "state",
+    "update", "intermediate", "lookahead_free", "relations", "properties",
+}
+PROPERTY_KINDS = {"unbiased", "scale_invariant"}
+
+
+class _Loader:
+    def __init__(self, data: dict, file: str, text: str):
+        self.data = data
+        self.file = file
+        self.text = text
+
+    def fail(self, key: str, reason: str) -> SpecError:
+        return SpecError(reason, file=self.file, key=key)
+
+    def get(self, table: Mapping, key: str, where: str, kind: type | tuple, default=None):
+        if key not in table:
+            if default is None:
+                raise self.fail(where, f"missing required key {key!r}")
+            return default
+        value = table[key]
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.fail(f"{where}.{key}" if where else key, f"expected {names}, got {value!r}")
+        return value
+
+    def check_keys(self, table: Mapping, allowed: set[str], where: str) -> None:
+        for key in table:
+            if key not in allowed:
+                import difflib
+
+                hint = difflib.get_close_matches(key, allowed, n=1)
+                extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise self.fail(f"{where}.{key}" if where else key, f"unknown key{extra}")
+
+    def identifier(self, name: str, where: str) -> str:
+        if not name.isidentifier() or name.startswith("_") or not name.isascii():
+            raise self.fail(where, f"{name!r} is not a valid name ({IDENTIFIER_HELP})")
+        if name in RESERVED:
+            raise self.fail(where, f"{name!r} is reserved (w, g, t and grad are built in)")
+        return name
+
+    def expr(self, text: object, symbols, where: str, **kw) -> sympy.Expr:
+        try:
+            return parse_expr(text, symbols, **kw)
+        except SpecError as exc:
+            raise exc.located(file=self.file, key=where) from None
+
+    def load(self) -> Spec:
+        d = self.data
+        self.check_keys(d, TOP_KEYS, "")
+        name = self.identifier(self.get(d, "name", "", str), "name")
+        class_name = self.get(d, "class_name", "", str)
+        if not class_name.isidentifier() or not class_name[:1].isupper():
+            raise self.fail("class_name", f"{class_name!r} must be a CamelCase Python identifier")
+        t_start = self.get(d, "t_start", "", int, 1)
+        hypers = self.hypers()
+        states = self.states(hypers)
+        spec = Spec(
+            name=name,
+            class_name=class_name,
+            title=self.get(d, "title", "", str),
+            summary=self.get(d, "summary", "", str).strip(),
+            reference=self.get(d, "reference", "", str).strip(),
+            notes=self.get(d, "notes", "", str, "").strip(),
+            hypers=hypers,
+            states=states,
+            update=(),
+            t_start=t_start,
+            source=self.file,
+            text=self.text,
+        )
+        update = self.update(spec, d.get("update"), "update")
+        spec = _replace(spec, update=update)
+        inter = self.get(d, "intermediate", "", dict, {})
+        latex: dict[str, str] = {}
+        for key, table in inter.items():
+            where = f"intermediate.{key}"
+            if key not in spec.intermediates:
+                raise self.fail(where, f"{key!r} is not an intermediate of the update")
+            self.check_keys(self.get(inter, key, "intermediate", dict), {"latex", "doc"}, where)
+            latex[key] = self.get(table, "latex", where, str, sympy.latex(sympy.Symbol(key)))
+        spec = _replace(spec, intermediate_latex=latex)
+        spec = _replace(spec, lookahead_free=self.lookahead_free(spec))
+        if any(_uses_lookahead(a.expr) for a in spec.update) and spec.lookahead_free is None:
+            raise self.fail(
+                "update",
+                "grad(...) at a point other than w needs a [lookahead_free] form "
+                "(an equivalent update that uses only g), so code can be generated",
+            )
+        relations = tuple(
+            self.relation(spec, r, f"relations[{i}]")
+            for i, r in enumerate(self.get(d, "relations", "", list, []))
+        )
+        properties = tuple(
+            self.property(spec, p, f"properties[{i}]")
+            for i, p in enumerate(self.get(d, "properties", "", list, []))
+        )
+        return _replace(spec, relations=relations, properties=properties)
+
+    def hypers(self) -> tuple[Hyper, ...]:
+        out = []
+        for key, table in self.get(self.data, "hyper", "", dict, {}).items():
+            where = f"hyper.{key}"
+            self.identifier(key, where)
+            if not isinstance(table, dict):
+                raise self.fail(where, "expected a table with default, domain, latex")
+            self.check_keys(table, {"default", "domain", "latex", "doc"}, where)
+            default = self.get(table, "default", where, (int, float))
+            domain = self.get(table, "domain", where, str)
+            if domain not in DOMAINS:
+                raise self.fail(
+                    f"{where}.domain", f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}"
+                )
+            if not DOMAINS[domain].contains(default):
+                raise self.fail(
+                    f"{where}.default",
+                    f"default {default!r} is outside its domain {domain} {DOMAINS[domain].interval}",
+                )
+            latex = self.get(table, "latex", where, str, sympy.latex(sympy.Symbol(key)))
+            out.append(Hyper(key, float(default), domain, latex, self.get(table, "doc", where, str, "")))
+        return tuple(out)
+
+    def states(self, hypers: tuple[Hyper, ...]) -> tuple[StateVar, ...]:
+        symbols = {h.name: make_symbol(h.name, DOMAINS[h.domain].assumptions) for h in hypers}
+        out = []
+        for key, table in self.get(self.data, "state", "", dict, {}).items():
+            where = f"state.{key}"
+            self.identifier(key, where)
+            if key in symbols:
+                raise self.fail(where, f"{key!r} is already a hyperparameter")
+            if not isinstance(table, dict):
+                raise self.fail(where, "expected a table with init (and optionally latex, doc)")
+            self.check_keys(table, {"init", "latex", "doc"}, where)
+            if "init" not in table:
+                raise self.fail(where, f"state variable {key!r} has no initial value (add init = ...)")
+            init = self.expr(table["init"] if not isinstance(table["init"], (int, float)) else str(table["init"]), symbols, f"{where}.init")
+            latex = self.get(table, "latex", where, str, sympy.latex(sympy.Symbol(key)))
+            out.append(StateVar(key, init, latex, self.get(table, "doc", where, str, "")))
+        return tuple(out)
+
+    def update(self, spec: Spec, lines: object, where: str, *, allow_new: bool = True,
+               base: dict[str, sympy.Symbol] | None = None, require_all: bool = True,
+               ) -> tuple[Assignment, ...]:
+        if not isinstance(lines, list) or not lines or not all(isinstance(x, str) for x in lines):
+            raise self.fail(where, "expected a non-empty list of 'NAME = EXPRESSION' strings")
+        table = dict(base) if base is not None else _initial_symbols(spec)
+        targets = [_peek_target(line) for line in lines]
+        out: list[Assignment] = []
+        seen: set[str] = set()
+        protected = {G: "the gradient g", T: "the step counter t"}
+        protected.update({h: f"the hyperparameter {h!r}" for h in spec.hyper_names})
+        for i, line in enumerate(lines):
+            key = f"{where}[{i}]"
+            later = frozenset(n for n in targets[i:] if n and n not in table)
+            try:
+                target, expr = parse_assignment(line, table, later=later)
+            except SpecError as exc:
+                raise exc.located(file=self.file, key=key) from None
+            if target in protected:
+                raise self.fail(key, f"cannot assign to {protected[target]}")
+            if target in seen:
+                raise self.fail(key, f"{target!r} is assigned twice (each name once per step)")
+            if not allow_new and target not in table:
+                raise self.fail(key, f"{target!r} is not a variable of the spec")
+            seen.add(target)
+            table.setdefault(target, make_symbol(target))
+            out.append(Assignment(target, expr, line.strip()))
+        if require_all:
+            if W not in seen:
+                raise self.fail(where, "the parameter w is never updated")
+            for s in spec.state_names:
+                if s not in seen:
+                    raise self.fail(where, f"state variable {s!r} is never updated")
+        return tuple(out)
+
+    def lookahead_free(self, spec: Spec) -> LookaheadFree | None:
+        table = self.get(self.data, "lookahead_free", "", dict, {})
+        if not table:
+            return None
+        where = "lookahead_free"
+        self.check_keys(table, {"summary", "variables", "update"}, where)
+        update = self.update(spec, table.get("update"), f"{where}.update")
+        if any(_has_grad(a.expr) for a in update):
+            raise self.fail(f"{where}.update", "the look-ahead-free form must use only g, not grad(...)")
+        symbols = _initial_symbols(spec)
+        variables = {}
+        for k, v in self.get(table, "variables", where, dict).items():
+            if k not in (W, *spec.state_names):
+                raise self.fail(f"{where}.variables.{k}", f"{k!r} is not w or a state variable")
+            variables[k] = self.expr(v, symbols, f"{where}.variables.{k}")
+        return LookaheadFree(self.get(table, "summary", where, str, "").strip(), variables, update)
+
+    def relation(self, spec: Spec, table: object, where: str) -> Relation:
+        if not isinstance(table, dict):
+            raise self.fail(where, "expected a table")
+        self.check_keys(table, {"name", "where", "replace", "other", "hyper", "state", "update", "init"}, where)
+        symbols = _initial_symbols(spec)
+        where_map = {}
+        for k, v in self.get(table, "where", where, dict, {}).items():
+            if k not in spec.hyper_names:
+                raise self.fail(f"{where}.where.{k}", f"{k!r} is not a hyperparameter")
+            where_map[k] = self.expr(v, symbols, f"{where}.where.{k}")
+        replace = ()
+        if "replace" in table:
+            replace = self.update(spec, table["replace"], f"{where}.replace", allow_new=False,
+                                  base=_all_symbols(spec), require_all=False)
+        other = table.get("other")
+        inline = "update" in table
+        if (other is None) == (not inline):
+            raise self.fail(where, "give exactly one of 'other' (a spec name) or an inline 'update'")
+        update: tuple[Assignment, ...] = ()
+        init: dict[str, sympy.Expr] = {}
+        if inline:
+            for k, v in self.get(table, "init", where, dict, {}).items():
+                self.identifier(k, f"{where}.init.{k}")
+                init[k] = self.expr(str(v) if isinstance(v, (int, float)) else v, symbols, f"{where}.init.{k}")
+            inner = _replace(spec, states=tuple(StateVar(k, v, k) for k, v in init.items()))
+            update = self.update(inner, table["update"], f"{where}.update")
+        elif not isinstance(other, str) or not other.isidentifier():
+            raise self.fail(f"{where}.other", f"expected a spec name, got {other!r}")
+        hyper = {}
+        for k, v in self.get(table, "hyper", where, dict, {}).items():
+            hyper[k] = self.expr(v, symbols, f"{where}.hyper.{k}")
+        state = {}
+        for k, v in self.get(table, "state", where, dict, {}).items():
+            state[k] = self.expr(v, symbols, f"{where}.state.{k}")
+        name = self.get(table, "name", where, str)
+        return Relation(name, where_map, replace, other, hyper, state, update, init)
+
+    def property(self, spec: Spec, table: object, where: str) -> Property:
+        if not isinstance(table, dict):
+            raise self.fail(where, "expected a table")
+        kind = self.get(table, "kind", where, str)
+        if kind not in PROPERTY_KINDS:
+            raise self.fail(f"{where}.kind", f"unknown property {kind!r}; known: {', '.join(sorted(PROPERTY_KINDS))}")
+        name = self.get(table, "name", where, str)
+        symbols = _all_symbols(spec)
+        options: dict[str, object] = {}
+        if kind == "unbiased":
+            self.check_keys(table, {"kind", "name", "state", "corrected", "expect"}, where)
+            state = self.get(table, "state", where, str)
+            if state not in spec.state_names:
+                raise self.fail(f"{where}.state", f"{state!r} is not a state variable")
+            corrected = self.get(table, "corrected", where, str)
+            if corrected not in spec.intermediates:
+                raise self.fail(f"{where}.corrected", f"{corrected!r} is not an intermediate")
+            options = {"state": state, "corrected": corrected,
+                       "expect": self.expr(self.get(table, "expect", where, str), symbols, f"{where}.expect")}
+        else:
+            self.check_keys(table, {"kind", "name", "where"}, where)
+            options = {"where": {k: self.expr(v, symbols, f"{where}.where.{k}")
+                                 for k, v in self.get(table, "where", where, dict, {}).items()}}
+        return Property(kind, name, options)
+
+
+def _peek_target(line: object) -> str | None:
+    if isinstance(line, str) and "=" in line:
+        head = line.split("=", 1)[0].strip()
+        return head if head.isidentifier() else None
+    return None
+
+
+def _initial_symbols(spec: Spec) -> dict[str, sympy.Symbol]:
+    table = {h.name: make_symbol(h.name, DOMAINS[h.domain].assumptions) for h in spec.hypers}
+    table[T] = sympy.Symbol(T, positive=True, integer=True)
+    for name in (W, G, *spec.state_names):
+        table[name] = make_symbol(name)
+    return table
+
+
+def _all_symbols(spec: Spec) -> dict[str, sympy.Symbol]:
+    table = _initial_symbols(spec)
+    for a in spec.update:
+        table.setdefault(a.target, make_symbol(a.target))
+    return table
+
+
+def _has_grad(expr: sympy.Expr) -> bool:
+    return bool(expr.atoms(Grad))
+
+
+def _uses_lookahead(expr: sympy.Expr) -> bool:
+    w = make_symbol(W)
+    return any(call.args[0] != w for call in expr.atoms(Grad))
+
+
+def _replace(spec: Spec, **changes) -> Spec:
+    import dataclasses
+
+    return dataclasses.replace(spec, **changes)
+
+
+def load_spec_text(text: str, file: str = "<string>") -> Spec:
+    """Parse and validate a spec from TOML text; every problem is a one-line :class:`SpecError`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"not valid TOML: {exc}", file=file) from None
+    return _Loader(data, file, text).load()
+
+
+def load_spec(path: str | Path) -> Spec:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("no such file", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read: {exc}", file=str(path)) from None
+    return load_spec_text(text, file=str(path))
