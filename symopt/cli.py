@@ -1,4 +1,4 @@
-"""The ``symopt`` command line: thin wrappers over the library, one-line errors, honest exit codes."""
+"""The ``symopt`` command line: thin wrappers over the library, one-line errors, exit codes."""
 
 from __future__ import annotations
 
@@ -31,8 +31,10 @@ def friendly_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def select_specs(names: Sequence[str], spec_files: Sequence[str]) -> tuple[list[Spec], dict[str, Spec]]:
-    """The specs a command works on (built-ins by name, or all; plus user files) and all known specs."""
+def select_specs(
+    names: Sequence[str], spec_files: Sequence[str]
+) -> tuple[list[Spec], dict[str, Spec]]:
+    """The specs to work on (built-ins by name, or all; plus user files) and all known specs."""
     from symopt.resources import builtin_spec, builtin_specs
 
     known = dict(builtin_specs())
@@ -47,7 +49,7 @@ def select_specs(names: Sequence[str], spec_files: Sequence[str]) -> tuple[list[
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
@@ -72,7 +74,9 @@ def list_cmd() -> None:
 
 @main.command()
 @click.argument("name", required=False)
-@click.option("--spec", "spec_file", type=click.Path(dir_okay=False), help="A spec file of your own.")
+@click.option(
+    "--spec", "spec_file", type=click.Path(dir_okay=False), help="A spec file of your own."
+)
 @friendly_errors
 def show(name: str | None, spec_file: str | None) -> None:
     """Show an algorithm's equations, hyperparameters and notes."""
@@ -87,8 +91,13 @@ def show(name: str | None, spec_file: str | None) -> None:
 
 @main.command()
 @click.argument("names", nargs=-1)
-@click.option("--spec", "spec_files", multiple=True, type=click.Path(dir_okay=False),
-              help="Check a spec file of your own (repeatable).")
+@click.option(
+    "--spec",
+    "spec_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Check a spec file of your own (repeatable).",
+)
 @friendly_errors
 def check(names: tuple[str, ...], spec_files: tuple[str, ...]) -> None:
     """Run every symbolic check; exit 1 when any fails."""
@@ -110,9 +119,83 @@ def check(names: tuple[str, ...], spec_files: tuple[str, ...]) -> None:
     total = sum(counts.values())
     how = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     elapsed = time.perf_counter() - start
-    click.echo(f"\n{total} checks on {len(specs)} spec(s): {total - failed} passed, {failed} failed "
-               f"({how}) in {elapsed:.1f} s")
+    click.echo(
+        f"\n{total} checks on {len(specs)} spec(s): {total - failed} passed, {failed} failed "
+        f"({how}) in {elapsed:.1f} s"
+    )
     sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.option("--target", default="all", show_default=True, help="numpy, or all.")
+@click.option(
+    "--algorithm", "names", multiple=True, help="Only this built-in algorithm (repeatable)."
+)
+@click.option(
+    "--spec",
+    "spec_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Also generate a spec file of your own (repeatable).",
+)
+@click.option(
+    "--out",
+    default="generated",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Output folder.",
+)
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Write nothing; exit 1 listing stale, missing or extra files.",
+)
+@click.option("--force", is_flag=True, help="Overwrite generated files that were edited by hand.")
+@friendly_errors
+def generate(
+    target: str,
+    names: tuple[str, ...],
+    spec_files: tuple[str, ...],
+    out: str,
+    check_only: bool,
+    force: bool,
+) -> None:
+    """Generate code and tests for every (or the chosen) algorithm."""
+    from pathlib import Path
+
+    from symopt import generate as gen
+
+    targets = gen.resolve_targets(target)
+    specs, _ = select_specs(names, spec_files)
+    full = not names and not spec_files
+    progress = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    start = time.perf_counter()
+    files = gen.plan(targets, specs, progress)
+    root = Path(out)
+    if check_only:
+        report = gen.check(root, files, targets, full)
+        for problem in report.problems:
+            click.echo(problem)
+        if report.problems:
+            click.echo(
+                f"{len(report.problems)} file(s) out of date in {out}/: run "
+                f"'symopt generate --target {target}'",
+                err=True,
+            )
+            sys.exit(1)
+        click.echo(f"{len(report.unchanged)} generated file(s) in {out}/ are up to date", err=True)
+        return
+    report = gen.write(root, files, targets, full, force)
+    for rel in report.written:
+        click.echo(f"wrote {out}/{rel}", err=True)
+    for rel in report.removed:
+        click.echo(f"removed {out}/{rel} (no longer generated)", err=True)
+    click.echo(
+        f"{len(report.written)} written, {len(report.unchanged)} unchanged, "
+        f"{len(report.removed)} removed in {time.perf_counter() - start:.1f} s",
+        err=True,
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Safe parsing of spec expressions: untrusted text in, SymPy objects out.
 
-Nothing is evaluated as Python. The text is parsed with :mod:`ast` and every node is checked against a
-whitelist before a SymPy object is built from it by hand. ``sympify`` is never called on user text.
+Nothing is evaluated as Python. The text is parsed with :mod:`ast` and every node is checked
+against a whitelist before a SymPy object is built from it by hand. ``sympify`` is never called on
+user text.
 """
 
 from __future__ import annotations
@@ -115,7 +116,9 @@ class _Builder:
         if name not in FUNCTIONS:
             hint = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise SpecError(f"unknown function {name!r}{suggestion}; allowed: {', '.join(FUNCTIONS)}")
+            raise SpecError(
+                f"unknown function {name!r}{suggestion}; allowed: {', '.join(FUNCTIONS)}"
+            )
         if name == "grad" and not self.allow_grad:
             raise SpecError("grad(...) is only allowed in update equations")
         if node.keywords:
@@ -184,7 +187,7 @@ def parse_assignment(
     allow_grad: bool = True,
     later: frozenset[str] = frozenset(),
 ) -> tuple[str, sympy.Expr]:
-    """Parse ``NAME = EXPRESSION``; the target name is returned unchecked (the caller validates it)."""
+    """Parse ``NAME = EXPRESSION``; the caller validates the returned target name."""
     if isinstance(text, str) and "=" not in text:
         raise SpecError(f"expected 'NAME = EXPRESSION', got {text.strip()!r}")
     tree = _parse_tree(text, "exec")

@@ -18,12 +18,20 @@ def describe(spec: Spec, domains) -> str:
     if spec.states:
         out += ["", "state (initial value):"]
         out += [f"  {s.name:8} = {sympy.sstr(s.init):<8} {s.doc}" for s in spec.states]
-    out += ["", f"update, for t = {spec.t_start}, {spec.t_start + 1}, ... (g is the gradient at w):"]
+    out += [
+        "",
+        f"update, for t = {spec.t_start}, {spec.t_start + 1}, ... (g is the gradient at w):",
+    ]
     out += [f"  {a.text}" for a in spec.update]
     if spec.lookahead_free:
         out += ["", "look-ahead-free form (used by generated code):"]
         out += [f"  {a.text}" for a in spec.lookahead_free.update]
     if spec.notes:
-        out += ["", "notes:", *textwrap.wrap(" ".join(spec.notes.split()), 96, initial_indent="  ",
-                                               subsequent_indent="  ")]
+        out += [
+            "",
+            "notes:",
+            *textwrap.wrap(
+                " ".join(spec.notes.split()), 96, initial_indent="  ", subsequent_indent="  "
+            ),
+        ]
     return "\n".join(out)

@@ -166,8 +166,20 @@ def _assigned(update: tuple[Assignment, ...]) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 TOP_KEYS = {
-    "name", "class_name", "title", "summary", "reference", "notes", "t_start", "hyper", "state",
-    "update", "intermediate", "lookahead_free", "relations", "properties",
+    "name",
+    "class_name",
+    "title",
+    "summary",
+    "reference",
+    "notes",
+    "t_start",
+    "hyper",
+    "state",
+    "update",
+    "intermediate",
+    "lookahead_free",
+    "relations",
+    "properties",
 }
 PROPERTY_KINDS = {"unbiased", "scale_invariant"}
 
@@ -188,7 +200,9 @@ class _Loader:
             return default
         value = table[key]
         if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            names = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
             raise self.fail(f"{where}.{key}" if where else key, f"expected {names}, got {value!r}")
         return value
 
@@ -283,10 +297,13 @@ class _Loader:
             if not DOMAINS[domain].contains(default):
                 raise self.fail(
                     f"{where}.default",
-                    f"default {default!r} is outside its domain {domain} {DOMAINS[domain].interval}",
+                    f"default {default!r} is outside its domain "
+                    f"{domain} {DOMAINS[domain].interval}",
                 )
             latex = self.get(table, "latex", where, str, sympy.latex(sympy.Symbol(key)))
-            out.append(Hyper(key, float(default), domain, latex, self.get(table, "doc", where, str, "")))
+            out.append(
+                Hyper(key, float(default), domain, latex, self.get(table, "doc", where, str, ""))
+            )
         return tuple(out)
 
     def states(self, hypers: tuple[Hyper, ...]) -> tuple[StateVar, ...]:
@@ -301,15 +318,30 @@ class _Loader:
                 raise self.fail(where, "expected a table with init (and optionally latex, doc)")
             self.check_keys(table, {"init", "latex", "doc"}, where)
             if "init" not in table:
-                raise self.fail(where, f"state variable {key!r} has no initial value (add init = ...)")
-            init = self.expr(table["init"] if not isinstance(table["init"], (int, float)) else str(table["init"]), symbols, f"{where}.init")
+                raise self.fail(
+                    where, f"state variable {key!r} has no initial value (add init = ...)"
+                )
+            init = self.expr(
+                table["init"]
+                if not isinstance(table["init"], (int, float))
+                else str(table["init"]),
+                symbols,
+                f"{where}.init",
+            )
             latex = self.get(table, "latex", where, str, sympy.latex(sympy.Symbol(key)))
             out.append(StateVar(key, init, latex, self.get(table, "doc", where, str, "")))
         return tuple(out)
 
-    def update(self, spec: Spec, lines: object, where: str, *, allow_new: bool = True,
-               base: dict[str, sympy.Symbol] | None = None, require_all: bool = True,
-               ) -> tuple[Assignment, ...]:
+    def update(
+        self,
+        spec: Spec,
+        lines: object,
+        where: str,
+        *,
+        allow_new: bool = True,
+        base: dict[str, sympy.Symbol] | None = None,
+        require_all: bool = True,
+    ) -> tuple[Assignment, ...]:
         if not isinstance(lines, list) or not lines or not all(isinstance(x, str) for x in lines):
             raise self.fail(where, "expected a non-empty list of 'NAME = EXPRESSION' strings")
         table = dict(base) if base is not None else _initial_symbols(spec)
@@ -350,7 +382,9 @@ class _Loader:
         self.check_keys(table, {"summary", "variables", "update"}, where)
         update = self.update(spec, table.get("update"), f"{where}.update")
         if any(_has_grad(a.expr) for a in update):
-            raise self.fail(f"{where}.update", "the look-ahead-free form must use only g, not grad(...)")
+            raise self.fail(
+                f"{where}.update", "the look-ahead-free form must use only g, not grad(...)"
+            )
         symbols = _initial_symbols(spec)
         variables = {}
         for k, v in self.get(table, "variables", where, dict).items():
@@ -362,7 +396,9 @@ class _Loader:
     def relation(self, spec: Spec, table: object, where: str) -> Relation:
         if not isinstance(table, dict):
             raise self.fail(where, "expected a table")
-        self.check_keys(table, {"name", "where", "replace", "other", "hyper", "state", "update", "init"}, where)
+        self.check_keys(
+            table, {"name", "where", "replace", "other", "hyper", "state", "update", "init"}, where
+        )
         symbols = _initial_symbols(spec)
         where_map = {}
         for k, v in self.get(table, "where", where, dict, {}).items():
@@ -371,18 +407,28 @@ class _Loader:
             where_map[k] = self.expr(v, symbols, f"{where}.where.{k}")
         replace = ()
         if "replace" in table:
-            replace = self.update(spec, table["replace"], f"{where}.replace", allow_new=False,
-                                  base=_all_symbols(spec), require_all=False)
+            replace = self.update(
+                spec,
+                table["replace"],
+                f"{where}.replace",
+                allow_new=False,
+                base=_all_symbols(spec),
+                require_all=False,
+            )
         other = table.get("other")
         inline = "update" in table
         if (other is None) == (not inline):
-            raise self.fail(where, "give exactly one of 'other' (a spec name) or an inline 'update'")
+            raise self.fail(
+                where, "give exactly one of 'other' (a spec name) or an inline 'update'"
+            )
         update: tuple[Assignment, ...] = ()
         init: dict[str, sympy.Expr] = {}
         if inline:
             for k, v in self.get(table, "init", where, dict, {}).items():
                 self.identifier(k, f"{where}.init.{k}")
-                init[k] = self.expr(str(v) if isinstance(v, (int, float)) else v, symbols, f"{where}.init.{k}")
+                init[k] = self.expr(
+                    str(v) if isinstance(v, (int, float)) else v, symbols, f"{where}.init.{k}"
+                )
             inner = _replace(spec, states=tuple(StateVar(k, v, k) for k, v in init.items()))
             update = self.update(inner, table["update"], f"{where}.update")
         elif not isinstance(other, str) or not other.isidentifier():
@@ -401,7 +447,10 @@ class _Loader:
             raise self.fail(where, "expected a table")
         kind = self.get(table, "kind", where, str)
         if kind not in PROPERTY_KINDS:
-            raise self.fail(f"{where}.kind", f"unknown property {kind!r}; known: {', '.join(sorted(PROPERTY_KINDS))}")
+            raise self.fail(
+                f"{where}.kind",
+                f"unknown property {kind!r}; known: {', '.join(sorted(PROPERTY_KINDS))}",
+            )
         name = self.get(table, "name", where, str)
         symbols = _all_symbols(spec)
         options: dict[str, object] = {}
@@ -413,12 +462,21 @@ class _Loader:
             corrected = self.get(table, "corrected", where, str)
             if corrected not in spec.intermediates:
                 raise self.fail(f"{where}.corrected", f"{corrected!r} is not an intermediate")
-            options = {"state": state, "corrected": corrected,
-                       "expect": self.expr(self.get(table, "expect", where, str), symbols, f"{where}.expect")}
+            options = {
+                "state": state,
+                "corrected": corrected,
+                "expect": self.expr(
+                    self.get(table, "expect", where, str), symbols, f"{where}.expect"
+                ),
+            }
         else:
             self.check_keys(table, {"kind", "name", "where"}, where)
-            options = {"where": {k: self.expr(v, symbols, f"{where}.where.{k}")
-                                 for k, v in self.get(table, "where", where, dict, {}).items()}}
+            options = {
+                "where": {
+                    k: self.expr(v, symbols, f"{where}.where.{k}")
+                    for k, v in self.get(table, "where", where, dict, {}).items()
+                }
+            }
         return Property(kind, name, options)
 
 

@@ -10,7 +10,7 @@ from symopt.checks import CheckResult
 from symopt.checks.prove import SAMPLED, SYMBOLIC, decide_sign, prove_zero
 from symopt.checks.unroll import GradientOracle, initial_env, run_step, spec_symbols
 from symopt.domains import DOMAINS, Domain
-from symopt.spec import W, Assignment, Spec, make_symbol
+from symopt.spec import Assignment, Spec, W, make_symbol
 
 REST_STEPS = 3
 
@@ -47,8 +47,9 @@ def at_rest(spec: Spec, others: Mapping[str, Spec]) -> Iterator[CheckResult]:
         verdict = prove_zero(env[W] - w0, domains)
         methods.append(verdict.method)
         if not verdict.holds:
-            yield CheckResult(name, False, verdict.method,
-                              f"step {k + 1}: w moves to {env[W]}{_witness(verdict)}")
+            yield CheckResult(
+                name, False, verdict.method, f"step {k + 1}: w moves to {env[W]}{_witness(verdict)}"
+            )
             return
     yield CheckResult(name, True, _combine(methods))
 
@@ -88,13 +89,19 @@ def well_defined(spec: Spec, others: Mapping[str, Spec]) -> Iterator[CheckResult
         methods.append(verdict.method)
         if not verdict.holds:
             yield CheckResult(
-                name, False, verdict.method,
+                name,
+                False,
+                verdict.method,
                 f"{kind}: {sympy.sstr(sub)} {FAILS[want]} at t = {t0} in '{a.text}'"
                 f"{_witness(verdict)}",
             )
             return
-    yield CheckResult(name, True, _combine(methods) if methods else SYMBOLIC,
-                      f"{len(found)} division(s)/root(s) inspected")
+    yield CheckResult(
+        name,
+        True,
+        _combine(methods) if methods else SYMBOLIC,
+        f"{len(found)} division(s)/root(s) inspected",
+    )
 
 
 def _gradient_at(w0: sympy.Expr, g: sympy.Symbol):

@@ -1,4 +1,4 @@
-"""Spec-declared properties: unbiased bias correction (symbolic in t) and gradient-scale invariance."""
+"""Spec-declared properties: unbiased bias correction (symbolic in t), gradient-scale invariance."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from symopt.checks.generic import hyper_domains
 from symopt.checks.prove import SYMBOLIC, prove_zero
 from symopt.checks.relations import Side, _apply_where, compare
 from symopt.checks.unroll import spec_symbols
-from symopt.spec import T, W, Property, Spec, make_symbol
+from symopt.spec import Property, Spec, T, W, make_symbol
 
 
 def _inline_until(spec: Spec, target: str) -> sympy.Expr:
@@ -50,7 +50,9 @@ def unbiased(spec: Spec, prop: Property) -> CheckResult:
     seq = sympy.Function("x")
     init = next(s.init for s in spec.states if s.name == state)
     n = sympy.Symbol("n", integer=True)
-    closed = sympy.rsolve(seq(n) - a_coef * seq(n - 1) - b_coef, seq(n), {seq(spec.t_start - 1): init})
+    closed = sympy.rsolve(
+        seq(n) - a_coef * seq(n - 1) - b_coef, seq(n), {seq(spec.t_start - 1): init}
+    )
     if closed is None:
         return CheckResult(name, False, "-", f"SymPy could not solve {state}'s recurrence")
     base = prove_zero(closed.subs(n, spec.t_start - 1) - init, allow_sampling=False)
@@ -67,14 +69,15 @@ def unbiased(spec: Spec, prop: Property) -> CheckResult:
 
 
 def scale_invariant(spec: Spec, prop: Property) -> CheckResult:
-    """Gradients scaled by c > 0 give the same parameters, unrolled with an uninterpreted gradient."""
+    """Gradients scaled by c > 0 give the same parameters (uninterpreted gradient, unrolled)."""
     name = f"property: {prop.name}"
     ours = _apply_where(spec, prop.options["where"])  # type: ignore[arg-type]
     side = Side(spec, spec.update, ours)
     c = sympy.Symbol("c", positive=True)
     w = make_symbol(W)
-    holds, method, detail = compare(side, side, {"w": (w, w)}, hyper_domains(spec),
-                                    b_gradient_scale=c)
+    holds, method, detail = compare(
+        side, side, {"w": (w, w)}, hyper_domains(spec), b_gradient_scale=c
+    )
     return CheckResult(name, holds, method, detail)
 
 
@@ -87,4 +90,3 @@ def declared_properties(spec: Spec, others: Mapping[str, Spec]) -> Iterator[Chec
 
 
 CHECKS = [declared_properties]
-

@@ -100,10 +100,18 @@ SIGN_TESTS = {
 }
 
 
-def reparametrize(
-    expr: sympy.Expr, domains: Mapping[sympy.Symbol, Domain]
-) -> sympy.Expr:
+def reparametrize(expr: sympy.Expr, domains: Mapping[sympy.Symbol, Domain]) -> sympy.Expr:
     """Rewrite bounded hyperparameters through positive symbols so SymPy can reason about signs."""
+    # b^e with b in a unit interval and e > 0 stays in that interval: name it, so that facts like
+    # "1 - beta2**t > 0" reduce to the domain of a fresh symbol.
+    powers = {}
+    for node in expr.atoms(sympy.Pow):
+        base, e = node.args
+        dom = domains.get(base)
+        if dom is not None and dom.name.startswith("unit_") and e.is_positive:
+            powers[node] = sympy.Symbol(f"{base.name}__pow{len(powers)}", **dom.assumptions)
+            domains = {**domains, powers[node]: dom}
+    expr = expr.xreplace(powers)
     mapping = {}
     for sym, dom in domains.items():
         if sym in expr.free_symbols:
@@ -113,9 +121,13 @@ def reparametrize(
 
 
 def decide_sign(
-    expr: sympy.Expr, want: str, domains: Mapping[sympy.Symbol, Domain] = {}
+    expr: sympy.Expr,
+    want: str,
+    domains: Mapping[sympy.Symbol, Domain] = {},
+    *,
+    allow_sampling: bool = True,
 ) -> Verdict:
-    """Does ``expr`` satisfy ``want`` (nonzero/positive/negative/nonnegative) on the whole domain?"""
+    """Does ``expr`` satisfy ``want`` (nonzero, positive, ...) on the whole domain?"""
     holds, refuted, numeric_ok = SIGN_TESTS[want]
     candidate = reparametrize(expr, domains)
     forms = (
@@ -132,6 +144,8 @@ def decide_sign(
             return Verdict(False, SYMBOLIC, {})
         if isinstance(e, sympy.Basic) and sympy.count_ops(e) > SIMPLIFY_MAX_OPS:
             break
+    if not allow_sampling:
+        return Verdict(False, SYMBOLIC)
     for point in sample_points(expr, domains):
         value = _numeric(expr, point)
         if value.has(sympy.zoo, sympy.nan) or not value.is_real or not numeric_ok(value):

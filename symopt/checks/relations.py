@@ -15,7 +15,7 @@ from symopt.checks import CheckResult
 from symopt.checks.generic import _combine, _witness, hyper_domains
 from symopt.checks.prove import prove_zero
 from symopt.checks.unroll import GradientOracle, initial_env, run_step, spec_symbols
-from symopt.spec import W, Assignment, Relation, Spec, StateVar, make_symbol
+from symopt.spec import Assignment, Relation, Spec, StateVar, W, make_symbol
 
 UNROLL_STEPS = 3
 
@@ -47,7 +47,7 @@ def compare(
     pairs: Mapping[str, tuple[sympy.Expr, sympy.Expr]],
     domains,
     steps: int = UNROLL_STEPS,
-    b_gradient_scale: sympy.Expr = sympy.Integer(1),
+    b_gradient_scale: sympy.Expr = sympy.S.One,
 ) -> tuple[bool, str, str]:
     """Unroll both sides from the same w0; before and after every step each pair must agree.
 
@@ -81,7 +81,9 @@ def _apply_where(spec: Spec, where: Mapping[str, sympy.Expr]) -> dict[str, sympy
     return {h: where.get(h, symbols[h]) for h in spec.hyper_names}
 
 
-def _replaced(update: tuple[Assignment, ...], replace: tuple[Assignment, ...]) -> tuple[Assignment, ...]:
+def _replaced(
+    update: tuple[Assignment, ...], replace: tuple[Assignment, ...]
+) -> tuple[Assignment, ...]:
     swap = {r.target: r for r in replace}
     return tuple(swap.get(a.target, a) for a in update)
 
@@ -105,7 +107,9 @@ def _other_side(spec: Spec, rel: Relation, others: Mapping[str, Spec], ours: dic
         elif h in ours:
             hyper[h] = ours[h]
         else:
-            raise LookupError(f"{rel.other}'s hyperparameter {h!r} has no value (add it to 'hyper')")
+            raise LookupError(
+                f"{rel.other}'s hyperparameter {h!r} has no value (add it to 'hyper')"
+            )
     return Side(other, other.update, hyper)
 
 
@@ -128,7 +132,10 @@ def declared_relations(spec: Spec, others: Mapping[str, Spec]) -> Iterator[Check
             plain = Side(spec, spec.update, ours)
             same, _, _ = compare(plain, b, {"w": pairs["w"]}, domains)
             if same:
-                holds, detail = False, "the replaced assignments make no difference: nothing differs"
+                holds, detail = (
+                    False,
+                    "the replaced assignments make no difference: nothing differs",
+                )
             else:
                 detail += "; without the replacement the updates differ"
         yield CheckResult(name, holds, method, detail)
@@ -141,8 +148,10 @@ def lookahead_form(spec: Spec, others: Mapping[str, Spec]) -> Iterator[CheckResu
     name = "look-ahead-free form equals the update (needs only the gradient at the stored point)"
     ours = _apply_where(spec, {})
     a, b = Side(spec, spec.update, ours), Side(spec, form.update, ours)
-    pairs = {var: (make_symbol(var), form.variables.get(var, make_symbol(var)))
-             for var in (W, *spec.state_names)}
+    pairs = {
+        var: (make_symbol(var), form.variables.get(var, make_symbol(var)))
+        for var in (W, *spec.state_names)
+    }
     yield CheckResult(name, *compare(a, b, pairs, hyper_domains(spec)))
 
 

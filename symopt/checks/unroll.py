@@ -16,7 +16,7 @@ import sympy
 from symopt.checks.prove import SAMPLED, SYMBOLIC, prove_zero
 from symopt.domains import Domain
 from symopt.parse import Grad
-from symopt.spec import G, T, W, Assignment, Spec, make_symbol
+from symopt.spec import Assignment, G, Spec, T, W, make_symbol
 
 
 @dataclass
@@ -41,8 +41,10 @@ class GradientOracle:
         return value
 
 
-def initial_env(spec: Spec, hyper: Mapping[str, sympy.Expr], w0: sympy.Expr) -> dict[str, sympy.Expr]:
-    """Values by name at the start: hyperparameters (as given), w, and the states' initial values."""
+def initial_env(
+    spec: Spec, hyper: Mapping[str, sympy.Expr], w0: sympy.Expr
+) -> dict[str, sympy.Expr]:
+    """Values by name at the start: hyperparameters (as given), w, and initial states."""
     env: dict[str, sympy.Expr] = dict(hyper)
     env[W] = w0
     symbols = _symbols(spec)

@@ -1,0 +1,175 @@
+"""Lowering a spec for code generation: a host prelude of scalars and an element-wise body.
+
+* The **prelude** holds every subexpression that depends only on hyperparameters and ``t`` (bias
+  corrections, effective step sizes). Targets compute it once per step, in double precision.
+* The **body** is a list of SSA statements over the arrays ``w, g`` and the state: common
+  subexpressions are shared through numbered temporaries (``sympy.cse``), intermediates of the spec
+  are inlined, and each statement remembers the spec lines it implements (for code comments).
+
+Everything is ordered by the spec and by SymPy's canonical argument order, so the output is the
+same bytes on every run and under every ``PYTHONHASHSEED``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import sympy
+
+from symopt.checks.prove import SYMBOLIC, decide_sign
+from symopt.domains import DOMAINS
+from symopt.spec import G, Spec, T, W, symbol_table
+
+
+@dataclass(frozen=True)
+class Statement:
+    target: sympy.Symbol  # an SSA name: a temporary, or the new value of w / a state
+    expr: sympy.Expr
+    array: str | None  # the array this statement's value is the new content of (None: temporary)
+    equations: tuple[str, ...]  # spec lines implemented here (empty for a shared temporary)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    spec: Spec
+    hypers: tuple[str, ...]
+    arrays: tuple[str, ...]  # w, g, then state names: the element-wise inputs
+    outputs: tuple[str, ...]  # w and the state names: arrays updated in place
+    prelude: tuple[tuple[sympy.Symbol, sympy.Expr], ...]
+    body: tuple[Statement, ...]
+    init: Mapping[str, sympy.Expr]  # state name -> initial value (over hyperparameters)
+
+    @property
+    def scalars(self) -> tuple[sympy.Symbol, ...]:
+        return tuple(s for s, _ in self.prelude)
+
+    def ssa_name(self, array: str) -> sympy.Symbol:
+        """The symbol holding the final value of an output array."""
+        return next(s.target for s in reversed(self.body) if s.array == array)
+
+
+class _Hoister:
+    """Replaces loop-invariant subexpressions by prelude scalars ``_c0, _c1, ...``."""
+
+    def __init__(self, scalar_symbols: set[sympy.Symbol], domains):
+        self.scalar_symbols = scalar_symbols
+        self.domains = domains
+        self.prelude: dict[sympy.Expr, sympy.Symbol] = {}
+
+    def is_scalar(self, e: sympy.Expr) -> bool:
+        return e.free_symbols <= self.scalar_symbols
+
+    def name(self, e: sympy.Expr) -> sympy.Expr:
+        if e.is_Symbol or e.is_Number:
+            return e
+        if e not in self.prelude:
+            self.prelude[e] = sympy.Symbol(f"_c{len(self.prelude)}", real=True)
+        return self.prelude[e]
+
+    def positive(self, e: sympy.Expr) -> bool:
+        """Proven positive (a sampled verdict is not enough to transform code)."""
+        verdict = decide_sign(e, "positive", self.domains, allow_sampling=False)
+        return verdict.holds and verdict.method == SYMBOLIC
+
+    def __call__(self, e: sympy.Expr) -> sympy.Expr:
+        if self.is_scalar(e):
+            return self.name(e)
+        if isinstance(e, (sympy.Add, sympy.Mul)):
+            scalar = [a for a in e.args if self.is_scalar(a)]
+            rest = [self(a) for a in e.args if not self.is_scalar(a)]
+            op = type(e)
+            if not scalar:
+                return op(*rest)
+            s = op(*scalar)
+            if isinstance(e, sympy.Mul) and s.is_Number:
+                return op(s, *rest)
+            return op(self.name(s), *rest)
+        if isinstance(e, sympy.Pow):
+            base, ex = e.args
+            if isinstance(base, sympy.Mul) and self.is_scalar(ex) and not ex.is_Integer:
+                scalar = sympy.Mul(*[a for a in base.args if self.is_scalar(a)])
+                rest = sympy.Mul(*[a for a in base.args if not self.is_scalar(a)])
+                if scalar != 1 and self.positive(scalar):
+                    # (s x)^p = s^p x^p for s > 0, which moves s^p to the prelude.
+                    return self.name(sympy.Pow(scalar, ex)) * self(sympy.Pow(rest, ex))
+            return sympy.Pow(self(base), ex if ex.is_Number else self(ex))
+        if e.args:
+            return e.func(*(self(a) for a in e.args))
+        return e
+
+
+def lower(spec: Spec) -> Kernel:
+    """Lower a spec's executable update into prelude + element-wise SSA body."""
+    symbols = symbol_table(spec)
+    update = spec.executable_update
+    for a in update:
+        symbols.setdefault(a.target, sympy.Symbol(a.target, real=True))
+    outputs = (W, *spec.state_names)
+    hyper_syms = {symbols[h] for h in spec.hyper_names} | {symbols[T]}
+    domains = {symbols[h.name]: DOMAINS[h.domain] for h in spec.hypers}
+
+    # 1. Sequential semantics -> SSA, intermediates inlined.
+    current: dict[sympy.Symbol, sympy.Expr] = {}
+    pending_lines: list[str] = []
+    statements: list[tuple[sympy.Symbol, sympy.Expr, str, tuple[str, ...]]] = []
+    version: dict[str, int] = {}
+    for a in update:
+        expr = a.expr.xreplace(current)
+        if a.target in outputs:
+            version[a.target] = version.get(a.target, 0) + 1
+            ssa = sympy.Symbol(f"{a.target}__{version[a.target]}", real=True)
+            current[symbols[a.target]] = ssa
+            statements.append((ssa, expr, a.target, (*pending_lines, a.text)))
+            pending_lines = []
+        else:
+            current[symbols[a.target]] = expr
+            pending_lines.append(a.text)
+
+    # 2. Hoist loop invariants into the prelude.
+    hoist = _Hoister(hyper_syms, domains)
+    hoisted = [(ssa, hoist(expr), arr, lines) for ssa, expr, arr, lines in statements]
+
+    # 3. Common subexpressions across the whole body (SSA makes this valid).
+    temps, reduced = sympy.cse(
+        [expr for _, expr, _, _ in hoisted],
+        symbols=sympy.numbered_symbols("_t", real=True),
+        optimizations="basic",
+    )
+    body = _interleave(temps, reduced, hoisted)
+    prelude = tuple((sym, expr) for expr, sym in hoist.prelude.items())
+    arrays = (W, G, *spec.state_names)
+    return Kernel(
+        spec,
+        spec.hyper_names,
+        arrays,
+        outputs,
+        prelude,
+        tuple(body),
+        {s.name: s.init for s in spec.states},
+    )
+
+
+def _interleave(temps, reduced, hoisted) -> list[Statement]:
+    """Place each CSE temporary just before the first statement that needs it."""
+    deps = {sym: expr.free_symbols for sym, expr in temps}
+    needed_by: dict[sympy.Symbol, int] = {}
+    for i, expr in enumerate(reduced):
+        stack = list(expr.free_symbols)
+        while stack:
+            s = stack.pop()
+            if s in deps and needed_by.get(s, i + 1) > i:
+                needed_by[s] = i
+                stack.extend(deps[s])
+    body: list[Statement] = []
+    for i, ((ssa, _, arr, lines), expr) in enumerate(zip(hoisted, reduced, strict=True)):
+        body += [Statement(sym, e, None, ()) for sym, e in temps if needed_by.get(sym) == i]
+        body.append(Statement(ssa, expr, arr, lines))
+    return body
+
+
+def describe_kernel(kernel: Kernel) -> str:
+    """Human-readable dump (used by tests and ``symopt show --kernel``)."""
+    lines = [f"{s} = {e}" for s, e in kernel.prelude]
+    lines += ["--"] + [f"{st.target} = {st.expr}" for st in kernel.body]
+    return "\n".join(lines)

@@ -1,0 +1,237 @@
+"""The reference stepper: runs a spec straight from its SymPy equations, the oracle of every test.
+
+It walks each expression tree and evaluates it with NumPy float64 (or mpmath, for high precision).
+It shares nothing with code generation: no printer, no CSE, no hoisting, no templates, so a bug
+there cannot hide by being repeated here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from functools import reduce
+
+import numpy as np
+import sympy
+
+from symopt.errors import SpecError
+from symopt.parse import Grad
+from symopt.spec import Assignment, G, Spec, T, W, symbol_table
+
+GradientFn = Callable[[np.ndarray], np.ndarray]
+
+
+class _Float64:
+    def number(self, x: sympy.Expr):
+        return float(x)
+
+    def sqrt(self, x):
+        return np.sqrt(x)
+
+    def power(self, x, e):
+        return np.power(x, e)
+
+    abs = staticmethod(np.abs)
+    exp = staticmethod(np.exp)
+    log = staticmethod(np.log)
+    sign = staticmethod(np.sign)
+    maximum = staticmethod(np.maximum)
+    minimum = staticmethod(np.minimum)
+
+    def array(self, x) -> np.ndarray:
+        return np.array(x, dtype=np.float64)
+
+
+class _Mpmath:
+    """Element-wise mpmath arithmetic on object arrays (slow; for precision studies)."""
+
+    def __init__(self, digits: int = 50):
+        import mpmath
+
+        self.mp = mpmath.mp
+        self.mp.dps = digits
+        self.mpmath = mpmath
+        ufunc = lambda f, n=1: np.frompyfunc(f, n, 1)  # noqa: E731
+        self.sqrt = ufunc(self.mp.sqrt)
+        self.power = ufunc(lambda a, b: self.mp.power(a, b), 2)
+        self.abs = ufunc(abs)
+        self.exp = ufunc(self.mp.exp)
+        self.log = ufunc(self.mp.log)
+        self.sign = ufunc(self.mp.sign)
+        self.maximum = ufunc(lambda a, b: a if a >= b else b, 2)
+        self.minimum = ufunc(lambda a, b: a if a <= b else b, 2)
+
+    def number(self, x: sympy.Expr):
+        return (
+            self.mp.mpf(sympy.Rational(x).p) / self.mp.mpf(sympy.Rational(x).q)
+            if x.is_Rational
+            else self.mp.mpf(str(sympy.N(x, self.mp.dps + 5)))
+        )
+
+    def array(self, x) -> np.ndarray:
+        arr = np.asarray(x)
+        out = np.empty(arr.shape, dtype=object)
+        out.flat = [
+            self.mp.mpf(float(v)) if not isinstance(v, self.mpmath.mpf) else v for v in arr.flat
+        ]
+        return out
+
+
+def evaluate(expr: sympy.Expr, env: Mapping[sympy.Symbol, object], arith, grad=None):
+    """Evaluate a SymPy expression tree over arrays/scalars bound in ``env``."""
+    ev = lambda e: evaluate(e, env, arith, grad)  # noqa: E731
+    if expr.is_Symbol:
+        return env[expr]
+    if expr.is_Number or expr.is_NumberSymbol:
+        return arith.number(expr)
+    if isinstance(expr, sympy.Add):
+        return reduce(lambda a, b: a + b, (ev(a) for a in expr.args))
+    if isinstance(expr, sympy.Mul):
+        return reduce(lambda a, b: a * b, (ev(a) for a in expr.args))
+    if isinstance(expr, sympy.Pow):
+        base, e = expr.args
+        if e == sympy.S.Half:
+            return arith.sqrt(ev(base))
+        if e == -sympy.S.Half:
+            return 1.0 / arith.sqrt(ev(base))
+        if e.is_Integer:
+            b = ev(base)
+            return b ** int(e) if int(e) > 0 else 1.0 / b ** (-int(e))
+        return arith.power(ev(base), ev(e))
+    if isinstance(expr, sympy.Abs):
+        return arith.abs(ev(expr.args[0]))
+    if isinstance(expr, sympy.Max):
+        return reduce(arith.maximum, (ev(a) for a in expr.args))
+    if isinstance(expr, sympy.Min):
+        return reduce(arith.minimum, (ev(a) for a in expr.args))
+    if isinstance(expr, sympy.exp):
+        return arith.exp(ev(expr.args[0]))
+    if isinstance(expr, sympy.log):
+        return arith.log(ev(expr.args[0]))
+    if isinstance(expr, sympy.sign):
+        return arith.sign(ev(expr.args[0]))
+    if isinstance(expr, Grad):
+        if grad is None:
+            raise ValueError("grad(...) needs a gradient function; pass grad_fn to step()")
+        return grad(ev(expr.args[0]))
+    raise TypeError(f"the reference stepper cannot evaluate {type(expr).__name__}: {expr}")
+
+
+class ReferenceStepper:
+    """Steps a spec on a list of arrays, in float64 (or mpmath), straight from its equations.
+
+    ``step(grads)`` runs the spec's executable update (its look-ahead-free form when it has one)
+    on a given gradient stream. ``step(grad_fn=f)`` runs the spec's own update with ``g = f(w)`` and
+    ``grad(x) = f(x)``, so look-ahead methods are exercised as written.
+    """
+
+    def __init__(
+        self,
+        spec: Spec,
+        params: Sequence[np.ndarray],
+        *,
+        precision: str = "float64",
+        **hyper: float,
+    ):
+        self.spec = spec
+        self.arith = _Mpmath() if precision == "mpmath" else _Float64()
+        self.hyper = dict(spec.defaults)
+        self.set_hyper(**hyper)
+        self.params = [self.arith.array(p) for p in params]
+        self.steps = 0
+        self.symbols = symbol_table(spec)
+        for form in (spec.update, spec.executable_update):
+            for a in form:
+                self.symbols.setdefault(a.target, sympy.Symbol(a.target, real=True))
+        self.state = [self._initial_state(p) for p in self.params]
+
+    def set_hyper(self, **hyper: float) -> None:
+        for k, v in hyper.items():
+            if k not in self.hyper:
+                raise SpecError(
+                    f"unknown hyperparameter {k!r}; {self.spec.name} has {', '.join(self.hyper)}"
+                )
+            self.hyper[k] = float(v)
+
+    @property
+    def t(self) -> int:
+        """The step counter of the most recent step (t_start for the first)."""
+        return self.spec.t_start + self.steps - 1
+
+    def _scalars(self) -> dict[sympy.Symbol, object]:
+        env = {
+            self.symbols[k]: self.arith.number(sympy.Rational(repr(v)))
+            if not isinstance(self.arith, _Float64)
+            else v
+            for k, v in self.hyper.items()
+        }
+        return env
+
+    def _initial_state(self, p: np.ndarray) -> dict[str, np.ndarray]:
+        env = self._scalars()
+        out = {}
+        for s in self.spec.states:
+            value = evaluate(s.init, env, self.arith)
+            out[s.name] = self.arith.array(np.broadcast_to(value, p.shape))
+        return out
+
+    def step(
+        self,
+        grads: Sequence[np.ndarray] | None = None,
+        *,
+        grad_fn: GradientFn | None = None,
+        **hyper: float,
+    ) -> None:
+        self.set_hyper(**hyper)
+        self.steps += 1
+        if grad_fn is not None:
+            update: Sequence[Assignment] = self.spec.update
+            grads = [None] * len(self.params)
+        else:
+            update = self.spec.executable_update
+            if grads is None or len(grads) != len(self.params):
+                raise ValueError(f"expected {len(self.params)} gradient arrays")
+        for i, g in enumerate(grads):
+            self.params[i], self.state[i] = self._step_one(
+                self.params[i], g, self.state[i], update, grad_fn
+            )
+
+    def _step_one(self, w, g, state, update, grad_fn):
+        env = self._scalars()
+        env[self.symbols[T]] = self.t
+        env[self.symbols[W]] = w
+        env[self.symbols[G]] = self.arith.array(grad_fn(w) if grad_fn is not None else g)
+        for name, value in state.items():
+            env[self.symbols[name]] = value
+        with np.errstate(all="ignore"):
+            for a in update:
+                value = evaluate(a.expr, env, self.arith, grad_fn)
+                env[self.symbols[a.target]] = self.arith.array(np.broadcast_to(value, w.shape))
+        return env[self.symbols[W]], {k: env[self.symbols[k]] for k in state}
+
+
+def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    """max |a - e| / max(|e|), the scale-aware error the generated tests bound."""
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    diff = (
+        float(np.max(np.abs(np.asarray(actual, dtype=np.float64) - expected)))
+        if expected.size
+        else 0.0
+    )
+    if scale == 0.0 or not math.isfinite(scale):
+        return diff
+    return diff / scale
+
+
+def original_variables(
+    spec: Spec, w: np.ndarray, state: Mapping[str, np.ndarray], hyper: Mapping[str, float]
+) -> dict[str, np.ndarray]:
+    """Map a look-ahead-free form's variables back to the spec's own (Nesterov: w = p - rho v)."""
+    symbols = symbol_table(spec)
+    env: dict[sympy.Symbol, object] = {symbols[k]: float(v) for k, v in hyper.items()}
+    env[symbols[W]] = np.asarray(w, dtype=np.float64)
+    env.update({symbols[k]: np.asarray(v, dtype=np.float64) for k, v in state.items()})
+    variables = spec.lookahead_free.variables if spec.lookahead_free else {}
+    names = (W, *spec.state_names)
+    return {n: evaluate(variables.get(n, symbols[n]), env, _Float64()) for n in names}

@@ -1,0 +1,56 @@
+"""The Jinja2 environment shared by every target."""
+
+from __future__ import annotations
+
+import textwrap
+from functools import cache
+
+import jinja2
+
+from symopt.resources import data_dir
+
+
+def _docstring(text: str) -> str:
+    """Text that is safe inside a triple-quoted Python docstring."""
+    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+
+
+def _wrap(text: str, width: int = 96, indent: str = "") -> str:
+    return "\n".join(
+        textwrap.wrap(
+            " ".join(text.split()), width, initial_indent=indent, subsequent_indent=indent
+        )
+    )
+
+
+def _pychunks(text: str, width: int = 80) -> list[str]:
+    """Python string literals, one per line of ``text`` (long lines split), adding up to it."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        while len(line) > width:
+            cut = line.rfind(" ", 0, width) + 1 or width
+            out.append(repr(line[:cut]))
+            line = line[cut:]
+        out.append(repr(line))
+    return out
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["docstring"] = _docstring
+    env.filters["wrap"] = _wrap
+    env.filters["pyrepr"] = repr
+    env.filters["pychunks"] = _pychunks
+    return env
+
+
+def render(template: str, **data) -> str:
+    return environment().get_template(template).render(**data)

@@ -1,0 +1,8 @@
+"""Code generation targets. Adding one = a module here + a template folder + tests."""
+
+from __future__ import annotations
+
+from symopt.targets.base import Target
+from symopt.targets.numpy import NumpyTarget
+
+TARGETS: dict[str, Target] = {t.name: t for t in (NumpyTarget(),)}

@@ -1,0 +1,143 @@
+"""NumPy target: one self-contained module per spec, in-place ufuncs over cache-sized chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sympy
+from sympy.printing.pycode import PythonCodePrinter
+
+from symopt import __version__
+from symopt.domains import DOMAINS
+from symopt.kernel import Kernel, lower
+from symopt.render import render
+from symopt.spec import Spec
+from symopt.tac import compile_kernel
+from symopt.targets.base import Target
+from symopt.writer import GeneratedFile, with_header
+
+PACKAGE = "symopt_numpy"
+UFUNC = {
+    "add": "np.add",
+    "subtract": "np.subtract",
+    "multiply": "np.multiply",
+    "divide": "np.divide",
+    "negative": "np.negative",
+    "square": "np.square",
+    "sqrt": "np.sqrt",
+    "absolute": "np.absolute",
+    "maximum": "np.maximum",
+    "minimum": "np.minimum",
+    "exp": "np.exp",
+    "log": "np.log",
+    "sign": "np.sign",
+    "power": "np.power",
+}
+
+
+class ScalarPrinter(PythonCodePrinter):
+    """Host scalars in plain Python: ``math.sqrt``, and decimal literals instead of ``1/10``."""
+
+    def __init__(self) -> None:
+        super().__init__({"standard": "python3", "fully_qualified_modules": True})
+
+    def _print_Rational(self, expr: sympy.Rational) -> str:
+        return str(expr.p) if expr.q == 1 else repr(float(expr))
+
+    def _print_Half(self, expr) -> str:
+        return "0.5"
+
+
+def _instruction(op: str, dst: str, args) -> str:
+    names = [a for _, a in args]
+    if op == "copy":
+        return f"np.copyto({dst}, {names[0]})"
+    if op == "fill":
+        return f"{dst}.fill({names[0]})"
+    return f"{UFUNC[op]}({', '.join(names)}, out={dst})"
+
+
+def template_data(spec: Spec, kernel: Kernel) -> dict:
+    printer = ScalarPrinter()
+    program = compile_kernel(kernel, printer.doprint)
+    body: list[dict] = []
+    for op, dst, args, comments in program.instructions:
+        body.append({"comments": list(comments), "code": _instruction(op, dst, args)})
+    used = {s.name for st in kernel.body for s in st.expr.free_symbols}
+    direct = [h for h in (*kernel.hypers, "t") if h in used]
+    init_names = {s.name for st in spec.states for s in st.init.free_symbols}
+    hypers = [
+        {
+            "name": h.name,
+            "default": repr(h.default),
+            "condition": DOMAINS[h.domain].condition.format(x=h.name),
+            "interval": DOMAINS[h.domain].interval,
+            "doc": h.doc,
+        }
+        for h in spec.hypers
+    ]
+    return {
+        "spec": spec,
+        "version": __version__,
+        "fn": f"{spec.name}_step",
+        "hypers": hypers,
+        "hyper_names": list(spec.hyper_names),
+        "states": [
+            {"name": s.name, "init": printer.doprint(s.init), "doc": s.doc} for s in spec.states
+        ],
+        "prelude": [
+            {"name": s.name, "code": printer.doprint(e), "math": sympy.sstr(e)}
+            for s, e in kernel.prelude
+        ],
+        "direct": direct,
+        "scalar_args": direct + [s.name for s in kernel.scalars],
+        "init_hypers": [h for h in spec.hyper_names if h in init_names],
+        "arrays": list(kernel.arrays),
+        "scratch": program.scratch,
+        "body": body,
+        "equations": [a.text for a in spec.update],
+        "executed": [a.text for a in spec.executable_update],
+        "lookahead": spec.lookahead_free,
+        "test_imports": sorted(
+            ["CHUNK", "DEFAULTS", "STATE", spec.class_name, f"{spec.name}_step"], key=_isort_key
+        ),
+    }
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    """isort's order-by-type: CONSTANTS, then Classes, then functions."""
+    return (0 if name.isupper() else 1 if name[:1].isupper() else 2, name)
+
+
+class NumpyTarget(Target):
+    name = "numpy"
+
+    def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
+        out = []
+        for spec in specs:
+            data = template_data(spec, lower(spec))
+            for template, path in (
+                ("numpy/optimizer.py.jinja", f"numpy/{PACKAGE}/{spec.name}.py"),
+                ("numpy/test_optimizer.py.jinja", f"numpy/tests/test_{spec.name}.py"),
+            ):
+                body = render(template, **data)
+                out.append(
+                    GeneratedFile(
+                        path,
+                        with_header(body, comment="#", source=spec.source, spec_digest=spec.digest),
+                    )
+                )
+        names = [
+            {"module": s.name, "class_name": s.class_name, "fn": f"{s.name}_step"} for s in specs
+        ]
+        for template, path in (
+            ("numpy/__init__.py.jinja", f"numpy/{PACKAGE}/__init__.py"),
+            ("numpy/conftest.py.jinja", "numpy/tests/conftest.py"),
+        ):
+            body = render(template, specs=names, version=__version__)
+            out.append(
+                GeneratedFile(
+                    path, with_header(body, comment="#", source="symopt", spec_digest=None)
+                )
+            )
+        return out
