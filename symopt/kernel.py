@@ -50,7 +50,17 @@ class Kernel:
 
 
 class _Hoister:
-    """Replaces loop-invariant subexpressions by prelude scalars ``_c0, _c1, ...``."""
+    """Moves loop-invariant work to the prelude, as scalars ``_c0, _c1, ...``.
+
+    Two exact rewrites first expose more invariant work (each applied only when SymPy proves the
+    side condition, never on a sampled verdict):
+
+    * ``(s*x)**p = s**p * x**p`` for a scalar ``s > 0``;
+    * ``N / (k*x + e) = (N/k) / (x + e/k)`` for a scalar ``k != 0``, so the denominator's leading
+      term needs no multiply (Adam's ``sqrt(v/(1 - beta2**t))`` becomes ``sqrt(v)`` with the bias
+      correction folded into the step size);
+    * a scalar factor distributes into a sum whose terms all have scalar coefficients.
+    """
 
     def __init__(self, scalar_symbols: set[sympy.Symbol], domains):
         self.scalar_symbols = scalar_symbols
@@ -60,6 +70,57 @@ class _Hoister:
     def is_scalar(self, e: sympy.Expr) -> bool:
         return e.free_symbols <= self.scalar_symbols
 
+    def proven(self, e: sympy.Expr, want: str) -> bool:
+        verdict = decide_sign(e, want, self.domains, allow_sampling=False)
+        return verdict.holds and verdict.method == SYMBOLIC
+
+    def rewrite(self, e: sympy.Expr) -> sympy.Expr:
+        """Bottom-up exact rewrites (see the class docstring)."""
+        if self.is_scalar(e) or not e.args:
+            return e
+        e = e.func(*(self.rewrite(a) for a in e.args))
+        if isinstance(e, sympy.Pow):
+            base, ex = e.args
+            if isinstance(base, sympy.Mul) and self.is_scalar(ex) and not ex.is_Integer:
+                scalar = sympy.Mul(*[a for a in base.args if self.is_scalar(a)])
+                rest = sympy.Mul(*[a for a in base.args if not self.is_scalar(a)])
+                if scalar != 1 and self.proven(scalar, "positive"):
+                    return sympy.Pow(scalar, ex) * sympy.Pow(rest, ex)
+        if isinstance(e, sympy.Mul):
+            return self.distribute(sympy.Mul(*(self.normalize(f) for f in e.args)))
+        return e
+
+    def distribute(self, product: sympy.Expr) -> sympy.Expr:
+        """k*(a*x + b*y)*r -> (k*a*x + k*b*y)*r when every term of the sum already has a scalar
+        coefficient: the multiply by k then merges into the coefficients and costs nothing."""
+        if not isinstance(product, sympy.Mul):
+            return product
+        k = sympy.Mul(*[f for f in product.args if self.is_scalar(f)])
+        sums = [f for f in product.args if isinstance(f, sympy.Add) and not self.is_scalar(f)]
+        if k == 1 or len(sums) != 1:
+            return product
+        terms = sums[0].args
+        if not all(
+            self.is_scalar(t) or any(self.is_scalar(f) for f in sympy.Mul.make_args(t))
+            for t in terms
+        ):
+            return product
+        rest = [f for f in product.args if not self.is_scalar(f) and f is not sums[0]]
+        return sympy.Mul(sympy.Add(*[k * t for t in terms]), *rest)
+
+    def normalize(self, factor: sympy.Expr) -> sympy.Expr:
+        """1/(k*x + e) -> (1/k) * 1/(x + e/k) when k is a scalar proven nonzero."""
+        if not (isinstance(factor, sympy.Pow) and factor.args[1] == -1):
+            return factor
+        denominator = factor.args[0]
+        if not isinstance(denominator, sympy.Add) or self.is_scalar(denominator):
+            return factor
+        lead = next(t for t in denominator.args if not self.is_scalar(t))
+        k = sympy.Mul(*[f for f in sympy.Mul.make_args(lead) if self.is_scalar(f)])
+        if k == 1 or not self.proven(k, "nonzero"):
+            return factor
+        return sympy.Mul(1 / k, 1 / sympy.Add(*[t / k for t in denominator.args]))
+
     def name(self, e: sympy.Expr) -> sympy.Expr:
         if e.is_Symbol or e.is_Number:
             return e
@@ -67,17 +128,15 @@ class _Hoister:
             self.prelude[e] = sympy.Symbol(f"_c{len(self.prelude)}", real=True)
         return self.prelude[e]
 
-    def positive(self, e: sympy.Expr) -> bool:
-        """Proven positive (a sampled verdict is not enough to transform code)."""
-        verdict = decide_sign(e, "positive", self.domains, allow_sampling=False)
-        return verdict.holds and verdict.method == SYMBOLIC
-
     def __call__(self, e: sympy.Expr) -> sympy.Expr:
+        return self.hoist(self.rewrite(e))
+
+    def hoist(self, e: sympy.Expr) -> sympy.Expr:
         if self.is_scalar(e):
             return self.name(e)
         if isinstance(e, (sympy.Add, sympy.Mul)):
             scalar = [a for a in e.args if self.is_scalar(a)]
-            rest = [self(a) for a in e.args if not self.is_scalar(a)]
+            rest = [self.hoist(a) for a in e.args if not self.is_scalar(a)]
             op = type(e)
             if not scalar:
                 return op(*rest)
@@ -87,15 +146,9 @@ class _Hoister:
             return op(self.name(s), *rest)
         if isinstance(e, sympy.Pow):
             base, ex = e.args
-            if isinstance(base, sympy.Mul) and self.is_scalar(ex) and not ex.is_Integer:
-                scalar = sympy.Mul(*[a for a in base.args if self.is_scalar(a)])
-                rest = sympy.Mul(*[a for a in base.args if not self.is_scalar(a)])
-                if scalar != 1 and self.positive(scalar):
-                    # (s x)^p = s^p x^p for s > 0, which moves s^p to the prelude.
-                    return self.name(sympy.Pow(scalar, ex)) * self(sympy.Pow(rest, ex))
-            return sympy.Pow(self(base), ex if ex.is_Number else self(ex))
+            return sympy.Pow(self.hoist(base), ex if ex.is_Number else self.hoist(ex))
         if e.args:
-            return e.func(*(self(a) for a in e.args))
+            return e.func(*(self.hoist(a) for a in e.args))
         return e
 
 

@@ -56,7 +56,7 @@ def at_rest(spec: Spec, others: Mapping[str, Spec]) -> Iterator[CheckResult]:
 
 def _problems(expr: sympy.Expr) -> Iterator[tuple[str, sympy.Expr, str]]:
     """(kind, subexpression, requirement) for every division, even root and log in ``expr``."""
-    for node in sympy.preorder_traversal(expr):
+    for node in sympy.postorder_traversal(expr):  # innermost first: report the root cause
         if isinstance(node, sympy.Pow):
             base, exp = node.args
             if exp.is_negative:

@@ -1,0 +1,69 @@
+"""Kernel lowering and the three-address code: what the generated code is built from."""
+
+import sympy
+
+from symopt.kernel import lower
+from symopt.resources import builtin_specs
+from symopt.tac import compile_kernel
+from symopt.targets.numpy import ScalarPrinter
+
+SPECS = builtin_specs()
+
+
+def test_adam_prelude_holds_the_bias_corrections_and_body_is_elementwise():
+    kernel = lower(SPECS["adam"])
+    scalars = {s.name for s in kernel.scalars}
+    hypers = {"lr", "beta1", "beta2", "eps", "t"}
+    for _, expr in kernel.prelude:
+        assert {s.name for s in expr.free_symbols} <= hypers
+    prelude = " ".join(str(e) for _, e in kernel.prelude)
+    assert "beta1**t" in prelude and "beta2**t" in prelude
+    for st in kernel.body:
+        names = {s.name for s in st.expr.free_symbols}
+        assert "t" not in names, "t-dependent work must be in the prelude"
+        assert names <= {"w", "g", "m", "v", "m__1", "v__1", "beta1", "beta2"} | scalars
+
+
+def test_lowered_adam_equals_the_spec_symbolically():
+    """Inlining prelude and SSA names back gives the spec's update exactly."""
+    kernel = lower(SPECS["adam"])
+    back = {sym: expr for sym, expr in kernel.prelude}
+    values = {}
+    for st in kernel.body:
+        values[st.target] = st.expr.xreplace(values).xreplace(back)
+    spec = SPECS["adam"]
+    sym = {s.name: s for a in spec.update for s in a.expr.free_symbols}
+    t = sympy.Symbol("t", positive=True, integer=True)
+    m1 = sym["beta1"] * sym["m"] + (1 - sym["beta1"]) * sym["g"]
+    v1 = sym["beta2"] * sym["v"] + (1 - sym["beta2"]) * sym["g"] ** 2
+    w1 = sym["w"] - sym["lr"] * (m1 / (1 - sym["beta1"] ** t)) / (
+        sympy.sqrt(v1 / (1 - sym["beta2"] ** t)) + sym["eps"]
+    )
+    final = {st.array: values[st.target] for st in kernel.body if st.array}
+    # On the domain, 1 - beta2**t is positive: name it P > 0 so SymPy may split square roots.
+    positive = {sym["beta2"] ** t: 1 - sympy.Symbol("P", positive=True)}
+    for name, expected in {"m": m1, "v": v1, "w": w1}.items():
+        difference = (final[name] - expected).xreplace(positive)
+        assert sympy.simplify(difference) == 0, name
+
+
+def test_nesterov_is_lowered_from_the_lookahead_free_form():
+    kernel = lower(SPECS["nesterov"])
+    text = " ".join(str(st.expr) for st in kernel.body)
+    assert "grad" not in text
+
+
+def test_three_address_code_never_writes_the_gradient_and_ends_in_place():
+    for name, spec in SPECS.items():
+        program = compile_kernel(lower(spec), ScalarPrinter().doprint)
+        written = [dst for _, dst, _, _ in program.instructions]
+        assert "g" not in written, name
+        for out in ("w", *spec.state_names):
+            assert out in written, f"{name}: {out} is never written"
+        assert not any(op == "copy" for op, *_ in program.instructions), name
+
+
+def test_adam_needs_two_scratch_buffers_and_twelve_operations():
+    program = compile_kernel(lower(SPECS["adam"]), ScalarPrinter().doprint)
+    assert program.scratch == ["_b0", "_b1"]
+    assert len(program.instructions) == 12

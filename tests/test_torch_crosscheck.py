@@ -1,0 +1,65 @@
+"""The generated NumPy optimizers reproduce torch.optim where the mathematics agree (float64).
+
+torch.optim is an implementation nobody here wrote; agreement to 1e-12 on the same gradient stream
+is evidence that spec, generator and generated code are all right.
+"""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import symopt_numpy as gen  # noqa: E402
+
+STEPS = 200
+SHAPE = (37, 11)
+
+# algorithm -> (our hyperparameters, torch constructor taking (params, **our hyperparameters))
+CASES = {
+    "sgd": ({"lr": 0.05}, lambda p, h: torch.optim.SGD(p, lr=h["lr"])),
+    "momentum": (
+        {"lr": 0.02, "rho": 0.9},
+        lambda p, h: torch.optim.SGD(p, lr=h["lr"], momentum=h["rho"]),
+    ),
+    # Nesterov: our look-ahead-free form stores p = w + rho v and steps it exactly like torch's
+    # nesterov=True with buffer b = -v/lr (proven equal to the look-ahead update by `symopt check`).
+    "nesterov": (
+        {"lr": 0.02, "rho": 0.9},
+        lambda p, h: torch.optim.SGD(p, lr=h["lr"], momentum=h["rho"], nesterov=True),
+    ),
+    "adagrad": (
+        {"lr": 0.1, "eps": 1e-10},
+        lambda p, h: torch.optim.Adagrad(p, lr=h["lr"], eps=h["eps"]),
+    ),
+    "rmsprop": (
+        {"lr": 0.01, "decay": 0.95, "eps": 1e-8},
+        lambda p, h: torch.optim.RMSprop(p, lr=h["lr"], alpha=h["decay"], eps=h["eps"]),
+    ),
+    "adam": (
+        {"lr": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-8},
+        lambda p, h: torch.optim.Adam(p, lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"]),
+    ),
+}
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_generated_numpy_matches_torch(name, foreach):
+    hyper, make_torch = CASES[name]
+    rng = np.random.default_rng(11)
+    w0 = rng.standard_normal(SHAPE)
+    ours = gen.OPTIMIZERS[name]([w0.copy()], **hyper)
+    param = torch.nn.Parameter(torch.tensor(w0, dtype=torch.float64))
+    theirs = make_torch([param], hyper)
+    for group in theirs.param_groups:
+        group["foreach"] = foreach
+    worst = 0.0
+    for _ in range(STEPS):
+        g = rng.standard_normal(SHAPE) * 10.0 ** rng.uniform(-2, 1)
+        ours.step([g])
+        param.grad = torch.tensor(g)
+        theirs.step()
+        expected = param.detach().numpy()
+        error = np.max(np.abs(ours.params[0] - expected)) / np.max(np.abs(expected))
+        worst = max(worst, float(error))
+    assert worst <= 1e-12, f"{name}: relative error {worst:.2e} against torch.optim"
