@@ -47,6 +47,23 @@ def select_specs(
     return chosen + user, known
 
 
+def generation_specs(names: Sequence[str], spec_files: Sequence[str], builtins: bool) -> list[Spec]:
+    """Built-ins (all, or those named) plus user specs; a user spec replaces a same-named one."""
+    from symopt.resources import builtin_spec, builtin_specs
+
+    if names and not builtins:
+        raise click.UsageError("--algorithm selects built-ins; it cannot go with --no-builtins")
+    chosen: dict[str, Spec] = {}
+    if builtins:
+        chosen = {n: builtin_spec(n) for n in names} if names else dict(builtin_specs())
+    for path in spec_files:
+        spec = load_spec(path)
+        chosen[spec.name] = spec
+    if not chosen:
+        raise click.UsageError("nothing to generate: give --spec FILE or drop --no-builtins")
+    return list(chosen.values())
+
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
@@ -136,7 +153,13 @@ def check(names: tuple[str, ...], spec_files: tuple[str, ...]) -> None:
     "spec_files",
     multiple=True,
     type=click.Path(dir_okay=False),
-    help="Also generate a spec file of your own (repeatable).",
+    help="Also generate a spec file of your own (repeatable); it replaces a same-named built-in.",
+)
+@click.option(
+    "--builtins/--no-builtins",
+    default=True,
+    show_default=True,
+    help="Generate the built-in algorithms too (--no-builtins: only the --spec files).",
 )
 @click.option(
     "--out",
@@ -157,6 +180,7 @@ def generate(
     target: str,
     names: tuple[str, ...],
     spec_files: tuple[str, ...],
+    builtins: bool,
     out: str,
     check_only: bool,
     force: bool,
@@ -167,8 +191,9 @@ def generate(
     from symopt import generate as gen
 
     targets = gen.resolve_targets(target)
-    specs, _ = select_specs(names, spec_files)
-    full = not names and not spec_files
+    specs = generation_specs(names, spec_files, builtins)
+    # A run over every built-in owns its output folders: it may flag and remove stale files.
+    full = builtins and not names
     progress = lambda msg: click.echo(msg, err=True)  # noqa: E731
     start = time.perf_counter()
     files = gen.plan(targets, specs, progress)

@@ -16,7 +16,7 @@ import sympy
 from symopt.errors import SpecError
 
 MAX_LENGTH = 2000
-MAX_DEPTH = 40
+MAX_DEPTH = 100
 MAX_EXPONENT = 64
 
 #: The gradient operator: ``grad(x)`` is the loss gradient evaluated at the point ``x``.
@@ -43,21 +43,31 @@ FUNCTIONS: dict[str, tuple[Callable[..., sympy.Expr], tuple[int, int | None]]] =
 }
 
 
-def _number(value: object) -> sympy.Expr:
+def _number(value: object, literal: str | None) -> sympy.Expr:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError(f"only numbers are allowed as constants, got {value!r}")
     if isinstance(value, int):
         return sympy.Integer(value)
-    # Floats become exact rationals of their decimal text: 0.9 means 9/10, not 0.90000000000000002.
-    return sympy.Rational(repr(value))
+    # A decimal literal is the exact rational it spells: 0.9 means 9/10, not the binary double
+    # 0.90000000000000002, and no digit is lost on the way through a float.
+    text = (literal or repr(value)).replace("_", "")
+    try:
+        return sympy.Rational(text)
+    except (TypeError, ValueError):
+        return sympy.Rational(repr(value))
 
 
 class _Builder:
     """Builds a SymPy expression from a whitelisted ``ast`` tree."""
 
     def __init__(
-        self, symbols: Mapping[str, sympy.Symbol], allow_grad: bool, later: frozenset[str]
+        self,
+        symbols: Mapping[str, sympy.Symbol],
+        allow_grad: bool,
+        later: frozenset[str],
+        source: str = "",
     ):
+        self.source = source
         self.symbols = symbols
         self.allow_grad = allow_grad
         self.later = later
@@ -67,7 +77,7 @@ class _Builder:
             raise SpecError(f"expression nested deeper than {MAX_DEPTH} levels")
         d = depth + 1
         if isinstance(node, ast.Constant):
-            return _number(node.value)
+            return _number(node.value, ast.get_source_segment(self.source, node))
         if isinstance(node, ast.Name):
             return self._name(node.id)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -152,13 +162,21 @@ def _parse_tree(text: object, mode: str) -> ast.AST:
         raise SpecError(f"expected a string, got {type(text).__name__}")
     if len(text) > MAX_LENGTH:
         raise SpecError(f"expression longer than {MAX_LENGTH} characters")
-    if "\x00" in text:
-        raise SpecError("expression contains a NUL character")
+    stripped = text.strip()
+    if not stripped.isprintable() or "#" in stripped:
+        raise SpecError("an expression is one line of printable text, without comments")
     try:
-        return ast.parse(text.strip(), mode=mode)
+        return ast.parse(stripped, mode=mode)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         msg = getattr(exc, "msg", None) or "cannot be parsed"
         raise SpecError(f"invalid expression {text.strip()!r}: {msg}") from None
+
+
+def _finite(expr: sympy.Expr, text: object) -> sympy.Expr:
+    """Reject constants that are not finite real numbers, such as (-1)**0.5 or 1/(1 - 1)."""
+    if expr.has(sympy.I, sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+        raise SpecError(f"{str(text).strip()!r} contains a complex or infinite constant")
+    return expr
 
 
 def parse_expr(
@@ -171,7 +189,8 @@ def parse_expr(
     """Parse one expression over the given symbols; raise :class:`SpecError` on anything else."""
     tree = _parse_tree(text, "eval")
     try:
-        return _Builder(symbols, allow_grad, later).build(tree.body)  # type: ignore[attr-defined]
+        builder = _Builder(symbols, allow_grad, later, text.strip())  # type: ignore[union-attr]
+        return _finite(builder.build(tree.body), text)  # type: ignore[attr-defined]
     except RecursionError:
         raise SpecError(f"expression nested deeper than {MAX_DEPTH} levels") from None
     except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
@@ -200,7 +219,8 @@ def parse_assignment(
     if target.id.startswith("_"):
         raise SpecError(f"names starting with '_' are not allowed: {target.id!r}")
     try:
-        return target.id, _Builder(symbols, allow_grad, later).build(body[0].value)
+        builder = _Builder(symbols, allow_grad, later, text.strip())  # type: ignore[union-attr]
+        return target.id, _finite(builder.build(body[0].value), text)
     except RecursionError:
         raise SpecError(f"expression nested deeper than {MAX_DEPTH} levels") from None
     except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:

@@ -8,6 +8,8 @@ later line sees the new one. Each name is assigned at most once per step.
 from __future__ import annotations
 
 import hashlib
+import keyword
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,9 +19,59 @@ import sympy
 
 from symopt.domains import DOMAINS
 from symopt.errors import SpecError
-from symopt.parse import Grad, parse_assignment, parse_expr
+from symopt.parse import FUNCTIONS, Grad, parse_assignment, parse_expr
 
 W, G, T = "w", "g", "t"
+NAME = re.compile(r"[a-z][a-z0-9_]*")
+#: Names the generated code cannot use as variables (C and Python keywords, NumPy/torch modules).
+TARGET_KEYWORDS = {
+    "auto",
+    "break",
+    "case",
+    "char",
+    "const",
+    "continue",
+    "default",
+    "do",
+    "double",
+    "else",
+    "enum",
+    "extern",
+    "float",
+    "for",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "register",
+    "restrict",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "struct",
+    "switch",
+    "typedef",
+    "union",
+    "unsigned",
+    "void",
+    "volatile",
+    "while",
+    "np",
+    "math",
+    "torch",
+    "n",
+    "lo",
+    "hi",
+    "scalars",
+    "scratch",
+    "self",
+    "state",
+    "params",
+    "grads",
+}
 RESERVED = {W, G, T, "grad"}
 IDENTIFIER_HELP = "a lowercase identifier such as 'beta1'"
 
@@ -216,10 +268,12 @@ class _Loader:
                 raise self.fail(f"{where}.{key}" if where else key, f"unknown key{extra}")
 
     def identifier(self, name: str, where: str) -> str:
-        if not name.isidentifier() or name.startswith("_") or not name.isascii():
+        if not NAME.fullmatch(name):
             raise self.fail(where, f"{name!r} is not a valid name ({IDENTIFIER_HELP})")
         if name in RESERVED:
             raise self.fail(where, f"{name!r} is reserved (w, g, t and grad are built in)")
+        if keyword.iskeyword(name) or name in FUNCTIONS or name in TARGET_KEYWORDS:
+            raise self.fail(where, f"{name!r} is a keyword or function name; choose another")
         return name
 
     def expr(self, text: object, symbols, where: str, **kw) -> sympy.Expr:
@@ -236,6 +290,8 @@ class _Loader:
         if not class_name.isidentifier() or not class_name[:1].isupper():
             raise self.fail("class_name", f"{class_name!r} must be a CamelCase Python identifier")
         t_start = self.get(d, "t_start", "", int, 1)
+        if t_start < 0:
+            raise self.fail("t_start", f"the first step counter must be 0 or more, got {t_start}")
         hypers = self.hypers()
         states = self.states(hypers)
         spec = Spec(
@@ -260,7 +316,7 @@ class _Loader:
             where = f"intermediate.{key}"
             if key not in spec.intermediates:
                 raise self.fail(where, f"{key!r} is not an intermediate of the update")
-            self.check_keys(self.get(inter, key, "intermediate", dict), {"latex", "doc"}, where)
+            self.check_keys(self.get(inter, key, "intermediate", dict), {"latex"}, where)
             latex[key] = self.get(table, "latex", where, str, sympy.latex(sympy.Symbol(key)))
         spec = _replace(spec, intermediate_latex=latex)
         spec = _replace(spec, lookahead_free=self.lookahead_free(spec))
@@ -363,6 +419,8 @@ class _Loader:
                 raise self.fail(key, f"{target!r} is assigned twice (each name once per step)")
             if not allow_new and target not in table:
                 raise self.fail(key, f"{target!r} is not a variable of the spec")
+            if target not in table:
+                self.identifier(target, key)
             seen.add(target)
             table.setdefault(target, make_symbol(target))
             out.append(Assignment(target, expr, line.strip()))
@@ -434,6 +492,10 @@ class _Loader:
         elif not isinstance(other, str) or not other.isidentifier():
             raise self.fail(f"{where}.other", f"expected a spec name, got {other!r}")
         hyper = {}
+        if inline and "hyper" in table:
+            raise self.fail(
+                f"{where}.hyper", "'hyper' maps another spec's names; use it with 'other'"
+            )
         for k, v in self.get(table, "hyper", where, dict, {}).items():
             hyper[k] = self.expr(v, symbols, f"{where}.hyper.{k}")
         state = {}
@@ -471,6 +533,9 @@ class _Loader:
             }
         else:
             self.check_keys(table, {"kind", "name", "where"}, where)
+            for k in self.get(table, "where", where, dict, {}):
+                if k not in spec.hyper_names:
+                    raise self.fail(f"{where}.where.{k}", f"{k!r} is not a hyperparameter")
             options = {
                 "where": {
                     k: self.expr(v, symbols, f"{where}.where.{k}")

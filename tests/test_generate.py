@@ -64,6 +64,7 @@ def test_check_fails_after_a_spec_edit(tmp_path):
     spec.write_text(builtin_specs()["adam"].text)
     out = tmp_path / "gen"
     assert run("generate", "--spec", str(spec), "--out", str(out)).exit_code == 0
+    assert run("generate", "--check", "--spec", str(spec), "--out", str(out)).exit_code == 0
     spec.write_text(spec.read_text().replace("default = 0.999", "default = 0.99"))
     result = run("generate", "--check", "--spec", str(spec), "--out", str(out))
     assert result.exit_code == 1
@@ -83,7 +84,8 @@ def test_edited_file_is_not_overwritten_without_force(tmp_path):
         "numpy/symopt_numpy/sgd.py: edited by hand" in result.output and "--force" in result.output
     )
     assert "CHUNK = 1024" in module.read_text()
-    assert run("generate", "--spec", str(spec), "--out", str(out), "--force").exit_code == 0
+    forced = run("generate", "--no-builtins", "--spec", str(spec), "--out", str(out), "--force")
+    assert forced.exit_code == 0
     assert "CHUNK = 1024" not in module.read_text() and "lr: float = 0.02" in module.read_text()
     assert not list(out.rglob("*.tmp"))
 
@@ -93,8 +95,9 @@ def test_user_spec_generates_code_whose_tests_pass(tmp_path):
     text = builtin_specs()["rmsprop"].text.replace('name = "rmsprop"', 'name = "my_rmsprop"')
     spec.write_text(text.replace('class_name = "RMSProp"', 'class_name = "MyRMSProp"'))
     out = tmp_path / "gen"
-    assert run("generate", "--spec", str(spec), "--out", str(out)).exit_code == 0
+    assert run("generate", "--no-builtins", "--spec", str(spec), "--out", str(out)).exit_code == 0
     assert (out / "numpy/symopt_numpy/my_rmsprop.py").is_file()
+    assert not (out / "numpy/symopt_numpy/adam.py").exists()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(out / "numpy/tests")],
         capture_output=True,
@@ -130,3 +133,13 @@ def test_generated_tests_catch_a_wrong_kernel(tmp_path):
     )
     assert done.returncode == 1
     assert "exceeds the tolerance" in done.stdout
+
+
+def test_user_spec_joins_the_builtins_in_the_package(tmp_path):
+    spec = tmp_path / "mine.toml"
+    text = builtin_specs()["sgd"].text.replace('name = "sgd"', 'name = "mine"')
+    spec.write_text(text.replace('class_name = "SGD"', 'class_name = "Mine"'))
+    out = tmp_path / "gen"
+    assert run("generate", "--spec", str(spec), "--out", str(out)).exit_code == 0
+    init = (out / "numpy/symopt_numpy/__init__.py").read_text()
+    assert "from .mine import Mine, mine_step" in init and "from .adam import Adam" in init

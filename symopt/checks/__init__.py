@@ -42,6 +42,10 @@ def run_checks(spec: Spec, others: Mapping[str, Spec]) -> list[CheckResult]:
 
 def _timed(check: Check, spec: Spec, others: Mapping[str, Spec]) -> list[CheckResult]:
     start = time.perf_counter()
-    out = list(check(spec, others))
+    try:
+        out = list(check(spec, others))
+    except Exception as exc:  # noqa: BLE001 - a user's spec must never crash the whole run
+        name = getattr(check, "__name__", "check").replace("_", " ")
+        out = [CheckResult(name, False, "-", f"could not run: {type(exc).__name__}: {exc}")]
     per = (time.perf_counter() - start) / max(1, len(out))
     return [CheckResult(r.name, r.passed, r.method, r.detail, per) for r in out]

@@ -10,61 +10,64 @@ from symopt.checks import CheckResult
 from symopt.checks.generic import hyper_domains
 from symopt.checks.prove import SYMBOLIC, prove_zero
 from symopt.checks.relations import Side, _apply_where, compare
-from symopt.checks.unroll import spec_symbols
-from symopt.spec import Property, Spec, T, W, make_symbol
+from symopt.checks.unroll import initial_env, run_step, spec_symbols
+from symopt.spec import Property, Spec, W, make_symbol
 
-
-def _inline_until(spec: Spec, target: str) -> sympy.Expr:
-    """``target``'s right-hand side with earlier intermediates substituted (states stay symbols)."""
-    symbols = spec_symbols(spec)
-    inter: dict[sympy.Symbol, sympy.Expr] = {}
-    states = set(spec.state_names) | {W}
-    for a in spec.update:
-        expr = a.expr.xreplace(inter)
-        if a.target == target:
-            return expr
-        if a.target not in states:
-            inter[symbols[a.target]] = expr
-    raise KeyError(target)
+T_SYMBOL = sympy.Symbol("t", positive=True, integer=True)
 
 
 def unbiased(spec: Spec, prop: Property) -> CheckResult:
     """For a constant gradient, ``corrected`` equals ``expect`` at every t, proven in closed form.
 
-    The state's recurrence x_t = a x_{t-1} + b (a, b free of x) is solved by ``rsolve``; the closed
-    form is re-checked against the recurrence (base case and induction step, symbolic in t), then
-    substituted into the corrected expression, which must simplify to the expected value.
+    One step is executed symbolically (sequential semantics, as the spec runs) from the state
+    value x at step t - 1; the new value must be affine, x_t = a x_{t-1} + b, and its recurrence is
+    solved by ``rsolve``. The closed form is re-checked against the step (base case and induction
+    step, symbolic in t), and ``corrected``, as computed in that same step, must simplify to the
+    expected value for every t.
     """
     name = f"property: {prop.name}"
     symbols = spec_symbols(spec)
     state, corrected = str(prop.options["state"]), str(prop.options["corrected"])
-    x, t = symbols[state], symbols[T]
-    update = next(a.expr for a in spec.update if a.target == state)
-    update = update.xreplace({symbols[W]: make_symbol(W)})
-    rhs = sympy.expand(update)
-    a_coef, b_coef = rhs.coeff(x, 1), rhs.coeff(x, 0)
-    if sympy.expand(rhs - a_coef * x - b_coef) != 0 or a_coef.has(x) or b_coef.has(x):
+    g = sympy.Symbol("g", real=True)
+    n = sympy.Symbol("n", integer=True, positive=True)
+    previous = sympy.Symbol(f"{state}_prev", real=True)
+
+    def step(value: sympy.Expr, t: sympy.Expr) -> dict[str, sympy.Expr]:
+        env = initial_env(spec, {h: symbols[h] for h in spec.hyper_names}, make_symbol(W))
+        env[state] = value
+        return run_step(spec.update, env, t, lambda _point: g, symbols)
+
+    after = step(previous, n)
+    rhs = sympy.expand(after[state])
+    a_coef, b_coef = rhs.coeff(previous, 1), rhs.coeff(previous, 0)
+    if (
+        a_coef.has(previous)
+        or b_coef.has(previous)
+        or sympy.expand(rhs - a_coef * previous - b_coef) != 0
+    ):
         return CheckResult(name, False, "-", f"{state}'s update is not affine in {state}")
-    if (a_coef.free_symbols | b_coef.free_symbols) & {symbols[s] for s in spec.state_names}:
+    others = {make_symbol(s) for s in spec.state_names if s != state}
+    if (a_coef.free_symbols | b_coef.free_symbols | after[corrected].free_symbols) & others:
         return CheckResult(name, False, "-", f"{state}'s update depends on other state")
     seq = sympy.Function("x")
     init = next(s.init for s in spec.states if s.name == state)
-    n = sympy.Symbol("n", integer=True)
+    t0 = spec.t_start
     closed = sympy.rsolve(
-        seq(n) - a_coef * seq(n - 1) - b_coef, seq(n), {seq(spec.t_start - 1): init}
+        seq(n) - a_coef * seq(n - 1) - b_coef.subs(n, n), seq(n), {seq(t0 - 1): init}
     )
     if closed is None:
         return CheckResult(name, False, "-", f"SymPy could not solve {state}'s recurrence")
-    base = prove_zero(closed.subs(n, spec.t_start - 1) - init, allow_sampling=False)
-    step = prove_zero(closed - a_coef * closed.subs(n, n - 1) - b_coef, allow_sampling=False)
-    if not (base.holds and step.holds):
+    base = prove_zero(closed.subs(n, t0 - 1) - init, allow_sampling=False)
+    induction = prove_zero(closed - a_coef * closed.subs(n, n - 1) - b_coef, allow_sampling=False)
+    if not (base.holds and induction.holds):
         return CheckResult(name, False, SYMBOLIC, "the closed form does not satisfy the recurrence")
-    value = _inline_until(spec, corrected).xreplace({x: closed.subs(n, t)})
-    expect = prop.options["expect"]
+    value = step(closed.subs(n, n - 1), n)[corrected]
+    expect = prop.options["expect"].xreplace({symbols["g"]: g})
     verdict = prove_zero(value - expect, allow_sampling=False)
-    detail = f"{state}_t = {sympy.sstr(sympy.factor(closed.subs(n, t)))} for constant g"
+    detail = f"{state}_t = {sympy.sstr(sympy.factor(closed.subs(n, T_SYMBOL)))} for constant g"
     if not verdict.holds:
-        detail = f"{corrected} = {sympy.sstr(sympy.simplify(value))}, not {expect}; " + detail
+        shown = sympy.sstr(sympy.simplify(value.subs(n, T_SYMBOL)))
+        detail = f"{corrected} = {shown}, not {sympy.sstr(expect)}; " + detail
     return CheckResult(name, verdict.holds, SYMBOLIC, detail)
 
 
