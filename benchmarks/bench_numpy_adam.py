@@ -3,8 +3,8 @@
     python benchmarks/bench_numpy_adam.py [--sizes 1e5,1e6,1e7] [--repeats 7] [--markdown]
 
 Every implementation steps the same float32 arrays; each timing is the median over repeats of the
-mean step time of a short burst of steps, after warm-up. Ratios compare against baselines measured in
-this same run (never against stored numbers), because this machine is shared and noisy.
+mean step time of a short burst of steps, after warm-up. Ratios compare against baselines measured
+in this same run (never against stored numbers), because this machine is shared and noisy.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def main() -> None:
             for name, make in makers.items():
                 ps = [p.copy() for p in params]
                 opt = make(ps, grads)
-                times[name] = time_steps(lambda o=opt: o.step(grads), steps, args.repeats)
+                times[name] = time_steps(lambda o=opt, gs=grads: o.step(gs), steps, args.repeats)
             for name, sec in times.items():
                 ratio = "" if name == "generated" else f"{sec / times['generated']:.2f}x"
                 print(

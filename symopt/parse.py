@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import math
 from collections.abc import Callable, Mapping
 
 import sympy
@@ -18,6 +19,7 @@ from symopt.errors import SpecError
 MAX_LENGTH = 2000
 MAX_DEPTH = 100
 MAX_EXPONENT = 64
+MAX_DIGITS = 400
 
 #: The gradient operator: ``grad(x)`` is the loss gradient evaluated at the point ``x``.
 Grad = sympy.Function("grad")
@@ -43,16 +45,30 @@ FUNCTIONS: dict[str, tuple[Callable[..., sympy.Expr], tuple[int, int | None]]] =
 }
 
 
+def _digits(x: int) -> int:
+    return len(str(abs(x))) if abs(x) < 10**MAX_DIGITS else MAX_DIGITS + 1
+
+
+def _bounded(value: sympy.Expr) -> sympy.Expr:
+    """Constants stay of reasonable size, so no spec can make SymPy compute for hours."""
+    if value.is_Rational and max(_digits(value.p), _digits(value.q)) > MAX_DIGITS:
+        raise SpecError(f"a constant has more than {MAX_DIGITS} digits")
+    return value
+
+
 def _number(value: object, literal: str | None) -> sympy.Expr:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError(f"only numbers are allowed as constants, got {value!r}")
     if isinstance(value, int):
-        return sympy.Integer(value)
+        return _bounded(sympy.Integer(value))
     # A decimal literal is the exact rational it spells: 0.9 means 9/10, not the binary double
     # 0.90000000000000002, and no digit is lost on the way through a float.
     text = (literal or repr(value)).replace("_", "")
+    mantissa = text.lower().split("e")[0]
+    if not math.isfinite(value) or (value == 0.0 and any(c in "123456789" for c in mantissa)):
+        raise SpecError(f"the constant {text} is out of range for a double")
     try:
-        return sympy.Rational(text)
+        return _bounded(sympy.Rational(text))
     except (TypeError, ValueError):
         return sympy.Rational(repr(value))
 
@@ -115,8 +131,14 @@ class _Builder:
             return left / right
         if isinstance(op, ast.Pow):
             if right.is_number and (not right.is_real or abs(right) > MAX_EXPONENT):
-                raise SpecError(f"exponent {right} is out of range (|exponent| <= {MAX_EXPONENT})")
-            return sympy.Pow(left, right)
+                text = sympy.sstr(right) if sympy.count_ops(right) < 10 else ""
+                shown = text if 0 < len(text) <= 30 else "constant"
+                raise SpecError(f"exponent {shown} is out of range (|exponent| <= {MAX_EXPONENT})")
+            if left.is_Rational and right.is_Rational and left != 0:
+                size = abs(right) * (_digits(left.p) + _digits(left.q))
+                if size > MAX_DIGITS:
+                    raise SpecError(f"a constant power would have more than {MAX_DIGITS} digits")
+            return _bounded(sympy.Pow(left, right))
         raise SpecError(f"operator {type(op).__name__} is not allowed (use + - * / **)")
 
     def _call(self, node: ast.Call, d: int) -> sympy.Expr:
@@ -151,6 +173,7 @@ def _describe(node: ast.AST) -> str:
         ast.GeneratorExp: "a comprehension",
         ast.Compare: "a comparison",
         ast.BoolOp: "a boolean operator",
+        ast.UnaryOp: "the operator 'not' or '~' (only unary minus and plus)",
     }
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return "a string"

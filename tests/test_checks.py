@@ -1,4 +1,4 @@
-"""Every check passes on every built-in spec, and fails on a spec broken the way it guards against."""
+"""Each check passes on every built-in spec and fails on a spec broken the way it guards against."""
 
 import re
 

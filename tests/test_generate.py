@@ -1,4 +1,4 @@
-"""symopt generate: deterministic, fresh in the repository, atomic, and careful with edited files."""
+"""symopt generate: deterministic, fresh in the repository, atomic, careful with edited files."""
 
 import os
 import subprocess
@@ -75,7 +75,7 @@ def test_edited_file_is_not_overwritten_without_force(tmp_path):
     out = tmp_path / "gen"
     run("generate", "--algorithm", "sgd", "--out", str(out))
     module = out / "numpy/symopt_numpy/sgd.py"
-    module.write_text(module.read_text().replace("CHUNK = 16384", "CHUNK = 1024"))
+    module.write_text(module.read_text().replace("CHUNK_BYTES = 1 << 19", "CHUNK_BYTES = 1 << 10"))
     spec = tmp_path / "sgd.toml"
     spec.write_text(builtin_specs()["sgd"].text.replace("default = 0.01", "default = 0.02"))
     result = run("generate", "--spec", str(spec), "--out", str(out))
@@ -83,10 +83,10 @@ def test_edited_file_is_not_overwritten_without_force(tmp_path):
     assert (
         "numpy/symopt_numpy/sgd.py: edited by hand" in result.output and "--force" in result.output
     )
-    assert "CHUNK = 1024" in module.read_text()
+    assert "CHUNK_BYTES = 1 << 10" in module.read_text()
     forced = run("generate", "--no-builtins", "--spec", str(spec), "--out", str(out), "--force")
     assert forced.exit_code == 0
-    assert "CHUNK = 1024" not in module.read_text() and "lr: float = 0.02" in module.read_text()
+    assert "CHUNK_BYTES = 1 << 10" not in module.read_text() and "lr: float = 0.02" in module.read_text()
     assert not list(out.rglob("*.tmp"))
 
 

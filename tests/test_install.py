@@ -1,4 +1,4 @@
-"""A plain (non-editable) install finds its specs and templates: symopt works outside the checkout."""
+"""A plain (non-editable) install finds its specs and templates: it works outside the checkout."""
 
 import subprocess
 import sys

@@ -99,7 +99,8 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
         "executed": [a.text for a in spec.executable_update],
         "lookahead": spec.lookahead_free,
         "test_imports": sorted(
-            ["CHUNK", "DEFAULTS", "STATE", spec.class_name, f"{spec.name}_step"], key=_isort_key
+            ["CHUNK_BYTES", "DEFAULTS", "STATE", spec.class_name, f"{spec.name}_step"],
+            key=_isort_key,
         ),
     }
 

@@ -1,0 +1,634 @@
+"""Tests of spec loading: each mistake is one SpecError naming the file, the key and the reason."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sympy
+
+from symopt.errors import SpecError
+from symopt.spec import load_spec, load_spec_text
+
+FILE = "specs/my_momentum.toml"
+
+HEADER = """\
+name = "mymom"
+class_name = "MyMom"
+title = "My momentum"
+summary = "Heavy-ball momentum."
+reference = "none"
+"""
+
+UPDATE = ["v = rho*v + g", "w = w - lr*v"]
+
+HYPERS = """
+[hyper.lr]
+default = 0.01
+domain = "positive"
+latex = "\\\\eta"
+doc = "learning rate"
+
+[hyper.rho]
+default = 0.9
+domain = "unit_closed_open"
+"""
+
+STATES = """
+[state.v]
+init = "0"
+doc = "velocity"
+"""
+
+
+def spec_text(
+    *,
+    update: list[str] | None = None,
+    top: str = "",
+    hypers: str = HYPERS,
+    states: str = STATES,
+    tail: str = "",
+) -> str:
+    """The valid momentum spec, with one part swapped or some text added."""
+    lines = ", ".join(f'"{line}"' for line in (UPDATE if update is None else update))
+    return f"{HEADER}{top}update = [{lines}]\n{hypers}{states}{tail}"
+
+
+VALID = spec_text()
+
+
+def expect_error(text: str, key: str | None, reason: str) -> SpecError:
+    """Loading fails with ``FILE: KEY: REASON``; ``reason`` is a regular expression."""
+    prefix = re.escape(f"{FILE}: {key}: " if key else f"{FILE}: ")
+    with pytest.raises(SpecError, match=f"^{prefix}{reason}") as info:
+        load_spec_text(text, FILE)
+    assert info.value.file == FILE
+    assert (info.value.key or None) == key
+    assert "\n" not in str(info.value)
+    return info.value
+
+
+# ---------------------------------------------------------------------------------------------
+# The valid spec
+# ---------------------------------------------------------------------------------------------
+
+
+def test_valid_spec_loads():
+    spec = load_spec_text(VALID, FILE)
+    assert spec.name == "mymom"
+    assert spec.class_name == "MyMom"
+    assert spec.source == FILE
+    assert spec.text == VALID
+    assert spec.t_start == 1
+    assert spec.hyper_names == ("lr", "rho")
+    assert spec.defaults == {"lr": 0.01, "rho": 0.9}
+    assert [h.domain for h in spec.hypers] == ["positive", "unit_closed_open"]
+    assert spec.hypers[0].latex == "\\eta"
+    assert spec.hypers[0].doc == "learning rate"
+    assert spec.state_names == ("v",)
+    assert spec.states[0].init == 0
+    assert [a.target for a in spec.update] == ["v", "w"]
+    assert [a.text for a in spec.update] == UPDATE
+    assert spec.intermediates == ()
+    assert spec.lookahead_free is None
+    assert spec.relations == () and spec.properties == ()
+
+
+def test_valid_spec_expressions_use_the_domain_assumptions():
+    spec = load_spec_text(VALID, FILE)
+    lr, rho = sympy.Symbol("lr", positive=True), sympy.Symbol("rho", nonnegative=True)
+    v, g, w = (sympy.Symbol(n, real=True) for n in "vgw")
+    assert spec.symbol("rho") == rho and spec.symbol("lr") == lr
+    assert spec.update[0].expr == rho * v + g
+    assert spec.update[1].expr == w - lr * v
+
+
+def test_valid_spec_with_intermediate_and_numeric_init():
+    text = spec_text(
+        update=["v = rho*v + g", "step = lr*v", "w = w - step"],
+        states='\n[state.v]\ninit = 0\n\n[intermediate.step]\nlatex = "s"\n',
+    )
+    spec = load_spec_text(text, FILE)
+    assert spec.intermediates == ("step",)
+    assert spec.intermediate_latex == {"step": "s"}
+    assert spec.states[0].init == 0
+
+
+def test_grad_at_w_needs_no_lookahead_free_form():
+    spec = load_spec_text(spec_text(update=["v = rho*v + grad(w)", "w = w - lr*v"]), FILE)
+    assert spec.lookahead_free is None
+
+
+def test_lookahead_with_a_lookahead_free_form_loads():
+    text = spec_text(
+        update=["v = rho*v - lr*grad(w + rho*v)", "w = w + v"],
+        tail="""
+[lookahead_free]
+summary = "store p = w + rho v"
+variables = { w = "w - rho*v" }
+update = ["v = rho*v - lr*g", "w = w + rho*v - lr*g"]
+""",
+    )
+    spec = load_spec_text(text, FILE)
+    assert spec.lookahead_free is not None
+    assert [a.target for a in spec.executable_update] == ["v", "w"]
+
+
+def test_relation_and_property_load():
+    text = spec_text(
+        tail="""
+[[relations]]
+name = "with rho = 0 it is plain SGD"
+where = { rho = "0" }
+other = "sgd"
+
+[[properties]]
+kind = "scale_invariant"
+name = "not really, but the table is well formed"
+where = { rho = "0" }
+""",
+    )
+    spec = load_spec_text(text, FILE)
+    assert spec.relations[0].other == "sgd"
+    assert spec.relations[0].where == {"rho": 0}
+    assert spec.properties[0].kind == "scale_invariant"
+
+
+# ---------------------------------------------------------------------------------------------
+# Mistakes the brief lists, one by one
+# ---------------------------------------------------------------------------------------------
+
+
+def test_not_toml():
+    err = expect_error(VALID + "\nupdate = [\n", None, r"not valid TOML: ")
+    assert err.key is None
+    expect_error("name = \n", None, r"not valid TOML: .*line 1")
+
+
+def test_unknown_top_level_key_with_suggestion():
+    expect_error(
+        spec_text(top="updates = []\n"), "updates", r"unknown key \(did you mean 'update'\?\)"
+    )
+    expect_error(
+        spec_text(top="tstart = 1\n"), "tstart", r"unknown key \(did you mean 't_start'\?\)"
+    )
+
+
+def test_unknown_top_level_key_without_suggestion():
+    err = expect_error(spec_text(top="zzzzzz = 1\n"), "zzzzzz", r"unknown key$")
+    assert "did you mean" not in str(err)
+
+
+def test_top_level_key_after_a_table_header_is_an_unknown_key_of_that_table():
+    text = HEADER + HYPERS + 'update = ["v = rho*v + g", "w = w - lr*v"]\n' + STATES
+    expect_error(text, "hyper.rho.update", r"unknown key$")
+
+
+@pytest.mark.parametrize(
+    "update, key, reason",
+    [
+        (
+            ["v = rh*v + g", "w = w - lr*v"],
+            "update[0]",
+            r"unknown symbol 'rh' \(did you mean 'rho'\?\)",
+        ),
+        (
+            ["v = rho*v + g", "w = w - lrr*v"],
+            "update[1]",
+            r"unknown symbol 'lrr' \(did you mean 'lr'\?\)",
+        ),
+        (
+            ["v = rho*v + gg", "w = w - lr*v"],
+            "update[0]",
+            r"unknown symbol 'gg' \(did you mean 'g'\?\)",
+        ),
+        (
+            ["v = rho*v + g", "w = w - lr*vv"],
+            "update[1]",
+            r"unknown symbol 'vv' \(did you mean 'v'\?\)",
+        ),
+    ],
+)
+def test_unknown_symbol_in_update_suggests_closest(update, key, reason):
+    expect_error(spec_text(update=update), key, reason)
+
+
+def test_unknown_symbol_suggests_an_intermediate_assigned_earlier():
+    update = ["v = rho*v + g", "step = lr*v", "w = w - stp"]
+    expect_error(
+        spec_text(update=update), "update[2]", r"unknown symbol 'stp' \(did you mean 'step'\?\)"
+    )
+
+
+def test_intermediate_used_before_assignment():
+    update = ["v = rho*v + g", "w = w - lr*d", "d = v"]
+    expect_error(spec_text(update=update), "update[1]", r"'d' is used before it is assigned")
+
+
+def test_intermediate_used_in_its_own_definition():
+    update = ["v = rho*v + g", "d = d + v", "w = w - lr*d"]
+    expect_error(spec_text(update=update), "update[1]", r"'d' is used before it is assigned")
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ("lr = 2*lr", r"cannot assign to the hyperparameter 'lr'"),
+        ("rho = 0", r"cannot assign to the hyperparameter 'rho'"),
+        ("g = 2*g", r"cannot assign to the gradient g"),
+        ("t = t + 1", r"cannot assign to the step counter t"),
+    ],
+)
+def test_assigning_a_protected_name(line, reason):
+    update = ["v = rho*v + g", line, "w = w - lr*v"]
+    expect_error(spec_text(update=update), "update[1]", reason)
+
+
+def test_state_without_init():
+    states = '\n[state.v]\nlatex = "v"\ndoc = "velocity"\n'
+    expect_error(
+        spec_text(states=states),
+        "state.v",
+        r"state variable 'v' has no initial value \(add init = \.\.\.\)",
+    )
+
+
+def test_state_never_updated():
+    states = STATES + '\n[state.u]\ninit = "0"\n'
+    expect_error(spec_text(states=states), "update", r"state variable 'u' is never updated")
+
+
+def test_w_never_updated():
+    expect_error(spec_text(update=["v = rho*v + g"]), "update", r"the parameter w is never updated")
+
+
+def test_intermediate_assigned_twice():
+    update = ["v = rho*v + g", "d = lr*v", "d = 2*d", "w = w - d"]
+    expect_error(
+        spec_text(update=update), "update[2]", r"'d' is assigned twice \(each name once per step\)"
+    )
+
+
+def test_state_and_w_assigned_twice():
+    expect_error(
+        spec_text(update=["v = rho*v + g", "v = 2*v", "w = w - lr*v"]),
+        "update[1]",
+        r"'v' is assigned twice",
+    )
+    expect_error(
+        spec_text(update=["v = rho*v + g", "w = w - lr*v", "w = w"]),
+        "update[2]",
+        r"'w' is assigned twice",
+    )
+
+
+@pytest.mark.parametrize(
+    "name, default, reason",
+    [
+        ("rho", "1.0", r"default 1\.0 is outside its domain unit_closed_open \[0, 1\)"),
+        ("rho", "-0.1", r"default -0\.1 is outside its domain unit_closed_open \[0, 1\)"),
+        ("rho", "nan", r"default nan is outside its domain unit_closed_open"),
+        ("lr", "-0.01", r"default -0\.01 is outside its domain positive \(0, inf\)"),
+        ("lr", "0", r"default 0 is outside its domain positive \(0, inf\)"),
+        ("lr", "inf", r"default inf is outside its domain positive \(0, inf\)"),
+    ],
+)
+def test_default_outside_its_domain(name, default, reason):
+    old = "default = 0.01" if name == "lr" else "default = 0.9"
+    hypers = HYPERS.replace(old, f"default = {default}")
+    expect_error(spec_text(hypers=hypers), f"hyper.{name}.default", reason)
+
+
+def test_unknown_domain():
+    hypers = HYPERS.replace('domain = "unit_closed_open"', 'domain = "unit"')
+    expect_error(
+        spec_text(hypers=hypers),
+        "hyper.rho.domain",
+        r"unknown domain 'unit'; known: positive, nonnegative, unit_open, unit_closed_open, real",
+    )
+
+
+def test_lookahead_gradient_without_lookahead_free_form():
+    update = ["v = rho*v - lr*grad(w + rho*v)", "w = w + v"]
+    expect_error(
+        spec_text(update=update),
+        "update",
+        r"grad\(\.\.\.\) at a point other than w needs a \[lookahead_free\] form "
+        r"\(an equivalent update that uses only g\), so code can be generated",
+    )
+
+
+def test_relation_where_with_unknown_hyperparameter():
+    tail = """
+[[relations]]
+name = "with mu = 0 it is plain SGD"
+where = { mu = "0" }
+other = "sgd"
+"""
+    expect_error(spec_text(tail=tail), "relations[0].where.mu", r"'mu' is not a hyperparameter")
+
+
+def test_unknown_property_kind():
+    tail = """
+[[properties]]
+kind = "monotone"
+name = "the loss goes down"
+"""
+    expect_error(
+        spec_text(tail=tail),
+        "properties[0].kind",
+        r"unknown property 'monotone'; known: scale_invariant, unbiased",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# More mistakes, from the loader's other rules
+# ---------------------------------------------------------------------------------------------
+
+
+OTHER_MISTAKES = [
+    (VALID.replace('title = "My momentum"\n', ""), None, r"missing required key 'title'"),
+    (VALID.replace('name = "mymom"', 'name = "my-mom"'), "name", r"'my-mom' is not a valid name"),
+    (VALID.replace('name = "mymom"', 'name = "_mom"'), "name", r"'_mom' is not a valid name"),
+    (VALID.replace('name = "mymom"', 'name = "grad"'), "name", r"'grad' is reserved"),
+    (
+        VALID.replace('class_name = "MyMom"', 'class_name = "myMom"'),
+        "class_name",
+        r"'myMom' must be a CamelCase Python identifier",
+    ),
+    (spec_text(top='t_start = "1"\n'), "t_start", r"expected int, got '1'"),
+    (spec_text(top="t_start = true\n"), "t_start", r"expected int, got True"),
+    (
+        spec_text(hypers=HYPERS.replace("default = 0.01", "default = true")),
+        "hyper.lr.default",
+        r"expected int or float, got True",
+    ),
+    (
+        spec_text(hypers=HYPERS.replace("default = 0.01", 'default = "0.01"')),
+        "hyper.lr.default",
+        r"expected int or float, got '0.01'",
+    ),
+    (
+        spec_text(hypers=HYPERS.replace("default = 0.01\n", "")),
+        "hyper.lr",
+        r"missing required key 'default'",
+    ),
+    (
+        spec_text(hypers=HYPERS.replace('doc = "learning rate"', 'dco = "learning rate"')),
+        "hyper.lr.dco",
+        r"unknown key \(did you mean 'doc'\?\)",
+    ),
+    (
+        spec_text(hypers=HYPERS.replace("[hyper.rho]", "[hyper.t]")),
+        "hyper.t",
+        r"'t' is reserved \(w, g, t and grad are built in\)",
+    ),
+    (spec_text(hypers="\nhyper = { lr = 0.1 }\n"), "hyper.lr", r"expected a table"),
+    (
+        spec_text(states=STATES.replace("[state.v]", "[state.w]")),
+        "state.w",
+        r"'w' is reserved",
+    ),
+    (
+        spec_text(states=STATES + '\n[state.lr]\ninit = "0"\n'),
+        "state.lr",
+        r"'lr' is already a hyperparameter",
+    ),
+    (
+        spec_text(states=STATES.replace('init = "0"', 'init = "w"')),
+        "state.v.init",
+        r"unknown symbol 'w'",
+    ),
+    (
+        spec_text(states=STATES.replace('init = "0"', 'init = "1/0"')),
+        "state.v.init",
+        r"division by the constant 0",
+    ),
+    (spec_text(update=[]), "update", r"expected a non-empty list of 'NAME = EXPRESSION' strings"),
+    (
+        HEADER + "update = 1\n" + HYPERS + STATES,
+        "update",
+        r"expected a non-empty list",
+    ),
+    (
+        spec_text(update=["v = rho*v + g", "w - lr*v"]),
+        "update[1]",
+        r"expected 'NAME = EXPRESSION', got 'w - lr\*v'",
+    ),
+    (
+        spec_text(update=["v = rho*v + g", "w -= lr*v"]),
+        "update[1]",
+        r"expected one assignment 'NAME = EXPRESSION', got 'w -= lr\*v'",
+    ),
+    (
+        spec_text(update=["v = rho*v + g", "w = w - lr*(v"]),
+        "update[1]",
+        r"invalid expression 'w = w - lr\*\(v': '\(' was never closed",
+    ),
+    (
+        spec_text(update=["v = rho*v + g", "w = w - lr*v.real"]),
+        "update[1]",
+        r"attribute access is not allowed in an expression",
+    ),
+    (
+        spec_text(update=["v = rho*v + g", "w = w - lr*sqr(v)"]),
+        "update[1]",
+        r"unknown function 'sqr' \(did you mean 'sqrt'\?\)",
+    ),
+    (
+        spec_text(update=["v = rho*v + g", "w = w - lr*v**100"]),
+        "update[1]",
+        r"exponent 100 is out of range",
+    ),
+    (
+        spec_text(update=["v = rho*v + g", "w = w - lr*v/(1 - 1)"]),
+        "update[1]",
+        r"division by the constant 0",
+    ),
+    (
+        spec_text(update=["v = rho*v + g", "w = w - lr*v", "_z = 1"]),
+        "update[2]",
+        r"names starting with '_' are not allowed: '_z'",
+    ),
+    (
+        spec_text(tail='\n[intermediate.v]\nlatex = "v"\n'),
+        "intermediate.v",
+        r"'v' is not an intermediate of the update",
+    ),
+    (
+        spec_text(
+            update=["v = rho*v - lr*grad(w + rho*v)", "w = w + v"],
+            tail='\n[lookahead_free]\nupdate = ["v = rho*v - lr*g", "w = w + rho*v - lr*g"]\n',
+        ),
+        "lookahead_free",
+        r"missing required key 'variables'",
+    ),
+    (
+        spec_text(
+            update=["v = rho*v - lr*grad(w + rho*v)", "w = w + v"],
+            tail="\n[lookahead_free]\nvariables = {}\n"
+            'update = ["v = rho*v - lr*grad(w)", "w = w + rho*v - lr*g"]\n',
+        ),
+        "lookahead_free.update",
+        r"the look-ahead-free form must use only g, not grad\(\.\.\.\)",
+    ),
+    (
+        spec_text(
+            update=["v = rho*v - lr*grad(w + rho*v)", "w = w + v"],
+            tail='\n[lookahead_free]\nvariables = { lr = "lr" }\n'
+            'update = ["v = rho*v - lr*g", "w = w + rho*v - lr*g"]\n',
+        ),
+        "lookahead_free.variables.lr",
+        r"'lr' is not w or a state variable",
+    ),
+    (
+        spec_text(tail='\n[[relations]]\nname = "x"\nwhere = { rho = "0" }\n'),
+        "relations[0]",
+        r"give exactly one of 'other' \(a spec name\) or an inline 'update'",
+    ),
+    (
+        spec_text(tail='\n[[relations]]\nname = "x"\nwhere = { rho = "grad(w)" }\nother = "sgd"\n'),
+        "relations[0].where.rho",
+        r"grad\(\.\.\.\) is only allowed in update equations",
+    ),
+    (
+        spec_text(tail='\n[[relations]]\nname = "x"\nother = "sgd"\nreplace = ["z = 1"]\n'),
+        "relations[0].replace[0]",
+        r"'z' is not a variable of the spec",
+    ),
+    (
+        spec_text(tail='\n[[relations]]\nname = "x"\nothre = "sgd"\n'),
+        "relations[0].othre",
+        r"unknown key \(did you mean 'other'\?\)",
+    ),
+    (
+        spec_text(
+            tail='\n[[properties]]\nkind = "unbiased"\nname = "x"\nstate = "w"\n'
+            'corrected = "v"\nexpect = "g"\n'
+        ),
+        "properties[0].state",
+        r"'w' is not a state variable",
+    ),
+    (
+        spec_text(
+            tail='\n[[properties]]\nkind = "unbiased"\nname = "x"\nstate = "v"\n'
+            'corrected = "v"\nexpect = "g"\n'
+        ),
+        "properties[0].corrected",
+        r"'v' is not an intermediate",
+    ),
+    (
+        spec_text(tail='\n[[properties]]\nkind = "scale_invariant"\nname = "x"\nstate = "v"\n'),
+        "properties[0].state",
+        r"unknown key",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "text, key, reason", OTHER_MISTAKES, ids=[key or "file" for _, key, _ in OTHER_MISTAKES]
+)
+def test_other_mistakes(text, key, reason):
+    expect_error(text, key, reason)
+
+
+@pytest.mark.parametrize("kind", ["hyper", "state"])
+@pytest.mark.parametrize("keyword", ["lambda", "None", "if"])
+def test_python_keyword_as_a_name_is_rejected(kind, keyword):
+    # A keyword cannot appear in an equation, and generated code cannot use it as a variable, so
+    # the name itself is refused (not the first equation that uses it, with 'invalid syntax').
+    table = f"\n[{kind}.{keyword}]\n" + (
+        'default = 0.5\ndomain = "positive"\n' if kind == "hyper" else 'init = "0"\n'
+    )
+    text = spec_text(hypers=HYPERS + table) if kind == "hyper" else spec_text(states=STATES + table)
+    expect_error(text, f"{kind}.{keyword}", r".*(keyword|not a valid name)")
+
+
+def test_first_problem_wins_and_no_partial_spec_is_returned():
+    # Both a bad domain and a bad update: the hyperparameters are validated first.
+    hypers = HYPERS.replace('domain = "unit_closed_open"', 'domain = "unit"')
+    expect_error(spec_text(hypers=hypers, update=["w = w - lrr*g"]), "hyper.rho.domain", r"unknown")
+
+
+# ---------------------------------------------------------------------------------------------
+# load_spec: files
+# ---------------------------------------------------------------------------------------------
+
+
+def test_load_spec_reads_a_file(tmp_path):
+    path = tmp_path / "mymom.toml"
+    path.write_text(VALID, encoding="utf-8")
+    spec = load_spec(path)
+    assert spec.name == "mymom"
+    assert spec.source == str(path)
+    assert load_spec(str(path)).update == spec.update
+
+
+def test_load_spec_missing_file(tmp_path):
+    path = tmp_path / "nope.toml"
+    with pytest.raises(SpecError, match=rf"^{re.escape(str(path))}: no such file$") as info:
+        load_spec(path)
+    assert info.value.file == str(path)
+
+
+def test_load_spec_not_utf8(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(VALID.replace("Heavy-ball", "caf\u00e9").encode("latin-1"))
+    with pytest.raises(
+        SpecError, match=rf"^{re.escape(str(path))}: cannot read: 'utf-8' codec can't decode"
+    ):
+        load_spec(path)
+
+
+def test_load_spec_directory(tmp_path):
+    with pytest.raises(SpecError, match=rf"^{re.escape(str(tmp_path))}: cannot read"):
+        load_spec(tmp_path)
+
+
+def test_load_spec_errors_name_the_path(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(spec_text(update=["v = rho*v + g", "w = w - lrr*v"]), encoding="utf-8")
+    with pytest.raises(
+        SpecError, match=rf"^{re.escape(str(path))}: update\[1\]: unknown symbol 'lrr'"
+    ):
+        load_spec(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Built-in specs
+# ---------------------------------------------------------------------------------------------
+
+BUILTIN_NAMES = [
+    "adabelief",
+    "adagrad",
+    "adam",
+    "adamax",
+    "momentum",
+    "nadam",
+    "nesterov",
+    "rmsprop",
+    "sgd",
+]
+
+
+def test_every_builtin_spec_loads():
+    from symopt.resources import builtin_specs
+
+    specs = builtin_specs()
+    assert len(specs) == 9
+    assert sorted(specs) == BUILTIN_NAMES
+    for name, spec in specs.items():
+        assert spec.name == name
+        assert spec.source == f"specs/{name}.toml"
+        assert any(a.target == "w" for a in spec.update)
+
+
+@pytest.mark.parametrize("name", BUILTIN_NAMES)
+def test_builtin_spec_file_loads_with_load_spec_text(name):
+    from symopt.resources import data_dir
+
+    path = data_dir("specs") / f"{name}.toml"
+    spec = load_spec_text(path.read_text(encoding="utf-8"), str(path))
+    assert spec.name == name
+    for state in spec.state_names:
+        assert state in {a.target for a in spec.update}
