@@ -75,7 +75,8 @@ def test_edited_file_is_not_overwritten_without_force(tmp_path):
     out = tmp_path / "gen"
     run("generate", "--algorithm", "sgd", "--out", str(out))
     module = out / "numpy/symopt_numpy/sgd.py"
-    module.write_text(module.read_text().replace("CHUNK_BYTES = 1 << 19", "CHUNK_BYTES = 1 << 10"))
+    edited = module.read_text().replace("CHUNK_BYTES = 1 << 19", "CHUNK_BYTES = 1 << 10")
+    module.write_text(edited)
     spec = tmp_path / "sgd.toml"
     spec.write_text(builtin_specs()["sgd"].text.replace("default = 0.01", "default = 0.02"))
     result = run("generate", "--spec", str(spec), "--out", str(out))
@@ -86,7 +87,8 @@ def test_edited_file_is_not_overwritten_without_force(tmp_path):
     assert "CHUNK_BYTES = 1 << 10" in module.read_text()
     forced = run("generate", "--no-builtins", "--spec", str(spec), "--out", str(out), "--force")
     assert forced.exit_code == 0
-    assert "CHUNK_BYTES = 1 << 10" not in module.read_text() and "lr: float = 0.02" in module.read_text()
+    regenerated = module.read_text()
+    assert "CHUNK_BYTES = 1 << 10" not in regenerated and "lr: float = 0.02" in regenerated
     assert not list(out.rglob("*.tmp"))
 
 
