@@ -21,6 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "generated" / "numpy"))
 
+import symopt_numpy.adam as generated_adam  # noqa: E402
 from symopt_numpy import Adam  # noqa: E402
 
 LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-8
@@ -76,6 +77,20 @@ class InPlaceAdam:
             p += a
 
 
+class SingleThreaded:
+    """The generated optimizer with its worker threads switched off (THREADS = 1)."""
+
+    def __init__(self, params):
+        self.opt = Adam(params, lr=LR, beta1=B1, beta2=B2, eps=EPS)
+
+    def step(self, grads):
+        saved, generated_adam.THREADS = generated_adam.THREADS, 1
+        try:
+            self.opt.step(grads)
+        finally:
+            generated_adam.THREADS = saved
+
+
 def torch_adam(params, grads, **options):
     import torch
 
@@ -123,6 +138,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     makers: dict[str, Callable] = {
         "generated": lambda ps, gs: Adam(ps, lr=LR, beta1=B1, beta2=B2, eps=EPS),
+        "generated, 1 thread": lambda ps, gs: SingleThreaded(ps),
         "textbook": lambda ps, gs: TextbookAdam(ps),
         "in-place": lambda ps, gs: InPlaceAdam(ps),
     }
@@ -130,10 +146,10 @@ def main() -> None:
         makers["torch foreach"] = lambda ps, gs: torch_adam(ps, gs, foreach=True)
         makers["torch fused"] = lambda ps, gs: torch_adam(ps, gs, fused=True)
     print(
-        f"float32 Adam step; numpy {np.__version__}; torch threads {threads}; "
-        f"median of {args.repeats} repeats\n"
+        f"float32 Adam step; numpy {np.__version__}; generated THREADS={generated_adam.THREADS}; "
+        f"torch threads {threads}; median of {args.repeats} repeats\n"
     )
-    header = "| elements | layout | implementation | ms/step | Mparams/s | generated speed-up |"
+    header = "| elements | layout | implementation | ms/step | Mparams/s | time / generated's |"
     print(header)
     print("|" + "---|" * 6)
     for size in (int(float(s)) for s in args.sizes.split(",")):
