@@ -61,6 +61,15 @@ def generation_specs(names: Sequence[str], spec_files: Sequence[str], builtins: 
         chosen[spec.name] = spec
     if not chosen:
         raise click.UsageError("nothing to generate: give --spec FILE or drop --no-builtins")
+    classes: dict[str, str] = {}
+    for spec in chosen.values():
+        if spec.class_name in classes:
+            raise SpecError(
+                f"class_name {spec.class_name!r} is also used by {classes[spec.class_name]!r}; "
+                "generated classes must have distinct names",
+                file=spec.source,
+            )
+        classes[spec.class_name] = spec.name
     return list(chosen.values())
 
 
@@ -221,6 +230,122 @@ def generate(
         f"{len(report.removed)} removed in {time.perf_counter() - start:.1f} s",
         err=True,
     )
+
+
+@main.command()
+@click.argument("target")
+@click.option("--against", "name", required=True, help="The spec to verify against (a name).")
+@click.option(
+    "--spec",
+    "spec_file",
+    type=click.Path(dir_okay=False),
+    help="Verify against a spec file of your own instead of a built-in.",
+)
+@click.option(
+    "--hyper",
+    "hypers",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A hyperparameter, by the spec's or the implementation's name (repeatable): "
+    "lr=0.01, betas=0.8,0.99, weight_decay=0.1.",
+)
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="SPEC_STATE=IMPL_STATE",
+    help="Which implementation state holds a spec state variable (repeatable).",
+)
+@click.option("--steps", default=40, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--seeds", default=2, show_default=True, type=click.IntRange(1, 100))
+@click.option(
+    "--dtype", default="float64", show_default=True, type=click.Choice(["float64", "float32"])
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@friendly_errors
+def verify(
+    target: str,
+    name: str,
+    spec_file: str | None,
+    hypers: tuple[str, ...],
+    maps: tuple[str, ...],
+    steps: int,
+    seeds: int,
+    dtype: str,
+    as_json: bool,
+) -> None:
+    """Verify a hand-written optimizer (an import path: torch.optim.Adam, a NumPy-API class or
+    a step function f(w, g, state, t, **hyper)) against a spec; exit 1 when it differs."""
+    import json
+
+    from symopt import verify as v
+    from symopt.resources import builtin_spec
+
+    spec = load_spec(spec_file) if spec_file else builtin_spec(name)
+    hyper = {k: v.coerce(x) for k, x in v.parse_assignments(hypers, "--hyper").items()}
+    state_map = v.parse_assignments(maps, "--map")
+    report = v.verify(
+        v.load_target(target),
+        spec,
+        target_name=target,
+        hyper=hyper,
+        state_map=state_map,
+        steps=steps,
+        seeds=seeds,
+        dtype=dtype,
+    )
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())
+    sys.exit(0 if report.passed else 1)
+
+
+@main.command()
+@click.option(
+    "--algorithm", "names", multiple=True, help="Only this built-in algorithm (repeatable)."
+)
+@click.option(
+    "--spec",
+    "spec_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Also document a spec file of your own (repeatable); it replaces a same-named built-in.",
+)
+@click.option(
+    "--builtins/--no-builtins",
+    default=True,
+    show_default=True,
+    help="Document the built-in algorithms too (--no-builtins: only the --spec files).",
+)
+@click.option(
+    "--out",
+    default="generated",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Output folder (the documents go to OUT/docs/).",
+)
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Write nothing; exit 1 listing stale, missing or extra files.",
+)
+@click.option("--force", is_flag=True, help="Overwrite generated files that were edited by hand.")
+@click.option("--pdf", is_flag=True, help="Also compile OUT/docs/symopt.pdf (needs pdflatex).")
+@click.pass_context
+@friendly_errors
+def docs(ctx: click.Context, pdf: bool, **options) -> None:
+    """Generate the LaTeX and Markdown documentation of the update rules (and the PDF)."""
+    from pathlib import Path
+
+    from symopt.pdf import compile_pdf, pdflatex
+
+    if pdf:
+        pdflatex()  # fail before the work when it is missing
+    ctx.invoke(generate, target="docs", **options)
+    if pdf:
+        build = compile_pdf(Path(options["out"]) / "docs")
+        for warning in build.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo(f"wrote {build.pdf} ({build.runs} pdflatex runs)", err=True)
 
 
 if __name__ == "__main__":

@@ -68,9 +68,10 @@ def _number(value: object, literal: str | None) -> sympy.Expr:
     if not math.isfinite(value) or (value == 0.0 and any(c in "123456789" for c in mantissa)):
         raise SpecError(f"the constant {text} is out of range for a double")
     try:
-        return _bounded(sympy.Rational(text))
+        exact = sympy.Rational(text)
     except (TypeError, ValueError):
-        return sympy.Rational(repr(value))
+        exact = sympy.Rational(repr(value))
+    return _bounded(exact)
 
 
 class _Builder:
@@ -197,7 +198,12 @@ def _parse_tree(text: object, mode: str) -> ast.AST:
 
 def _finite(expr: sympy.Expr, text: object) -> sympy.Expr:
     """Reject constants that are not finite real numbers, such as (-1)**0.5 or 1/(1 - 1)."""
-    if expr.has(sympy.I, sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+    odd_roots = [
+        p
+        for p in expr.atoms(sympy.Pow)
+        if p.args[0].is_number and p.args[0].is_negative and not p.args[1].is_integer
+    ]
+    if odd_roots or expr.has(sympy.I, sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
         raise SpecError(f"{str(text).strip()!r} contains a complex or infinite constant")
     return expr
 

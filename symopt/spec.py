@@ -23,6 +23,9 @@ from symopt.parse import FUNCTIONS, Grad, parse_assignment, parse_expr
 
 W, G, T = "w", "g", "t"
 NAME = re.compile(r"[a-z][a-z0-9_]*")
+CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
+#: Module-level names of generated code that a class name must not shadow.
+GENERATED_NAMES = {"DEFAULTS", "STATE", "CHUNK_BYTES", "T_START", "THREADS", "OPTIMIZERS"}
 #: Names the generated code cannot use as variables (C and Python keywords, NumPy/torch modules).
 TARGET_KEYWORDS = {
     "auto",
@@ -287,8 +290,8 @@ class _Loader:
         self.check_keys(d, TOP_KEYS, "")
         name = self.identifier(self.get(d, "name", "", str), "name")
         class_name = self.get(d, "class_name", "", str)
-        if not class_name.isidentifier() or not class_name[:1].isupper():
-            raise self.fail("class_name", f"{class_name!r} must be a CamelCase Python identifier")
+        if not CLASS_NAME.fullmatch(class_name) or class_name in GENERATED_NAMES:
+            raise self.fail("class_name", f"{class_name!r} must be a CamelCase name such as 'Adam'")
         t_start = self.get(d, "t_start", "", int, 1)
         if t_start < 0:
             raise self.fail("t_start", f"the first step counter must be 0 or more, got {t_start}")

@@ -354,7 +354,7 @@ OTHER_MISTAKES = [
     (
         VALID.replace('class_name = "MyMom"', 'class_name = "myMom"'),
         "class_name",
-        r"'myMom' must be a CamelCase Python identifier",
+        r"'myMom' must be a CamelCase name such as 'Adam'",
     ),
     (spec_text(top='t_start = "1"\n'), "t_start", r"expected int, got '1'"),
     (spec_text(top="t_start = true\n"), "t_start", r"expected int, got True"),

@@ -89,7 +89,11 @@ PROPERTY_CHECKS = {"unbiased": unbiased, "scale_invariant": scale_invariant}
 
 def declared_properties(spec: Spec, others: Mapping[str, Spec]) -> Iterator[CheckResult]:
     for prop in spec.properties:
-        yield PROPERTY_CHECKS[prop.kind](spec, prop)
+        try:
+            yield PROPERTY_CHECKS[prop.kind](spec, prop)
+        except Exception as exc:  # noqa: BLE001 - one bad claim must not hide the others
+            detail = f"could not run: {type(exc).__name__}: {exc}"
+            yield CheckResult(f"property: {prop.name}", False, "-", detail)
 
 
 CHECKS = [declared_properties]

@@ -114,31 +114,34 @@ def _other_side(spec: Spec, rel: Relation, others: Mapping[str, Spec], ours: dic
 
 
 def declared_relations(spec: Spec, others: Mapping[str, Spec]) -> Iterator[CheckResult]:
-    domains = hyper_domains(spec)
     for rel in spec.relations:
-        name = f"relation: {rel.name}"
-        ours = _apply_where(spec, rel.where)
         try:
-            b = _other_side(spec, rel, others, ours)
+            yield check_relation(spec, rel, others)
         except LookupError as exc:
-            yield CheckResult(name, False, "-", str(exc))
-            continue
-        a = Side(spec, _replaced(spec.update, rel.replace), ours)
-        pairs = {"w": (make_symbol(W), make_symbol(W))}
-        pairs.update({f"state {k}": (v, make_symbol(k)) for k, v in rel.state.items()})
-        holds, method, detail = compare(a, b, pairs, domains)
-        if holds and rel.replace:
-            # "Differs only in X" also claims that X makes a difference.
-            plain = Side(spec, spec.update, ours)
-            same, _, _ = compare(plain, b, {"w": pairs["w"]}, domains)
-            if same:
-                holds, detail = (
-                    False,
-                    "the replaced assignments make no difference: nothing differs",
-                )
-            else:
-                detail += "; without the replacement the updates differ"
-        yield CheckResult(name, holds, method, detail)
+            yield CheckResult(f"relation: {rel.name}", False, "-", str(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad claim must not hide the others
+            detail = f"could not run: {type(exc).__name__}: {exc}"
+            yield CheckResult(f"relation: {rel.name}", False, "-", detail)
+
+
+def check_relation(spec: Spec, rel: Relation, others: Mapping[str, Spec]) -> CheckResult:
+    domains = hyper_domains(spec)
+    name = f"relation: {rel.name}"
+    ours = _apply_where(spec, rel.where)
+    b = _other_side(spec, rel, others, ours)
+    a = Side(spec, _replaced(spec.update, rel.replace), ours)
+    pairs = {"w": (make_symbol(W), make_symbol(W))}
+    pairs.update({f"state {k}": (v, make_symbol(k)) for k, v in rel.state.items()})
+    holds, method, detail = compare(a, b, pairs, domains)
+    if holds and rel.replace:
+        # "Differs only in X" also claims that X makes a difference.
+        plain = Side(spec, spec.update, ours)
+        same, _, _ = compare(plain, b, {"w": pairs["w"]}, domains)
+        if same:
+            holds, detail = False, "the replaced assignments make no difference: nothing differs"
+        else:
+            detail += "; without the replacement the updates differ"
+    return CheckResult(name, holds, method, detail)
 
 
 def lookahead_form(spec: Spec, others: Mapping[str, Spec]) -> Iterator[CheckResult]:
