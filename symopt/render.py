@@ -48,9 +48,38 @@ def environment() -> jinja2.Environment:
     env.filters["docstring"] = _docstring
     env.filters["wrap"] = _wrap
     env.filters["pyrepr"] = repr
+    env.filters["dquote"] = lambda name: f'"{name}"'
     env.filters["pychunks"] = _pychunks
     return env
 
 
 def render(template: str, **data) -> str:
     return environment().get_template(template).render(**data)
+
+
+@cache
+def latex_environment() -> jinja2.Environment:
+    """For LaTeX (and Markdown with LaTeX math): delimiters that do not fight with braces.
+
+    ``\\VAR{x}`` prints, ``\\BLOCK{for ...}`` is a statement (alone on its line, it takes the line
+    with it), and ``\\#{...}`` is a template comment that never reaches the output.
+    """
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
+        undefined=jinja2.StrictUndefined,
+        block_start_string=r"\BLOCK{",
+        block_end_string="}",
+        variable_start_string=r"\VAR{",
+        variable_end_string="}",
+        comment_start_string=r"\#{",
+        comment_end_string="}",
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    return env
+
+
+def render_latex(template: str, **data) -> str:
+    return latex_environment().get_template(template).render(**data)

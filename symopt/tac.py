@@ -147,10 +147,14 @@ class _Compiler:
             return self.new("divide", ("scalar", self.print_scalar(sympy.S.One)), inner)
         return self.new("power", self.emit(base), self.emit(ex))
 
+    def readable(self, expr: sympy.Expr) -> str:
+        """An expression with the prelude scalars written out, for comments."""
+        return sympy.sstr(expr.xreplace(dict(self.kernel.prelude)))
+
     def compile(self) -> list[Instr]:
         for st in self.kernel.body:
             self.hint = st.array
-            self.comments = st.equations or (f"common subexpression {st.target} = {st.expr}",)
+            self.comments = st.equations or (f"shared: {st.target} = {self.readable(st.expr)}",)
             before = len(self.instrs)
             result = self.emit(st.expr)
             if result[0] == "scalar":
