@@ -153,7 +153,7 @@ def check(names: tuple[str, ...], spec_files: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.option("--target", default="all", show_default=True, help="numpy, or all.")
+@click.option("--target", default="all", show_default=True, help="numpy, c, docs, or all.")
 @click.option(
     "--algorithm", "names", multiple=True, help="Only this built-in algorithm (repeatable)."
 )

@@ -50,8 +50,10 @@ def _existing(out: Path, targets: Sequence[str]) -> set[str]:
             if not root.is_dir():
                 continue
             for path in root.rglob("*"):
-                if path.is_file() and not IGNORED_DIRS & set(path.relative_to(out).parts):
-                    found.add(path.relative_to(out).as_posix())
+                rel = path.relative_to(out)
+                if path.is_file() and not IGNORED_DIRS & set(rel.parts):
+                    if TARGETS[target].owns(rel.as_posix()):
+                        found.add(rel.as_posix())
     return found
 
 

@@ -82,7 +82,7 @@ def eps_placement(spec, flat, sym, extra):
         if isinstance(e, sympy.Add) and eps in e.args:
             roots = [a for a in e.args if isinstance(a, sympy.Pow) and a.args[1] == sympy.S.Half]
             if roots:
-                rest = [a for a in e.args if a is not eps and a is not roots[0]]
+                rest = [a for a in e.args if a != eps and a != roots[0]]
                 return sympy.Add(sympy.sqrt(roots[0].args[0] + eps), *rest)
         return e
 
@@ -92,7 +92,7 @@ def eps_placement(spec, flat, sym, extra):
                 if isinstance(r, sympy.Pow) and r.args[1] == sympy.S.Half:
                     k, x = r.args[0].as_independent(*(r.args[0].free_symbols - scalars))
                     if k != 1:
-                        rest = [a for a in e.args if a is not eps and a is not r]
+                        rest = [a for a in e.args if a != eps and a != r]
                         return sympy.Add(sympy.sqrt(k) * (sympy.sqrt(x) + eps), *rest)
         return e
 
@@ -122,7 +122,7 @@ def eps_inside_max(spec, flat, sym, extra):
         free = [a for a in args if not a.has(s)]
         if not free:
             continue
-        bumped = sympy.Max(*[a + eps if a is free[0] else a for a in args])
+        bumped = sympy.Max(*[a + eps if a == free[0] else a for a in args])
         new = [(t, bumped if t == target else e.xreplace({s + eps: s})) for t, e in flat]
         if _changed(flat, new):
             yield f"eps_inside_max_{target}", f"eps inside the max of {target}", rebuild(spec, new)

@@ -44,7 +44,8 @@ def test_generation_is_deterministic_across_hash_seeds(tmp_path):
         )
         outputs.append(tree(out))
     assert outputs[0] == outputs[1]
-    assert len(outputs[0]) == 2 * len(builtin_specs()) + 2
+    numpy = [p for p in outputs[0] if p.startswith("numpy/")]
+    assert len(numpy) == 2 * len(builtin_specs()) + 2
 
 
 def test_check_reports_stale_missing_and_extra_files(tmp_path):
@@ -75,8 +76,7 @@ def test_edited_file_is_not_overwritten_without_force(tmp_path):
     out = tmp_path / "gen"
     run("generate", "--algorithm", "sgd", "--out", str(out))
     module = out / "numpy/symopt_numpy/sgd.py"
-    edited = module.read_text().replace("CHUNK_BYTES = 1 << 19", "CHUNK_BYTES = 1 << 10")
-    module.write_text(edited)
+    module.write_text(module.read_text() + "# a local tweak\n")
     spec = tmp_path / "sgd.toml"
     spec.write_text(builtin_specs()["sgd"].text.replace("default = 0.01", "default = 0.02"))
     result = run("generate", "--spec", str(spec), "--out", str(out))
@@ -84,11 +84,11 @@ def test_edited_file_is_not_overwritten_without_force(tmp_path):
     assert (
         "numpy/symopt_numpy/sgd.py: edited by hand" in result.output and "--force" in result.output
     )
-    assert "CHUNK_BYTES = 1 << 10" in module.read_text()
+    assert "# a local tweak" in module.read_text()
     forced = run("generate", "--no-builtins", "--spec", str(spec), "--out", str(out), "--force")
     assert forced.exit_code == 0
     regenerated = module.read_text()
-    assert "CHUNK_BYTES = 1 << 10" not in regenerated and "lr: float = 0.02" in regenerated
+    assert "# a local tweak" not in regenerated and "lr: float = 0.02" in regenerated
     assert not list(out.rglob("*.tmp"))
 
 

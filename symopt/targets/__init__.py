@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from symopt.targets.base import Target
+from symopt.targets.c import CTarget
+from symopt.targets.docs import DocsTarget
 from symopt.targets.numpy import NumpyTarget
 
-TARGETS: dict[str, Target] = {t.name: t for t in (NumpyTarget(),)}
+TARGETS: dict[str, Target] = {t.name: t for t in (NumpyTarget(), DocsTarget(), CTarget())}

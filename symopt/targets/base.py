@@ -19,3 +19,7 @@ class Target(ABC):
     def folders(self) -> list[str]:
         """Folders this target owns: files there that a full run does not produce are stale."""
         return [self.name]
+
+    def owns(self, path: str) -> bool:
+        """Whether a file found in those folders is this target's (not a build output there)."""
+        return True

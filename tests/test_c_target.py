@@ -1,0 +1,330 @@
+"""The C target: warning-free C99 with gcc and clang, the printer, names that clash with C, the
+loader (missing compiler, rebuilds), the Makefile, results without OpenMP, and agreement with the
+NumPy target."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy
+from click.testing import CliRunner
+
+from symopt.cli import main
+from symopt.kernel import lower
+from symopt.resources import builtin_specs
+from symopt.targets.c import CFLAGS, CPrinter, CTarget, c_identifiers, template_data
+
+ROOT = Path(__file__).resolve().parents[1]
+GENERATED = ROOT / "generated" / "c"
+sys.path.insert(0, str(GENERATED))
+sys.path.insert(0, str(ROOT / "generated" / "numpy"))
+
+import symopt_c  # noqa: E402
+import symopt_numpy  # noqa: E402
+
+SPECS = builtin_specs()
+STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+C_FILES = sorted(GENERATED.glob("src/*.c")) + sorted(GENERATED.glob("tests/driver_*.c"))
+
+
+def compilers() -> list[str]:
+    return [cc for cc in ("gcc", "clang") if shutil.which(cc)]
+
+
+def accepts(cc: str, flag: str, tmp_path: Path) -> bool:
+    probe = tmp_path / "probe.c"
+    probe.write_text("int main(void) { return 0; }\n")
+    done = subprocess.run(
+        [cc, flag, str(probe), "-o", str(tmp_path / "probe")], capture_output=True
+    )
+    return done.returncode == 0
+
+
+def run_python(code: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
+
+
+@pytest.mark.parametrize("openmp", [False, True], ids=["serial", "openmp"])
+@pytest.mark.parametrize("cc", ["gcc", "clang"])
+def test_generated_c_compiles_without_warnings(cc, openmp, tmp_path):
+    if shutil.which(cc) is None:
+        pytest.skip(f"{cc} is not installed")
+    flags = [*CFLAGS, *STRICT]
+    if openmp:
+        if not accepts(cc, "-fopenmp", tmp_path):
+            pytest.skip(f"{cc} has no OpenMP here")
+        flags.append("-fopenmp")
+    assert len(C_FILES) == 2 * len(SPECS) + 1
+    for source in C_FILES:
+        done = subprocess.run(
+            [
+                cc,
+                *flags,
+                f"-I{GENERATED / 'include'}",
+                "-c",
+                str(source),
+                "-o",
+                str(tmp_path / "x.o"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, f"{cc} {source.name}:\n{done.stderr[-3000:]}"
+        assert done.stderr == "", f"{cc} {source.name} printed:\n{done.stderr[-3000:]}"
+
+
+@pytest.mark.parametrize("cxx", ["g++", "clang++"])
+def test_headers_are_valid_cpp(cxx, tmp_path):
+    if shutil.which(cxx) is None:
+        pytest.skip(f"{cxx} is not installed")
+    source = tmp_path / "use.cpp"
+    source.write_text(
+        '#include "symopt/symopt.h"\n'
+        "int main() {\n"
+        "    float w[3] = {1, 2, 3}, g[3] = {1, 1, 1}, m[3] = {0}, v[3] = {0};\n"
+        "    (void)symopt_adam_step_f32;\n"
+        "    return (int)(w[0] + g[0] + m[0] + v[0]) - 2 + SYMOPT_ADAM_T_START - 1;\n"
+        "}\n"
+    )
+    done = subprocess.run(
+        [cxx, "-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+        + [f"-I{GENERATED / 'include'}", "-c", str(source), "-o", str(tmp_path / "use.o")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_float_printer_uses_float_functions_and_literals():
+    x, y = sympy.symbols("x y", real=True)
+    helpers: set[str] = set()
+    f32 = CPrinter("f32", {}, helpers)
+    assert f32.doprint(sympy.sqrt(x) + sympy.Float("1e-8")) == "sqrtf(x) + 1.0e-8F"
+    assert f32.doprint(sympy.Rational(1, 3) * x**2) == "(1.0F/3.0F)*(x*x)"
+    assert f32.doprint(sympy.exp(x) / (x - y) ** 2) == "expf(x)/((x - y)*(x - y))"
+    assert f32.doprint(sympy.Max(x, y, 2)) == "symopt_max_f32(2, symopt_max_f32(x, y))"
+    assert helpers == {"max_f32"}
+    f64 = CPrinter("f64", {"x": "x_"}, helpers)
+    assert (
+        f64.doprint(abs(x) + sympy.sign(y) + x**3) == "pow(x_, 3) + fabs(x_) + symopt_sign_f64(y)"
+    )
+
+
+def test_names_that_clash_with_c_or_cpp_are_renamed():
+    names = c_identifiers(["w", "pow", "pow_", "new", "fmax", "omp_x", "beta1"])
+    assert names == {
+        "w": "w",
+        "pow": "pow__",
+        "pow_": "pow_",
+        "new": "new_",
+        "fmax": "fmax_",
+        "omp_x": "omp_x_",
+        "beta1": "beta1",
+    }
+
+
+def test_adam_kernel_is_fused_and_the_prelude_is_in_double():
+    data = template_data(SPECS["adam"], lower(SPECS["adam"]))
+    f32 = next(p for p in data["precisions"] if p["suffix"] == "f32")
+    code = [st["code"] for st in f32["body"]]
+    assert code == ["_c0*g + beta1*m", "_c1*(g*g) + beta2*v", "_c3*m__1/(_c2 + sqrtf(v__1)) + w"]
+    assert all("pow(" in c["code"] or "beta" in c["code"] for c in data["prelude"])
+    source = (GENERATED / "src" / "adam.c").read_text()
+    assert source.count("for (_i = 0; _i < n; ++_i)") == 2  # one fused loop per precision
+    assert source.count("#pragma omp parallel") == 2  # one region per call, for all tensors
+    assert "const double _c3 = -lr/((1 - pow(beta1, t))*sqrt(1.0/(1 - pow(beta2, t))));" in source
+
+
+def test_every_generated_file_has_a_header_and_the_set_is_complete():
+    files = CTarget().files(list(SPECS.values()))
+    paths = {f.path for f in files}
+    assert len(paths) == 5 * len(SPECS) + 6
+    for f in files:
+        first = f.text.splitlines()[0]
+        assert first.startswith(("// Generated by symopt", "# Generated by symopt")), f.path
+    assert files == CTarget().files(list(SPECS.values())), "rendering must be deterministic"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_c_agrees_with_the_numpy_target(name, dtype):
+    """Two independent code paths from one spec: the same numbers up to the rounding of a
+    different operation order (often bit for bit)."""
+    rng = np.random.default_rng(1)
+    shapes = [(300,), (7, 3), (1,)]
+    ws = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    c_opt = symopt_c.OPTIMIZERS[name]([w.copy() for w in ws])
+    np_opt = symopt_numpy.OPTIMIZERS[name]([w.copy() for w in ws])
+    for _ in range(50):
+        gs = [rng.standard_normal(s).astype(dtype) for s in shapes]
+        c_opt.step(gs)
+        np_opt.step(gs)
+    rtol = 1e-12 if dtype == np.float64 else 1e-4
+    for a, b in zip(c_opt.params, np_opt.params, strict=True):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * float(np.max(np.abs(b))))
+    for sa, sb in zip(c_opt.state, np_opt.state, strict=True):
+        for key in sa:
+            scale = float(np.max(np.abs(sb[key])))
+            np.testing.assert_allclose(sa[key], sb[key], rtol=rtol, atol=rtol * scale)
+
+
+CLASHING_SPEC = """
+name = "clash"
+class_name = "Clash"
+title = "Clipped sign descent with C-clashing names"
+summary = "A test spec: its names are C functions and a C++ keyword, and it uses every helper."
+reference = "none"
+
+update = [
+  "new = max(fmax*new, abs(g))",
+  "s = s + log(2 + g**2)",
+  "w = w - pow*sign(g)*min(abs(g), new)/(1 + exp(-s))",
+]
+
+[hyper.pow]
+default = 0.01
+domain = "positive"
+doc = "step size"
+
+[hyper.fmax]
+default = 0.9
+domain = "unit_closed_open"
+doc = "decay of the running maximum"
+
+[state.new]
+init = "0"
+doc = "running maximum of |g|"
+
+[state.s]
+init = "0"
+doc = "accumulated log(2 + g^2)"
+"""
+
+
+def test_user_spec_with_clashing_names_generates_c_whose_tests_pass(tmp_path):
+    spec = tmp_path / "clash.toml"
+    spec.write_text(CLASHING_SPEC)
+    out = tmp_path / "gen"
+    result = CliRunner().invoke(
+        main, ["generate", "--target", "c", "--no-builtins", "--spec", str(spec), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    source = (out / "c/src/clash.c").read_text()
+    assert "double pow__" not in source and "double pow_" in source and "fmax_" in source
+    assert "symopt_max_f32(" in source and "symopt_sign_f64(" in source
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(out / "c/tests")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert " passed" in done.stdout and "skipped" not in done.stdout
+
+
+def test_missing_compiler_is_reported_clearly(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("CC", "SYMOPT_C_LIB")}
+    env.update(PATH=str(tmp_path), XDG_CACHE_HOME=str(tmp_path), PYTHONPATH=str(GENERATED))
+    code = (
+        "import numpy as np, symopt_c\n"
+        "try:\n"
+        "    symopt_c.Adam([np.zeros(3)])\n"
+        "except symopt_c.CompilerNotFoundError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = run_python(code, env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "needs a C compiler" in done.stdout and "apt-get install gcc" in done.stdout
+    env["CC"] = "no-such-cc"
+    done = run_python(code, env, tmp_path)
+    assert "$CC is 'no-such-cc' and" in done.stdout, done.stdout + done.stderr
+
+
+STEP_AND_SAVE = """
+import sys
+import numpy as np
+import symopt_c
+rng = np.random.default_rng(0)
+ws = [rng.standard_normal(n).astype(np.float32) for n in (70001, 5, 33000)]
+opt = symopt_c.Adam(ws)
+symopt_c.set_num_threads(2)
+for _ in range(3):
+    opt.step([rng.standard_normal(w.size).astype(np.float32) for w in ws])
+np.save(sys.argv[1] if len(sys.argv) > 1 else "out.npy", np.concatenate(opt.params))
+print(symopt_c.library_path(), symopt_c.openmp())
+"""
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory) -> np.ndarray:
+    """STEP_AND_SAVE's result with the repository's library (OpenMP when available)."""
+    folder = tmp_path_factory.mktemp("reference")
+    env = {**os.environ, "PYTHONPATH": str(GENERATED)}
+    env.pop("SYMOPT_C_LIB", None)
+    done = run_python(STEP_AND_SAVE, env, folder)
+    assert done.returncode == 0, done.stderr
+    return np.load(folder / "out.npy")
+
+
+def test_sources_change_rebuilds_and_no_openmp_gives_identical_results(tmp_path, reference_run):
+    copy = tmp_path / "c"
+    shutil.copytree(GENERATED, copy, ignore=shutil.ignore_patterns("build", "__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(copy), "SYMOPT_C_OPENMP": "0"}
+    env.pop("SYMOPT_C_LIB", None)
+    first = run_python(STEP_AND_SAVE, env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    path, openmp = first.stdout.split()
+    assert Path(path).parent == copy / "build" and openmp == "0"
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), reference_run)
+    with open(copy / "src" / "sgd.c", "a") as handle:
+        handle.write("// an edit\n")
+    second = run_python(STEP_AND_SAVE, env, tmp_path)
+    assert second.returncode == 0, second.stderr
+    rebuilt = second.stdout.split()[0]
+    assert rebuilt != path and Path(rebuilt).is_file() and not Path(path).exists()
+
+
+def test_makefile_builds_a_library_the_package_can_load(tmp_path, reference_run):
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    copy = tmp_path / "c"
+    shutil.copytree(GENERATED, copy, ignore=shutil.ignore_patterns("build", "__pycache__"))
+    done = subprocess.run(
+        ["make", "-C", str(copy), "-j2", "all", "check"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    library = copy / "build" / "libsymopt.so"
+    assert library.is_file() and (copy / "build" / "libsymopt.a").is_file()
+    env = {**os.environ, "PYTHONPATH": str(copy), "SYMOPT_C_LIB": str(library)}
+    run = run_python(STEP_AND_SAVE, env, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split()[0] == str(library)
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), reference_run)
+
+
+def test_generated_tests_catch_a_wrong_kernel(tmp_path):
+    """The generated C tests can fail: swap beta1 for beta2 in Adam's float64 first moment."""
+    copy = tmp_path / "c"
+    shutil.copytree(GENERATED, copy, ignore=shutil.ignore_patterns("build", "__pycache__"))
+    source = copy / "src" / "adam.c"
+    right = "const double m__1 = _c0*g + beta1*m;"
+    assert right in source.read_text()
+    source.write_text(source.read_text().replace(right, right.replace("beta1*m", "beta2*m")))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "float64"]
+        + [str(copy / "tests" / "test_adam.py")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env={k: v for k, v in os.environ.items() if k != "SYMOPT_C_LIB"},
+    )
+    assert done.returncode == 1, done.stdout[-2000:]
+    assert "test_matches_reference" in done.stdout and "exceeds the tolerance" in done.stdout
