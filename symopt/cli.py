@@ -79,6 +79,53 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def generation_options(verb: str, out_help: str) -> Callable:
+    """The options ``generate`` and ``docs`` share: what to generate, where, and how."""
+    options = [
+        click.option(
+            "--algorithm", "names", multiple=True, help="Only this built-in algorithm (repeatable)."
+        ),
+        click.option(
+            "--spec",
+            "spec_files",
+            multiple=True,
+            type=click.Path(dir_okay=False),
+            help=f"Also {verb} a spec file of your own (repeatable); it replaces a "
+            "same-named built-in.",
+        ),
+        click.option(
+            "--builtins/--no-builtins",
+            default=True,
+            show_default=True,
+            help=f"{verb.capitalize()} the built-in algorithms too (--no-builtins: only "
+            "the --spec files).",
+        ),
+        click.option(
+            "--out",
+            default="generated",
+            show_default=True,
+            type=click.Path(file_okay=False),
+            help=out_help,
+        ),
+        click.option(
+            "--check",
+            "check_only",
+            is_flag=True,
+            help="Write nothing; exit 1 listing stale, missing or extra files.",
+        ),
+        click.option(
+            "--force", is_flag=True, help="Overwrite generated files that were edited by hand."
+        ),
+    ]
+
+    def apply(fn: Callable) -> Callable:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
+
+
 @click.group()
 @click.version_option(__version__, prog_name="symopt")
 def main() -> None:
@@ -154,36 +201,7 @@ def check(names: tuple[str, ...], spec_files: tuple[str, ...]) -> None:
 
 @main.command()
 @click.option("--target", default="all", show_default=True, help="numpy, c, docs, or all.")
-@click.option(
-    "--algorithm", "names", multiple=True, help="Only this built-in algorithm (repeatable)."
-)
-@click.option(
-    "--spec",
-    "spec_files",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="Also generate a spec file of your own (repeatable); it replaces a same-named built-in.",
-)
-@click.option(
-    "--builtins/--no-builtins",
-    default=True,
-    show_default=True,
-    help="Generate the built-in algorithms too (--no-builtins: only the --spec files).",
-)
-@click.option(
-    "--out",
-    default="generated",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Output folder.",
-)
-@click.option(
-    "--check",
-    "check_only",
-    is_flag=True,
-    help="Write nothing; exit 1 listing stale, missing or extra files.",
-)
-@click.option("--force", is_flag=True, help="Overwrite generated files that were edited by hand.")
+@generation_options("generate", "Output folder.")
 @friendly_errors
 def generate(
     target: str,
@@ -299,36 +317,7 @@ def verify(
 
 
 @main.command()
-@click.option(
-    "--algorithm", "names", multiple=True, help="Only this built-in algorithm (repeatable)."
-)
-@click.option(
-    "--spec",
-    "spec_files",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="Also document a spec file of your own (repeatable); it replaces a same-named built-in.",
-)
-@click.option(
-    "--builtins/--no-builtins",
-    default=True,
-    show_default=True,
-    help="Document the built-in algorithms too (--no-builtins: only the --spec files).",
-)
-@click.option(
-    "--out",
-    default="generated",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Output folder (the documents go to OUT/docs/).",
-)
-@click.option(
-    "--check",
-    "check_only",
-    is_flag=True,
-    help="Write nothing; exit 1 listing stale, missing or extra files.",
-)
-@click.option("--force", is_flag=True, help="Overwrite generated files that were edited by hand.")
+@generation_options("document", "Output folder (the documents go to OUT/docs/).")
 @click.option("--pdf", is_flag=True, help="Also compile OUT/docs/symopt.pdf (needs pdflatex).")
 @click.pass_context
 @friendly_errors

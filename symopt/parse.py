@@ -217,15 +217,19 @@ def parse_expr(
 ) -> sympy.Expr:
     """Parse one expression over the given symbols; raise :class:`SpecError` on anything else."""
     tree = _parse_tree(text, "eval")
+    return _build(tree.body, str(text), symbols, allow_grad, later)  # type: ignore[attr-defined]
+
+
+def _build(node: ast.AST, text: str, symbols, allow_grad: bool, later) -> sympy.Expr:
+    """Build the SymPy expression of a checked tree; every failure becomes a SpecError."""
     try:
-        builder = _Builder(symbols, allow_grad, later, text.strip())  # type: ignore[union-attr]
-        return _finite(builder.build(tree.body), text)  # type: ignore[attr-defined]
+        return _finite(_Builder(symbols, allow_grad, later, text.strip()).build(node), text)
     except RecursionError:
         raise SpecError(f"expression nested deeper than {MAX_DEPTH} levels") from None
     except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
         if isinstance(exc, SpecError):
             raise
-        raise SpecError(f"invalid expression {str(text).strip()!r}: {exc}") from None
+        raise SpecError(f"invalid expression {text.strip()!r}: {exc}") from None
 
 
 def parse_assignment(
@@ -247,12 +251,4 @@ def parse_assignment(
         raise SpecError(f"the left-hand side must be a plain name, not {_describe(target)}")
     if target.id.startswith("_"):
         raise SpecError(f"names starting with '_' are not allowed: {target.id!r}")
-    try:
-        builder = _Builder(symbols, allow_grad, later, text.strip())  # type: ignore[union-attr]
-        return target.id, _finite(builder.build(body[0].value), text)
-    except RecursionError:
-        raise SpecError(f"expression nested deeper than {MAX_DEPTH} levels") from None
-    except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
-        if isinstance(exc, SpecError):
-            raise
-        raise SpecError(f"invalid expression {str(text).strip()!r}: {exc}") from None
+    return target.id, _build(body[0].value, str(text), symbols, allow_grad, later)
