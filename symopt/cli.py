@@ -150,16 +150,20 @@ def list_cmd() -> None:
 @click.option(
     "--spec", "spec_file", type=click.Path(dir_okay=False), help="A spec file of your own."
 )
+@click.option("--kernel", is_flag=True, help="Also show the lowered kernel code is generated from.")
 @friendly_errors
-def show(name: str | None, spec_file: str | None) -> None:
+def show(name: str | None, spec_file: str | None, kernel: bool) -> None:
     """Show an algorithm's equations, hyperparameters and notes."""
     from symopt.domains import DOMAINS
+    from symopt.kernel import describe_kernel, lower
     from symopt.show import describe
 
     if bool(name) == bool(spec_file):
         raise click.UsageError("give a NAME or --spec FILE")
     specs, _ = select_specs([name] if name else [], [spec_file] if spec_file else [])
     click.echo(describe(specs[0], DOMAINS))
+    if kernel:
+        click.echo("\n" + describe_kernel(lower(specs[0])))
 
 
 @main.command()

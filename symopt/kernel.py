@@ -85,7 +85,9 @@ class _Hoister:
                 scalar = sympy.Mul(*[a for a in base.args if self.is_scalar(a)])
                 rest = sympy.Mul(*[a for a in base.args if not self.is_scalar(a)])
                 if scalar != 1 and self.proven(scalar, "positive"):
-                    return sympy.Pow(scalar, ex) * sympy.Pow(rest, ex)
+                    # powdenest may pull powers apart because the scalar is proven positive.
+                    scalar_part = sympy.powdenest(sympy.Pow(scalar, ex), force=True)
+                    return scalar_part * sympy.Pow(rest, ex)
         if isinstance(e, sympy.Mul):
             return self.distribute(sympy.Mul(*(self.normalize(f) for f in e.args)))
         return e
@@ -222,7 +224,9 @@ def _interleave(temps, reduced, hoisted) -> list[Statement]:
 
 
 def describe_kernel(kernel: Kernel) -> str:
-    """Human-readable dump (used by tests and ``symopt show --kernel``)."""
-    lines = [f"{s} = {e}" for s, e in kernel.prelude]
-    lines += ["--"] + [f"{st.target} = {st.expr}" for st in kernel.body]
+    """What code generation works from, for ``symopt show --kernel``."""
+    lines = ["prelude (once per step, float64):"]
+    lines += [f"  {s} = {sympy.sstr(e)}" for s, e in kernel.prelude]
+    lines += ["element-wise body (SSA; NAME__1 is the new value of NAME):"]
+    lines += [f"  {st.target} = {sympy.sstr(st.expr)}" for st in kernel.body]
     return "\n".join(lines)

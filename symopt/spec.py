@@ -159,9 +159,6 @@ class Spec:
     text: str = ""
 
     # -- symbols -------------------------------------------------------------------------------
-    def symbol(self, name: str) -> sympy.Symbol:
-        return symbol_table(self)[name]
-
     @property
     def hyper_names(self) -> tuple[str, ...]:
         return tuple(h.name for h in self.hypers)

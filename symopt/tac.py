@@ -10,7 +10,7 @@ into a dying operand's scratch buffer, else into a free scratch buffer. The grad
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sympy
 
@@ -34,9 +34,6 @@ class Program:
 
     instructions: list[tuple[str, str, tuple[Operand, ...], tuple[str, ...]]]
     scratch: list[str]
-    arrays: tuple[str, ...]
-    outputs: tuple[str, ...]
-    ops: int = field(default=0)
 
 
 class _Compiler:
@@ -224,4 +221,4 @@ def compile_kernel(kernel: Kernel, print_scalar: Callable[[sympy.Expr], str]) ->
     for value, array in finals.items():
         if where[value] != array:
             out.append(("copy", array, (("value", where[value]),), (f"{array} = its new value",)))
-    return Program(out, scratch, kernel.arrays, kernel.outputs, len(out))
+    return Program(out, scratch)

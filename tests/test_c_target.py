@@ -138,7 +138,7 @@ def test_adam_kernel_is_fused_and_the_prelude_is_in_double():
     source = (GENERATED / "src" / "adam.c").read_text()
     assert source.count("for (_i = 0; _i < n; ++_i)") == 2  # one fused loop per precision
     assert source.count("#pragma omp parallel") == 2  # one region per call, for all tensors
-    assert "const double _c3 = -lr/((1 - pow(beta1, t))*sqrt(1.0/(1 - pow(beta2, t))));" in source
+    assert "const double _c3 = -lr*sqrt(1 - pow(beta2, t))/(1 - pow(beta1, t));" in source
 
 
 def test_every_generated_file_has_a_header_and_the_set_is_complete():

@@ -8,7 +8,7 @@ import pytest
 import sympy
 
 from symopt.errors import SpecError
-from symopt.spec import load_spec, load_spec_text
+from symopt.spec import load_spec, load_spec_text, symbol_table
 
 FILE = "specs/my_momentum.toml"
 
@@ -98,7 +98,8 @@ def test_valid_spec_expressions_use_the_domain_assumptions():
     spec = load_spec_text(VALID, FILE)
     lr, rho = sympy.Symbol("lr", positive=True), sympy.Symbol("rho", nonnegative=True)
     v, g, w = (sympy.Symbol(n, real=True) for n in "vgw")
-    assert spec.symbol("rho") == rho and spec.symbol("lr") == lr
+    table = symbol_table(spec)
+    assert table["rho"] == rho and table["lr"] == lr
     assert spec.update[0].expr == rho * v + g
     assert spec.update[1].expr == w - lr * v
 
