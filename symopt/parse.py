@@ -20,6 +20,7 @@ MAX_LENGTH = 2000
 MAX_DEPTH = 100
 MAX_EXPONENT = 64
 MAX_DIGITS = 400
+DOUBLE_MAX = sympy.Float("1.7976931348623157e308")
 
 #: The gradient operator: ``grad(x)`` is the loss gradient evaluated at the point ``x``.
 Grad = sympy.Function("grad")
@@ -205,6 +206,11 @@ def _finite(expr: sympy.Expr, text: object) -> sympy.Expr:
     ]
     if odd_roots or expr.has(sympy.I, sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
         raise SpecError(f"{str(text).strip()!r} contains a complex or infinite constant")
+    for node in sympy.preorder_traversal(expr):
+        if node.is_number and not node.is_Rational:
+            value = sympy.N(node, 20)
+            if not value.is_finite or abs(value) > DOUBLE_MAX:
+                raise SpecError(f"the constant {sympy.sstr(node)} is out of range for a double")
     return expr
 
 

@@ -570,3 +570,9 @@ def test_render_and_evaluate_agree_on_a_known_tree():
     assert render(tree) == "((g)**(2) + sqrt(max(m, 4)))"
     assert parse(render(tree)) == g**2 + sympy.sqrt(sympy.Max(m, 4))
     assert evaluate(tree, {"g": 3.0, "m": 1.0}, []) == 11.0
+
+
+@pytest.mark.parametrize("text", ["exp(1000)*g", "g + exp(exp(exp(10)))"])
+def test_constants_that_overflow_a_double_are_refused(text):
+    with pytest.raises(SpecError, match="out of range for a double"):
+        parse(text)
