@@ -6,5 +6,8 @@ from symopt.targets.base import Target
 from symopt.targets.c import CTarget
 from symopt.targets.docs import DocsTarget
 from symopt.targets.numpy import NumpyTarget
+from symopt.targets.torch import TorchTarget
 
-TARGETS: dict[str, Target] = {t.name: t for t in (NumpyTarget(), DocsTarget(), CTarget())}
+TARGETS: dict[str, Target] = {
+    t.name: t for t in (NumpyTarget(), DocsTarget(), CTarget(), TorchTarget())
+}
