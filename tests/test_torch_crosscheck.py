@@ -10,36 +10,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import symopt_numpy as gen  # noqa: E402
+from torch_cases import CASES  # noqa: E402
 
 STEPS = 200
 SHAPE = (37, 11)
-
-# algorithm -> (our hyperparameters, torch constructor taking (params, **our hyperparameters))
-CASES = {
-    "sgd": ({"lr": 0.05}, lambda p, h: torch.optim.SGD(p, lr=h["lr"])),
-    "momentum": (
-        {"lr": 0.02, "rho": 0.9},
-        lambda p, h: torch.optim.SGD(p, lr=h["lr"], momentum=h["rho"]),
-    ),
-    # Nesterov: our look-ahead-free form stores p = w + rho v and steps it exactly like torch's
-    # nesterov=True with buffer b = -v/lr (proven equal to the look-ahead update by `symopt check`).
-    "nesterov": (
-        {"lr": 0.02, "rho": 0.9},
-        lambda p, h: torch.optim.SGD(p, lr=h["lr"], momentum=h["rho"], nesterov=True),
-    ),
-    "adagrad": (
-        {"lr": 0.1, "eps": 1e-10},
-        lambda p, h: torch.optim.Adagrad(p, lr=h["lr"], eps=h["eps"]),
-    ),
-    "rmsprop": (
-        {"lr": 0.01, "decay": 0.95, "eps": 1e-8},
-        lambda p, h: torch.optim.RMSprop(p, lr=h["lr"], alpha=h["decay"], eps=h["eps"]),
-    ),
-    "adam": (
-        {"lr": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-8},
-        lambda p, h: torch.optim.Adam(p, lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"]),
-    ),
-}
 
 
 @pytest.mark.parametrize("foreach", [False, True])

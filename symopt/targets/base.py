@@ -1,12 +1,14 @@
-"""What every target provides: a name and the files it renders for a list of specs."""
+"""What every target provides (a name and the files it renders for a list of specs), and the
+helpers the targets share."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+from symopt.domains import DOMAINS
 from symopt.spec import Spec
-from symopt.writer import GeneratedFile
+from symopt.writer import GeneratedFile, with_header
 
 
 class Target(ABC):
@@ -23,3 +25,32 @@ class Target(ABC):
     def owns(self, path: str) -> bool:
         """Whether a file found in those folders is this target's (not a build output there)."""
         return True
+
+
+def generated(
+    path: str, body: str, *, spec: Spec | None = None, comment: str = "#", end: str = ""
+) -> GeneratedFile:
+    """A generated file with its do-not-edit header: from a spec, or shared by all of them."""
+    source, digest = (spec.source, spec.digest) if spec is not None else ("symopt", None)
+    return GeneratedFile(
+        path, with_header(body, comment=comment, source=source, spec_digest=digest, end=end)
+    )
+
+
+def hyper_rows(spec: Spec) -> list[dict]:
+    """Each hyperparameter as templates show and validate it."""
+    return [
+        {
+            "name": h.name,
+            "default": repr(h.default),
+            "condition": DOMAINS[h.domain].condition.format(x=h.name),
+            "interval": DOMAINS[h.domain].interval,
+            "doc": h.doc,
+        }
+        for h in spec.hypers
+    ]
+
+
+def isort_key(name: str) -> tuple[int, str]:
+    """isort's order-by-type for generated imports: CONSTANTS, then Classes, then functions."""
+    return (0 if name.isupper() else 1 if name[:1].isupper() else 2, name)

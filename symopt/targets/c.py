@@ -24,14 +24,13 @@ from sympy.printing.c import C99CodePrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from symopt import __version__
-from symopt.domains import DOMAINS
 from symopt.errors import SpecError
 from symopt.kernel import Kernel, lower
 from symopt.render import render
 from symopt.spec import G, Spec
-from symopt.targets.base import Target
-from symopt.targets.numpy import ScalarPrinter, _isort_key
-from symopt.writer import GeneratedFile, with_header
+from symopt.targets.base import Target, generated, hyper_rows, isort_key
+from symopt.targets.numpy import ScalarPrinter
+from symopt.writer import GeneratedFile
 
 PACKAGE = "symopt_c"
 #: The runtime's files are include/symopt/symopt.h and src/symopt.c: no spec may take that name.
@@ -265,16 +264,12 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
     ]
     hypers = [
         {
-            "name": h.name,
+            **row,
             "c": ident[h.name],
             "macro": f"SYMOPT_{spec.name.upper()}_{h.name.upper()}",
-            "default": repr(h.default),
-            "condition": DOMAINS[h.domain].condition.format(x=h.name),
-            "interval": DOMAINS[h.domain].interval,
-            "doc": h.doc,
             "c_doc": _comment(h.doc),
         }
-        for h in spec.hypers
+        for row, h in zip(hyper_rows(spec), spec.hypers, strict=True)
     ]
     py = ScalarPrinter()
     init_names = {s.name for st in spec.states for s in st.init.free_symbols}
@@ -313,7 +308,7 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
         "comment": comment_block,
         "test_imports": sorted(
             ["DEFAULTS", "STATE", "T_START", spec.class_name, f"{spec.name}_step"],
-            key=_isort_key,
+            key=isort_key,
         ),
     }
 
@@ -332,11 +327,7 @@ class CTarget(Target):
                 ("c/optimizer.py.jinja", f"c/{PACKAGE}/{spec.name}.py", "#"),
                 ("c/test_optimizer.py.jinja", f"c/tests/test_{spec.name}.py", "#"),
             ):
-                body = render(template, **data)
-                text = with_header(
-                    body, comment=comment, source=spec.source, spec_digest=spec.digest
-                )
-                out.append(GeneratedFile(path, text))
+                out.append(generated(path, render(template, **data), spec=spec, comment=comment))
         names = [
             {"module": s.name, "class_name": s.class_name, "fn": f"{s.name}_step"} for s in specs
         ]
@@ -356,7 +347,5 @@ class CTarget(Target):
             ("c/_lib.py.jinja", f"c/{PACKAGE}/_lib.py", "#"),
             ("c/conftest.py.jinja", "c/tests/conftest.py", "#"),
         ):
-            body = render(template, **shared)
-            text = with_header(body, comment=comment, source="symopt", spec_digest=None)
-            out.append(GeneratedFile(path, text))
+            out.append(generated(path, render(template, **shared), comment=comment))
         return out

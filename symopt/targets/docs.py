@@ -16,8 +16,8 @@ from symopt.domains import DOMAINS
 from symopt.latex import SpecLatexPrinter, escape_latex, escape_markdown, format_number
 from symopt.render import render_latex
 from symopt.spec import Assignment, Spec
-from symopt.targets.base import Target
-from symopt.writer import GeneratedFile, with_header
+from symopt.targets.base import Target, generated
+from symopt.writer import GeneratedFile
 
 FOLDER = "docs"
 DOCUMENT = "symopt"
@@ -178,18 +178,10 @@ class DocsTarget(Target):
                 ("latex/algorithm.md.jinja", f"{FOLDER}/{spec.name}.md", "<!--", " -->"),
             ):
                 body = render_latex(template, **data)
-                text = with_header(
-                    body, comment=comment, source=spec.source, spec_digest=spec.digest, end=end
-                )
-                out.append(GeneratedFile(path, text))
+                out.append(generated(path, body, spec=spec, comment=comment, end=end))
         sections = [{"name": s.name, "title_tex": escape_latex(s.title)} for s in specs]
         body = render_latex(f"latex/{DOCUMENT}.tex.jinja", sections=sections, version=__version__)
-        out.append(
-            GeneratedFile(
-                f"{FOLDER}/{DOCUMENT}.tex",
-                with_header(body, comment="%", source="symopt", spec_digest=None),
-            )
-        )
+        out.append(generated(f"{FOLDER}/{DOCUMENT}.tex", body, comment="%"))
         return out
 
     def owns(self, path: str) -> bool:

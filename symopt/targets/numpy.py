@@ -8,13 +8,12 @@ import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
 from symopt import __version__
-from symopt.domains import DOMAINS
 from symopt.kernel import Kernel, lower
 from symopt.render import render
 from symopt.spec import Spec
 from symopt.tac import compile_kernel
-from symopt.targets.base import Target
-from symopt.writer import GeneratedFile, with_header
+from symopt.targets.base import Target, generated, hyper_rows, isort_key
+from symopt.writer import GeneratedFile
 
 PACKAGE = "symopt_numpy"
 UFUNC = {
@@ -66,16 +65,7 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
     used = {s.name for st in kernel.body for s in st.expr.free_symbols}
     direct = [h for h in (*kernel.hypers, "t") if h in used]
     init_names = {s.name for st in spec.states for s in st.init.free_symbols}
-    hypers = [
-        {
-            "name": h.name,
-            "default": repr(h.default),
-            "condition": DOMAINS[h.domain].condition.format(x=h.name),
-            "interval": DOMAINS[h.domain].interval,
-            "doc": h.doc,
-        }
-        for h in spec.hypers
-    ]
+    hypers = hyper_rows(spec)
     return {
         "spec": spec,
         "version": __version__,
@@ -100,14 +90,9 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
         "lookahead": spec.lookahead_free,
         "test_imports": sorted(
             ["CHUNK_BYTES", "DEFAULTS", "STATE", spec.class_name, f"{spec.name}_step"],
-            key=_isort_key,
+            key=isort_key,
         ),
     }
-
-
-def _isort_key(name: str) -> tuple[int, str]:
-    """isort's order-by-type: CONSTANTS, then Classes, then functions."""
-    return (0 if name.isupper() else 1 if name[:1].isupper() else 2, name)
 
 
 class NumpyTarget(Target):
@@ -121,13 +106,7 @@ class NumpyTarget(Target):
                 ("numpy/optimizer.py.jinja", f"numpy/{PACKAGE}/{spec.name}.py"),
                 ("numpy/test_optimizer.py.jinja", f"numpy/tests/test_{spec.name}.py"),
             ):
-                body = render(template, **data)
-                out.append(
-                    GeneratedFile(
-                        path,
-                        with_header(body, comment="#", source=spec.source, spec_digest=spec.digest),
-                    )
-                )
+                out.append(generated(path, render(template, **data), spec=spec))
         names = [
             {"module": s.name, "class_name": s.class_name, "fn": f"{s.name}_step"} for s in specs
         ]
@@ -135,10 +114,5 @@ class NumpyTarget(Target):
             ("numpy/__init__.py.jinja", f"numpy/{PACKAGE}/__init__.py"),
             ("numpy/conftest.py.jinja", "numpy/tests/conftest.py"),
         ):
-            body = render(template, specs=names, version=__version__)
-            out.append(
-                GeneratedFile(
-                    path, with_header(body, comment="#", source="symopt", spec_digest=None)
-                )
-            )
+            out.append(generated(path, render(template, specs=names, version=__version__)))
         return out

@@ -13,14 +13,13 @@ from collections.abc import Sequence
 import sympy
 
 from symopt import __version__
-from symopt.domains import DOMAINS
 from symopt.kernel import Kernel, lower
 from symopt.render import render
 from symopt.spec import Spec
 from symopt.tac import compile_kernel
-from symopt.targets.base import Target
-from symopt.targets.numpy import ScalarPrinter, _isort_key
-from symopt.writer import GeneratedFile, with_header
+from symopt.targets.base import Target, generated, hyper_rows, isort_key
+from symopt.targets.numpy import ScalarPrinter
+from symopt.writer import GeneratedFile
 
 PACKAGE = "symopt_torch"
 #: TAC op -> (torch function with out=, torch._foreach_ in-place suffix)
@@ -166,16 +165,7 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
     used = {s.name for st in kernel.body for s in st.expr.free_symbols}
     direct = [h for h in (*kernel.hypers, "t") if h in used]
     init_names = {s.name for st in spec.states for s in st.init.free_symbols}
-    hypers = [
-        {
-            "name": h.name,
-            "default": repr(h.default),
-            "condition": DOMAINS[h.domain].condition.format(x=h.name),
-            "interval": DOMAINS[h.domain].interval,
-            "doc": h.doc,
-        }
-        for h in spec.hypers
-    ]
+    hypers = hyper_rows(spec)
     states = []
     for s in spec.states:
         init = printer.doprint(s.init)
@@ -206,7 +196,7 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
         "equations": [a.text for a in spec.update],
         "executed": [a.text for a in spec.executable_update],
         "lookahead": spec.lookahead_free,
-        "test_imports": sorted(["DEFAULTS", "STATE", spec.class_name], key=_isort_key),
+        "test_imports": sorted(["DEFAULTS", "STATE", spec.class_name], key=isort_key),
     }
 
 
@@ -221,22 +211,11 @@ class TorchTarget(Target):
                 ("torch/optimizer.py.jinja", f"torch/{PACKAGE}/{spec.name}.py"),
                 ("torch/test_optimizer.py.jinja", f"torch/tests/test_{spec.name}.py"),
             ):
-                body = render(template, **data)
-                out.append(
-                    GeneratedFile(
-                        path,
-                        with_header(body, comment="#", source=spec.source, spec_digest=spec.digest),
-                    )
-                )
+                out.append(generated(path, render(template, **data), spec=spec))
         names = [{"module": s.name, "class_name": s.class_name} for s in specs]
         for template, path in (
             ("torch/__init__.py.jinja", f"torch/{PACKAGE}/__init__.py"),
             ("torch/conftest.py.jinja", "torch/tests/conftest.py"),
         ):
-            body = render(template, specs=names, version=__version__)
-            out.append(
-                GeneratedFile(
-                    path, with_header(body, comment="#", source="symopt", spec_digest=None)
-                )
-            )
+            out.append(generated(path, render(template, specs=names, version=__version__)))
         return out
