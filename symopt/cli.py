@@ -161,6 +161,8 @@ def show(name: str | None, spec_file: str | None, kernel: bool) -> None:
     if bool(name) == bool(spec_file):
         raise click.UsageError("give a NAME or --spec FILE")
     specs, _ = select_specs([name] if name else [], [spec_file] if spec_file else [])
+    if kernel and specs[0].kind != "elementwise":
+        raise click.UsageError(f"--kernel: {specs[0].name} is a second-order spec, with no kernel")
     click.echo(describe(specs[0], DOMAINS))
     if kernel:
         click.echo("\n" + describe_kernel(lower(specs[0])))
@@ -304,6 +306,12 @@ def verify(
     from symopt.resources import builtin_spec
 
     spec = load_spec(spec_file) if spec_file else builtin_spec(name)
+    if spec.kind != "elementwise":
+        raise SpecError(
+            f"{spec.name} is a second-order spec; verify compares element-wise optimizers "
+            "(compare second-order methods with scipy: benchmarks/bench_scipy_trust_region.py)",
+            key="--against",
+        )
     hyper = {k: v.coerce(x) for k, x in v.parse_assignments(hypers, "--hyper").items()}
     state_map = v.parse_assignments(maps, "--map")
     report = v.verify(
@@ -340,6 +348,10 @@ def docs(ctx: click.Context, pdf: bool, **options) -> None:
             click.echo(f"warning: {warning}", err=True)
         click.echo(f"wrote {build.pdf} ({build.runs} pdflatex runs)", err=True)
 
+
+from symopt.plot.cli import plot  # noqa: E402  (after main, which it joins)
+
+main.add_command(plot)
 
 if __name__ == "__main__":
     main()

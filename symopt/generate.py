@@ -37,8 +37,10 @@ def plan(
 ) -> list[GeneratedFile]:
     files: list[GeneratedFile] = []
     for target in targets:
-        progress(f"{target}: rendering {len(specs)} spec(s)")
-        files += TARGETS[target].files(specs)
+        renderer = TARGETS[target]
+        chosen = [s for s in specs if renderer.second_order or s.kind == "elementwise"]
+        progress(f"{target}: rendering {len(chosen)} spec(s)")
+        files += renderer.files(chosen)
     return files
 
 

@@ -259,3 +259,67 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|$~^])")
 def escape_markdown(text: str) -> str:
     """Plain text that GitHub's Markdown shows as written (no emphasis, links, HTML or math)."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+class _MatrixLatexPrinter(LatexPrinter):
+    """SymPy's LaTeX for matrix expressions, with ``I`` for the identity and bare fractions."""
+
+    def _print_Identity(self, expr) -> str:
+        return "I"
+
+    def _print_MatMul(self, expr) -> str:
+        coeff, factors = expr.as_coeff_mmul()
+        if coeff.is_Rational and coeff not in (1, -1):
+            sign = "- " if coeff < 0 else ""
+            rest = self._print(sympy.MatMul(*factors.args))
+            return f"{sign}\\frac{{{abs(coeff.p)}}}{{{coeff.q}}} {rest}"
+        return super()._print_MatMul(expr)
+
+
+CURVATURE_PROSE = {"hessian": "the Hessian of the loss at w"}
+
+
+def derivation_latex(spec) -> dict:
+    """The model, its gradient, the stationarity condition and the step, as LaTeX, for the docs;
+    all printed from :func:`symopt.derive.derive` (general ``n``), and the control rule."""
+    from symopt.derive import damping_symbol, derive
+
+    d = derive(spec, None)
+    names = {damping_symbol(spec.damping): spec.latex_name(spec.damping)} if spec.damping else {}
+    printer = _MatrixLatexPrinter({"symbol_names": names})
+    lhs = printer.doprint(d.matrix)
+    tex = {
+        "model": f"m(d) = L(w) + {printer.doprint(d.model)}",
+        "gradient": f"\\nabla_d\\, m(d) = {printer.doprint(d.gradient)}",
+        "system": f"{'(' + lhs + ')' if spec.damping else lhs}\\, d = {printer.doprint(d.rhs)}",
+        "step": f"d^{{*}} = {printer.doprint(d.step)}",
+    }
+    subproblem = {
+        "exact": "The subproblem is solved exactly (More-Sorensen: Cholesky factorisations of "
+        "H + lambda I and Newton's method on the secular equation, including the hard case).",
+        "cg": "The subproblem is solved by truncated conjugate gradients with Hessian-vector "
+        "products (Steihaug), which never forms H.",
+        "auto": "The subproblem is solved exactly (More-Sorensen, with the hard case) when H is "
+        "given as a small dense matrix, and by truncated conjugate gradients with "
+        "Hessian-vector products (Steihaug) otherwise.",
+    }[spec.subproblem]
+    indefinite = {
+        "fail": "Where the Cholesky factorisation of H fails (H is not positive definite) the "
+        "method stops and says so; stopping where H is not positive semidefinite is reported as "
+        "a saddle point.",
+        "gradient": "Where H is not positive definite the step is steepest descent with a "
+        "backtracking line search instead.",
+    }[spec.on_indefinite]
+    curvature = CURVATURE_PROSE[spec.curvature]
+    return {
+        "tex": tex,
+        "rule": spec.rule,
+        "damping": spec.latex_name(spec.damping) if spec.damping else "",
+        "hyper": {h.name: h.latex for h in spec.hypers},
+        "curvature_tex": escape_latex(curvature),
+        "curvature_md": escape_markdown(curvature),
+        "subproblem_tex": escape_latex(subproblem),
+        "subproblem_md": escape_markdown(subproblem),
+        "indefinite_tex": escape_latex(indefinite),
+        "indefinite_md": escape_markdown(indefinite),
+    }

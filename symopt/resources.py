@@ -45,3 +45,13 @@ def builtin_spec(name: str) -> Spec:
         extra = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise SpecError(f"no built-in algorithm {name!r}{extra}; see 'symopt list'")
     return specs[name]
+
+
+def elementwise_specs() -> dict[str, Spec]:
+    """The built-ins with an element-wise update (what the first-order targets generate)."""
+    return {n: s for n, s in builtin_specs().items() if s.kind == "elementwise"}
+
+
+def second_order_specs() -> dict[str, Spec]:
+    """The built-ins with a model instead of an update (Newton, trust region)."""
+    return {n: s for n, s in builtin_specs().items() if s.kind == "second_order"}

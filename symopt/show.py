@@ -6,15 +6,54 @@ import textwrap
 
 import sympy
 
+from symopt.model_spec import ModelSpec
 from symopt.spec import Spec
 
 
-def describe(spec: Spec, domains) -> str:
+def _head(spec: Spec | ModelSpec, domains) -> list[str]:
     out = [f"{spec.title} ({spec.name}, class {spec.class_name})", f"source: {spec.source}", ""]
     out += textwrap.wrap(" ".join(spec.summary.split()), 96)
-    out += ["", f"reference: {spec.reference}", "", "hyperparameters:"]
+    out += ["", f"reference: {spec.reference}"]
+    if spec.hypers:
+        out += ["", "hyperparameters:"]
+    width = max([8, *(len(h.name) for h in spec.hypers)])
     for h in spec.hypers:
-        out.append(f"  {h.name:8} = {h.default:<8g} in {domains[h.domain].interval:12} {h.doc}")
+        interval = domains[h.domain].interval
+        out.append(f"  {h.name:{width}} = {h.default:<8g} in {interval:12} {h.doc}")
+    return out
+
+
+def _notes(spec: Spec | ModelSpec) -> list[str]:
+    if not spec.notes:
+        return []
+    text = " ".join(spec.notes.split())
+    return ["", "notes:", *textwrap.wrap(text, 96, initial_indent="  ", subsequent_indent="  ")]
+
+
+def describe_model(spec: ModelSpec, domains) -> str:
+    """A second-order spec: its model and the step derived from it."""
+    from symopt.derive import derive
+
+    d = derive(spec, None)
+    out = _head(spec, domains)
+    out += ["", f"model (order {spec.order}, curvature {spec.curvature}):"]
+    out += [f"  m(d) = L + {sympy.sstr(d.model)}", f"  gradient: {sympy.sstr(d.gradient)}"]
+    out += [f"  stationary where ({sympy.sstr(d.matrix)})*d = {sympy.sstr(d.rhs)}"]
+    out += [f"  derived step: d = {sympy.sstr(d.step)}"]
+    if spec.step_text:
+        out += [f"  written step: d = {spec.step_text} (checked equal by 'symopt check')"]
+    out += ["", f"control rule: {spec.rule}"]
+    if spec.rule == "radius":
+        out += [f"subproblem: {spec.subproblem}"]
+    else:
+        out += [f"where H is not positive definite: {spec.on_indefinite}"]
+    return "\n".join(out + _notes(spec))
+
+
+def describe(spec: Spec | ModelSpec, domains) -> str:
+    if isinstance(spec, ModelSpec):
+        return describe_model(spec, domains)
+    out = _head(spec, domains)
     if spec.states:
         out += ["", "state (initial value):"]
         out += [f"  {s.name:8} = {sympy.sstr(s.init):<8} {s.doc}" for s in spec.states]
@@ -26,12 +65,4 @@ def describe(spec: Spec, domains) -> str:
     if spec.lookahead_free:
         out += ["", "look-ahead-free form (used by generated code):"]
         out += [f"  {a.text}" for a in spec.lookahead_free.update]
-    if spec.notes:
-        out += [
-            "",
-            "notes:",
-            *textwrap.wrap(
-                " ".join(spec.notes.split()), 96, initial_indent="  ", subsequent_indent="  "
-            ),
-        ]
-    return "\n".join(out)
+    return "\n".join(out + _notes(spec))

@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import sympy
 
@@ -157,6 +158,9 @@ class Spec:
     t_start: int = 1
     source: str = "<python>"
     text: str = ""
+
+    #: Element-wise specs have an update; second-order ones (:mod:`symopt.model_spec`) a model.
+    kind: ClassVar[str] = "elementwise"
 
     # -- symbols -------------------------------------------------------------------------------
     @property
@@ -588,6 +592,10 @@ def load_spec_text(text: str, file: str = "<string>") -> Spec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"not valid TOML: {exc}", file=file) from None
+    from symopt.model_spec import is_model_table, load_model_spec
+
+    if is_model_table(data):
+        return load_model_spec(data, file, text)  # type: ignore[return-value]
     return _Loader(data, file, text).load()
 
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from symopt.cli import main
 from symopt.kernel import lower
-from symopt.resources import builtin_specs
+from symopt.resources import elementwise_specs
 from symopt.targets.c import CFLAGS, CPrinter, CTarget, c_identifiers, template_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "generated" / "numpy"))
 import symopt_c  # noqa: E402
 import symopt_numpy  # noqa: E402
 
-SPECS = builtin_specs()
+SPECS = elementwise_specs()
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 C_FILES = sorted(GENERATED.glob("src/*.c")) + sorted(GENERATED.glob("tests/driver_*.c"))
 

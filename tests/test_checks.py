@@ -5,10 +5,10 @@ import re
 import pytest
 
 from symopt.checks import run_checks
-from symopt.resources import builtin_specs
+from symopt.resources import elementwise_specs
 from symopt.spec import load_spec_text
 
-SPECS = builtin_specs()
+SPECS = elementwise_specs()
 
 
 def results_for(spec):

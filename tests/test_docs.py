@@ -130,7 +130,8 @@ def test_document_inputs_a_section_per_algorithm(generated):
     for name in names:
         section = (generated / f"{name}.tex").read_text()
         assert f"\\section{{{builtin_specs()[name].title}}}\\label{{sec:{name}}}" in section
-        assert "\\begin{align}" in section and "\\documentclass" not in section
+        display = "equation" if builtin_specs()[name].kind == "second_order" else "align"
+        assert f"\\begin{{{display}}}" in section and "\\documentclass" not in section
         assert (generated / f"{name}.md").is_file()
 
 

@@ -3,11 +3,11 @@
 import sympy
 
 from symopt.kernel import lower
-from symopt.resources import builtin_specs
+from symopt.resources import elementwise_specs
 from symopt.tac import compile_kernel
 from symopt.targets.numpy import ScalarPrinter
 
-SPECS = builtin_specs()
+SPECS = elementwise_specs()
 
 
 def test_adam_prelude_holds_the_bias_corrections_and_body_is_elementwise():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from symopt.reference import ReferenceStepper, original_variables, relative_error
-from symopt.resources import builtin_specs
+from symopt.resources import elementwise_specs
 
-SPECS = builtin_specs()
+SPECS = elementwise_specs()
 
 
 def test_adam_first_step_is_lr_times_sign_for_large_gradients():

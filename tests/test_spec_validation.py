@@ -610,18 +610,21 @@ BUILTIN_NAMES = [
     "rmsprop",
     "sgd",
 ]
+SECOND_ORDER_NAMES = ["newton", "trust_region"]
 
 
 def test_every_builtin_spec_loads():
     from symopt.resources import builtin_specs
 
     specs = builtin_specs()
-    assert len(specs) == 9
-    assert sorted(specs) == BUILTIN_NAMES
+    assert sorted(specs) == sorted(BUILTIN_NAMES + SECOND_ORDER_NAMES)
     for name, spec in specs.items():
         assert spec.name == name
         assert spec.source == f"specs/{name}.toml"
-        assert any(a.target == "w" for a in spec.update)
+        if name in SECOND_ORDER_NAMES:
+            assert spec.kind == "second_order" and spec.step_text
+        else:
+            assert any(a.target == "w" for a in spec.update)
 
 
 @pytest.mark.parametrize("name", BUILTIN_NAMES)

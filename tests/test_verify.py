@@ -7,10 +7,10 @@ import pytest
 from click.testing import CliRunner
 
 from symopt.cli import main
-from symopt.resources import builtin_specs
+from symopt.resources import elementwise_specs
 from symopt.verify import verify
 
-SPECS = builtin_specs()
+SPECS = elementwise_specs()
 
 
 @pytest.mark.parametrize("name", sorted(handwritten.CORRECT))

@@ -4,10 +4,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from symopt.resources import builtin_specs  # noqa: E402
+from symopt.resources import elementwise_specs  # noqa: E402
 from symopt.verify import verify  # noqa: E402
 
-SPECS = builtin_specs()
+SPECS = elementwise_specs()
 
 # (torch class, spec, expected variant or None for a pass)
 TABLE = [

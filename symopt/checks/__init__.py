@@ -25,16 +25,18 @@ class CheckResult:
 Check = Callable[[Spec, Mapping[str, Spec]], Iterable[CheckResult]]
 
 
-def all_checks() -> list[Check]:
-    from symopt.checks import generic, properties, relations
+def all_checks(spec: Spec) -> list[Check]:
+    from symopt.checks import generic, properties, relations, second_order
 
+    if getattr(spec, "kind", None) == "second_order":
+        return list(second_order.CHECKS)
     return [*generic.CHECKS, *relations.CHECKS, *properties.CHECKS]
 
 
 def run_checks(spec: Spec, others: Mapping[str, Spec]) -> list[CheckResult]:
     """Every generic check plus the relations and properties the spec declares."""
     results: list[CheckResult] = []
-    for check in all_checks():
+    for check in all_checks(spec):
         for result in _timed(check, spec, others):
             results.append(result)
     return results

@@ -13,6 +13,8 @@ from symopt.writer import GeneratedFile, with_header
 
 class Target(ABC):
     name: str
+    #: Whether :meth:`files` renders second-order specs too; otherwise it only sees element-wise.
+    second_order: bool = False
 
     @abstractmethod
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:

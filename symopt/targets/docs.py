@@ -13,7 +13,14 @@ from collections.abc import Mapping, Sequence
 from symopt import __version__
 from symopt.checks import CheckResult, run_checks
 from symopt.domains import DOMAINS
-from symopt.latex import SpecLatexPrinter, escape_latex, escape_markdown, format_number
+from symopt.latex import (
+    SpecLatexPrinter,
+    derivation_latex,
+    escape_latex,
+    escape_markdown,
+    format_number,
+)
+from symopt.model_spec import ModelSpec
 from symopt.render import render_latex
 from symopt.spec import Assignment, Spec
 from symopt.targets.base import Target, generated
@@ -82,9 +89,8 @@ def _intermediates(equations: Sequence[dict]) -> dict | None:
     }
 
 
-def template_data(spec: Spec, known: Mapping[str, Spec]) -> dict:
-    printer = SpecLatexPrinter.for_spec(spec)
-    hypers = [
+def _hypers(spec: Spec | ModelSpec) -> list[dict]:
+    return [
         {
             "symbol": h.latex,
             "name_tex": escape_latex(h.name),
@@ -96,6 +102,45 @@ def template_data(spec: Spec, known: Mapping[str, Spec]) -> dict:
         }
         for h in spec.hypers
     ]
+
+
+def _common(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
+    """What every section has: prose, hyperparameters and the check results."""
+    checks = [
+        {
+            "name_tex": escape_latex(r.name),
+            "name_md": escape_markdown(r.name),
+            "passed": r.passed,
+            "method": r.method,
+            "detail_tex": escape_latex(r.detail),
+            "detail_md": escape_markdown(r.detail),
+        }
+        for r in checks_for(spec, known)
+    ]
+    return {
+        "spec": spec,
+        "version": __version__,
+        "title_tex": escape_latex(spec.title),
+        "title_md": escape_markdown(spec.title),
+        "summary": _prose(spec.summary),
+        "reference": _prose(spec.reference),
+        "notes": _prose(spec.notes),
+        "source_tex": escape_latex(spec.source),
+        "source_md": escape_markdown(spec.source),
+        "hypers": _hypers(spec),
+        "checks": checks,
+        "passed": sum(c["passed"] for c in checks),
+        "methods": sorted({c["method"] for c in checks}),
+        "states": [],
+        "derivation": None,
+        "lookahead": None,
+    }
+
+
+def template_data(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
+    if isinstance(spec, ModelSpec):
+        return {**_common(spec, known), "derivation": derivation_latex(spec)}
+    printer = SpecLatexPrinter.for_spec(spec)
     states = [
         {
             "symbol": s.latex,
@@ -130,41 +175,19 @@ def template_data(spec: Spec, known: Mapping[str, Spec]) -> dict:
                 )
             },
         }
-    checks = [
-        {
-            "name_tex": escape_latex(r.name),
-            "name_md": escape_markdown(r.name),
-            "passed": r.passed,
-            "method": r.method,
-            "detail_tex": escape_latex(r.detail),
-            "detail_md": escape_markdown(r.detail),
-        }
-        for r in checks_for(spec, known)
-    ]
     return {
-        "spec": spec,
-        "version": __version__,
-        "title_tex": escape_latex(spec.title),
-        "title_md": escape_markdown(spec.title),
-        "summary": _prose(spec.summary),
-        "reference": _prose(spec.reference),
-        "notes": _prose(spec.notes),
-        "source_tex": escape_latex(spec.source),
-        "source_md": escape_markdown(spec.source),
-        "hypers": hypers,
+        **_common(spec, known),
         "states": states,
         "t_start": spec.t_start,
         "equations": equations,
         "intermediates": _intermediates([e for e in equations if e["intermediate"]]),
         "lookahead": lookahead,
-        "checks": checks,
-        "passed": sum(c["passed"] for c in checks),
-        "methods": sorted({c["method"] for c in checks}),
     }
 
 
 class DocsTarget(Target):
     name = "docs"
+    second_order = True
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
         from symopt.resources import builtin_specs

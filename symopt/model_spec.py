@@ -1,0 +1,197 @@
+"""Second-order specs: the local model of the loss and the rule that adapts it, not an update.
+
+A second-order spec states the Taylor model ``L(w + d) ~ L + g^T d + 1/2 d^T (H + lam I) d`` (its
+order, curvature matrix and damping) and the control rule that accepts steps and adapts the
+damping or the trust-region radius. The step itself is derived from the model by
+:mod:`symopt.derive`; a spec may also write the step as its paper does (``step``), and the checks
+prove that formula equal to the derived one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import sympy
+
+from symopt.errors import SpecError
+from symopt.parse import parse_matrix_expr
+from symopt.spec import CLASS_NAME, GENERATED_NAMES, Hyper, _Loader
+
+MODEL_KEYS = {"order", "curvature", "damping", "step"}
+TOP_KEYS = {"name", "class_name", "title", "summary", "reference", "notes", "model", "control"}
+TOP_KEYS |= {"hyper"}
+CURVATURES = {"hessian": "the Hessian of the loss"}
+#: Control rules and the hyperparameters each one needs (with the domain it needs them in).
+RULES: dict[str, dict[str, str]] = {
+    "newton": {},
+    "radius": {
+        "eta": "unit_closed_open",
+        "shrink_below": "unit_open",
+        "shrink": "unit_open",
+        "expand_above": "unit_open",
+        "expand": "positive",
+        "radius0": "positive",
+        "max_radius": "positive",
+    },
+}
+SUBPROBLEMS = ("exact", "cg", "auto")
+ON_INDEFINITE = ("fail", "gradient")
+#: Names of the model's matrices and vectors, as the step formula may use them.
+MODEL_NAMES = {"g": "the gradient", "H": "the curvature matrix", "I": "the identity"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A second-order method: the model, its derived step and the rule around it."""
+
+    name: str
+    class_name: str
+    title: str
+    summary: str
+    reference: str
+    notes: str
+    hypers: tuple[Hyper, ...]
+    order: int
+    curvature: str
+    damping: str | None  # the damping variable's name, or None for an undamped model
+    step_text: str | None  # the step as the spec writes it (checked against the derivation)
+    rule: str
+    subproblem: str
+    on_indefinite: str
+    source: str = "<python>"
+    text: str = ""
+
+    kind: ClassVar[str] = "second_order"
+
+    @property
+    def hyper_names(self) -> tuple[str, ...]:
+        return tuple(h.name for h in self.hypers)
+
+    @property
+    def defaults(self) -> dict[str, float]:
+        return {h.name: h.default for h in self.hypers}
+
+    @property
+    def digest(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+    def latex_name(self, name: str) -> str:
+        for h in self.hypers:
+            if h.name == name:
+                return h.latex
+        return {"lam": "\\lambda"}.get(name, sympy.latex(sympy.Symbol(name)))
+
+    def step_expr(self, symbols: Mapping[str, sympy.Basic]) -> sympy.Basic | None:
+        """The spec's own step formula over the given model symbols (None when not written)."""
+        if self.step_text is None:
+            return None
+        return parse_matrix_expr(self.step_text, symbols)
+
+
+class _ModelLoader(_Loader):
+    def load(self) -> ModelSpec:  # type: ignore[override]
+        d = self.data
+        self.check_keys(d, TOP_KEYS, "")
+        name = self.identifier(self.get(d, "name", "", str), "name")
+        class_name = self.get(d, "class_name", "", str)
+        if not CLASS_NAME.fullmatch(class_name) or class_name in GENERATED_NAMES:
+            raise self.fail(
+                "class_name", f"{class_name!r} must be a CamelCase name such as 'Newton'"
+            )
+        model = self.get(d, "model", "", dict)
+        self.check_keys(model, MODEL_KEYS, "model")
+        order = self.get(model, "order", "model", int)
+        if order != 2:
+            raise self.fail(
+                "model.order", f"only order 2 (quadratic) models are supported, got {order}"
+            )
+        curvature = self.get(model, "curvature", "model", str)
+        if curvature not in CURVATURES:
+            raise self.fail(
+                "model.curvature",
+                f"unknown curvature {curvature!r}; known: {', '.join(CURVATURES)}",
+            )
+        damping_text = self.get(model, "damping", "model", str)
+        damping = (
+            None if damping_text.strip() == "0" else self.identifier(damping_text, "model.damping")
+        )
+        if damping in MODEL_NAMES:
+            raise self.fail("model.damping", f"{damping!r} is the name of a model matrix")
+        control = self.get(d, "control", "", dict, {})
+        self.check_keys(control, {"rule", "subproblem", "on_indefinite"}, "control")
+        rule = self.get(control, "rule", "control", str, "newton")
+        if rule not in RULES:
+            raise self.fail("control.rule", f"unknown rule {rule!r}; known: {', '.join(RULES)}")
+        if (rule == "newton") != (damping is None):
+            want = 'damping = "0"' if rule == "newton" else 'a damping variable such as "lam"'
+            raise self.fail("model.damping", f"the {rule!r} rule needs {want}")
+        subproblem = self.get(control, "subproblem", "control", str, "auto")
+        if subproblem not in SUBPROBLEMS:
+            raise self.fail("control.subproblem", f"expected one of {', '.join(SUBPROBLEMS)}")
+        on_indefinite = self.get(control, "on_indefinite", "control", str, "fail")
+        if on_indefinite not in ON_INDEFINITE:
+            raise self.fail("control.on_indefinite", f"expected one of {', '.join(ON_INDEFINITE)}")
+        hypers = self.hypers()
+        self.rule_hypers(rule, hypers)
+        spec = ModelSpec(
+            name=name,
+            class_name=class_name,
+            title=self.get(d, "title", "", str),
+            summary=self.get(d, "summary", "", str).strip(),
+            reference=self.get(d, "reference", "", str).strip(),
+            notes=self.get(d, "notes", "", str, "").strip(),
+            hypers=hypers,
+            order=order,
+            curvature=curvature,
+            damping=damping,
+            step_text=self.get(model, "step", "model", str, "").strip() or None,
+            rule=rule,
+            subproblem=subproblem,
+            on_indefinite=on_indefinite,
+            source=self.file,
+            text=self.text,
+        )
+        self.check_step(spec)
+        return spec
+
+    def rule_hypers(self, rule: str, hypers: tuple[Hyper, ...]) -> None:
+        """The rule's constants are hyperparameters with fixed names; their order is checked."""
+        have = {h.name: h for h in hypers}
+        for name, domain in RULES[rule].items():
+            if name not in have:
+                raise self.fail("hyper", f"the {rule!r} rule needs a hyperparameter {name!r}")
+            if have[name].domain != domain:
+                raise self.fail(f"hyper.{name}.domain", f"the {rule!r} rule needs {domain!r}")
+        extra = sorted(set(have) - set(RULES[rule]))
+        if extra:
+            raise self.fail(f"hyper.{extra[0]}", f"not used by the {rule!r} rule")
+        if rule == "radius":
+            v = {n: h.default for n, h in have.items()}
+            if not v["eta"] < v["shrink_below"] < v["expand_above"]:
+                raise self.fail("hyper", "need eta < shrink_below < expand_above")
+            if not v["expand"] > 1 or v["radius0"] > v["max_radius"]:
+                raise self.fail("hyper", "need expand > 1 and radius0 <= max_radius")
+
+    def check_step(self, spec: ModelSpec) -> None:
+        """The written step must be an n-vector built from the model's names (tried at n = 3)."""
+        from symopt.derive import model_symbols
+
+        try:
+            step = spec.step_expr(model_symbols(spec.damping, 3))
+        except SpecError as exc:
+            raise exc.located(file=self.file, key="model.step") from None
+        if step is not None and getattr(step, "shape", None) != (3, 1):
+            raise self.fail("model.step", "the step must be a vector (n x 1), like g")
+
+
+def load_model_spec(data: dict, file: str, text: str) -> ModelSpec:
+    return _ModelLoader(data, file, text).load()
+
+
+def is_model_table(data: Mapping) -> bool:
+    """A spec with a ``[model]`` table (and no ``update``) is a second-order spec."""
+    return "model" in data

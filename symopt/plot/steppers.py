@@ -1,0 +1,117 @@
+"""One stepping interface over the generated NumPy optimizers and the reference stepper.
+
+Pictures use the code users run: the generated ``symopt_numpy`` class of a built-in algorithm when
+it is importable (or found where ``symopt generate`` writes it) and was generated from this very
+spec text (its header records the spec's digest). Otherwise (a spec of your own, a spec edited
+since generation, an installed package without ``generated/``) the reference stepper runs the
+equations directly, so every spec can be pictured before it is generated.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from symopt.domains import DOMAINS
+from symopt.reference import ReferenceStepper
+from symopt.spec import Spec
+
+#: Gradient of a loss at a list of parameter arrays: one array per parameter array.
+GradAt = Callable[[list[np.ndarray]], list[np.ndarray]]
+
+#: Where generated NumPy code may be when ``symopt_numpy`` is not importable: the folder
+#: ``symopt generate`` writes by default (relative to the working directory), then the checkout's.
+SEARCH = (Path("generated") / "numpy", Path(__file__).resolve().parents[2] / "generated" / "numpy")
+_DIGEST = re.compile(r"spec sha256:([0-9a-f]+)")
+
+
+def generated_numpy():
+    """The ``symopt_numpy`` package: importable, or loaded from ``SEARCH``; else None."""
+    try:
+        return importlib.import_module("symopt_numpy")
+    except ImportError:
+        pass
+    for folder in SEARCH:
+        init = folder.resolve() / "symopt_numpy" / "__init__.py"
+        if init.is_file() and (module := _load(init)) is not None:
+            return module
+    return None
+
+
+def _load(init: Path):
+    spec = importlib.util.spec_from_file_location(
+        "symopt_numpy", init, submodule_search_locations=[str(init.parent)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["symopt_numpy"] = module  # its modules import each other relatively
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        for name in [n for n in sys.modules if n.partition(".")[0] == "symopt_numpy"]:
+            del sys.modules[name]
+        return None
+    return module
+
+
+def generated_class(spec: Spec) -> type | None:
+    """The generated class for ``spec`` when it was generated from exactly this spec text."""
+    package = generated_numpy()
+    cls = getattr(package, "OPTIMIZERS", {}).get(spec.name) if package else None
+    if cls is None:
+        return None
+    path = Path(sys.modules[cls.__module__].__file__)
+    match = _DIGEST.search(path.read_text().split("\n", 1)[0])
+    return cls if match and match.group(1) == spec.digest else None
+
+
+def check_hyper(spec: Spec, hyper: Mapping[str, float]) -> None:
+    """ValueError naming the first hyperparameter outside its domain (or unknown)."""
+    domains = {h.name: h.domain for h in spec.hypers}
+    for name, value in hyper.items():
+        if name not in domains:
+            raise ValueError(f"{spec.name} has no hyperparameter {name!r}; it has {_names(spec)}")
+        domain = DOMAINS[domains[name]]
+        if not domain.contains(float(value)):
+            raise ValueError(f"{spec.name}.{name} must be in {domain.interval}, got {value!r}")
+
+
+def _names(spec: Spec) -> str:
+    return ", ".join(spec.hyper_names) or "none"
+
+
+class Stepper:
+    """Steps one spec on a list of float64 arrays; ``params`` are the current arrays.
+
+    Look-ahead specs (Nesterov) run their look-ahead-free form, which every spec that reads
+    grad(x) at another point must declare: the gradient is needed at the stored parameters only.
+    """
+
+    def __init__(self, spec: Spec, params: Sequence[np.ndarray], hyper: Mapping[str, float]):
+        self.spec = spec
+        self.hyper = {**spec.defaults, **{k: float(v) for k, v in hyper.items()}}
+        check_hyper(spec, self.hyper)
+        params = [np.array(p, dtype=np.float64) for p in params]
+        cls = generated_class(spec)
+        self.backend = "generated NumPy" if cls is not None else "reference"
+        self._opt = (
+            cls(params, **self.hyper) if cls else ReferenceStepper(spec, params, **self.hyper)
+        )
+        self.steps = 0
+
+    @property
+    def params(self) -> list[np.ndarray]:
+        """The current parameter arrays (the generated classes update them in place)."""
+        return list(self._opt.params)
+
+    def step(self, grad_at: GradAt) -> None:
+        """One step with the gradient ``grad_at`` gives at the current parameters."""
+        grads = [np.array(g, dtype=np.float64) for g in grad_at(self.params)]
+        with np.errstate(all="ignore"):
+            self._opt.step(grads)
+        self.steps += 1
