@@ -37,7 +37,7 @@ RULES: dict[str, dict[str, str]] = {
     },
 }
 SUBPROBLEMS = ("exact", "cg", "auto")
-ON_INDEFINITE = ("fail", "gradient")
+ON_INDEFINITE = ("fail", "gradient", "solve")
 #: Names of the model's matrices and vectors, as the step formula may use them.
 MODEL_NAMES = {"g": "the gradient", "H": "the curvature matrix", "I": "the identity"}
 

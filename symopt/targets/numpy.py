@@ -97,8 +97,13 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
 
 class NumpyTarget(Target):
     name = "numpy"
+    second_order = True
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
+        from symopt.targets.second_order import numpy as second_order
+
+        models = [s for s in specs if s.kind == "second_order"]
+        specs = [s for s in specs if s.kind == "elementwise"]
         out = []
         for spec in specs:
             data = template_data(spec, lower(spec))
@@ -110,9 +115,22 @@ class NumpyTarget(Target):
         names = [
             {"module": s.name, "class_name": s.class_name, "fn": f"{s.name}_step"} for s in specs
         ]
+        out += second_order.files(models)
+        minimizers = [{"module": s.name, "class_name": s.class_name} for s in models]
+        imports = sorted(
+            [(s["module"], f"{s['class_name']}, {s['fn']}") for s in names]
+            + [(s["module"], s["class_name"]) for s in minimizers]
+        )
         for template, path in (
             ("numpy/__init__.py.jinja", f"numpy/{PACKAGE}/__init__.py"),
             ("numpy/conftest.py.jinja", "numpy/tests/conftest.py"),
         ):
-            out.append(generated(path, render(template, specs=names, version=__version__)))
+            body = render(
+                template,
+                specs=names,
+                minimizers=minimizers,
+                imports=imports,
+                version=__version__,
+            )
+            out.append(generated(path, body))
         return out

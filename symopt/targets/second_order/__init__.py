@@ -1,0 +1,114 @@
+"""Second-order specs in every target: what the templates get from the derivation.
+
+The step of a second-order spec is not element-wise, so it does not go through the kernel: each
+target renders its own solver templates (``templates/TARGET/second_order/``), and this module
+hands them the spec's constants and the pieces of code printed from :func:`symopt.derive.derive`
+(the damped system matrix, its right-hand side and the predicted decrease), so the generated
+code solves exactly the system the checks proved. One module per target next to this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sympy
+from sympy.printing.numpy import NumPyPrinter
+
+from symopt.derive import damping_symbol, derive
+from symopt.model_spec import ModelSpec
+from symopt.targets.base import hyper_rows
+from symopt.writer import GeneratedFile
+
+#: The Hessian-vector product H d, as generated code names it.
+HD = "Hd"
+
+
+class MatrixCodePrinter(NumPyPrinter):
+    """Matrix expressions over 1-D vectors: ``@`` for products, no ``.T`` on a vector, and the
+    identity of the symbolic size ``n`` as ``MODULE.eye(n)``."""
+
+    def __init__(self, module: str = "np", eye_args: str = "") -> None:
+        super().__init__({"fully_qualified_modules": False})
+        self.module, self.eye_args = module, eye_args
+
+    def _print_Identity(self, expr) -> str:
+        return f"{self.module}.eye({self._print(expr.rows)}{self.eye_args})"
+
+    def _print_MatMul(self, expr) -> str:
+        coeff, matrices = expr.as_coeff_mmul()
+        product = " @ ".join(self.parenthesize(a, 60) for a in matrices.args)
+        if coeff == 1:
+            return product
+        if coeff == -1:
+            return f"-{product}"
+        return f"{self._print(coeff)}*{product}"
+
+    def _print_Transpose(self, expr) -> str:
+        if expr.arg.shape[1] == 1:  # a vector: 1-D arrays need no transpose
+            return self._print(expr.arg)
+        return super()._print_Transpose(expr)
+
+    def _print_Rational(self, expr) -> str:
+        return repr(float(expr))
+
+    def _print_Half(self, expr) -> str:
+        return "0.5"
+
+
+def derived_pieces(spec: ModelSpec) -> dict[str, sympy.Basic]:
+    """The derivation's matrix, right-hand side and the predicted decrease of the (undamped)
+    model, ``m(0) - m(d)``, with ``H d`` as a vector ``Hd`` so it works with Hessian-vector
+    products too."""
+    d = derive(spec, None)
+    s = d.symbols
+    undamped = d.model.xreplace({damping_symbol(spec.damping): 0}).doit()
+    hd = sympy.MatrixSymbol(HD, *s["d"].shape)
+    predicted = (-undamped).subs(s["H"] * s["d"], hd)
+    return {"matrix": d.matrix, "rhs": d.rhs, "predicted": predicted}
+
+
+def equations(spec: ModelSpec) -> dict[str, str]:
+    """The derivation as plain-text lines for comments and docstrings."""
+    d = derive(spec, None)
+    pieces = derived_pieces(spec)
+    return {
+        "model": f"m(d) = L + {sympy.sstr(d.model)}",
+        "system": f"{_factor(d.matrix)}*d = {sympy.sstr(d.rhs)}",
+        "step": f"d = {sympy.sstr(d.step)}",
+        "predicted": f"m(0) - m(d) = {sympy.sstr(pieces['predicted'])} (undamped model)",
+    }
+
+
+def _factor(matrix: sympy.Basic) -> str:
+    text = sympy.sstr(matrix)
+    return text if isinstance(matrix, sympy.MatrixSymbol) else f"({text})"
+
+
+def python_code(spec: ModelSpec, printer: MatrixCodePrinter) -> dict[str, str]:
+    """The derived pieces printed for a Python target (NumPy or PyTorch)."""
+    return {k: printer.doprint(v) for k, v in derived_pieces(spec).items()}
+
+
+def template_data(spec: ModelSpec) -> dict:
+    """What every target's second-order templates get."""
+    return {
+        "spec": spec,
+        "hypers": hyper_rows(spec),
+        "defaults": spec.defaults,
+        "equations": equations(spec),
+        "damping": spec.damping or "",
+    }
+
+
+def second_order_files(target: str, specs: Sequence[ModelSpec]) -> list[GeneratedFile]:
+    """The files of ``symopt.targets.second_order.TARGET`` for these specs (none if that target
+    has no second-order module)."""
+    import importlib
+
+    if not specs:
+        return []
+    try:
+        module = importlib.import_module(f"{__name__}.{target}")
+    except ModuleNotFoundError:
+        return []
+    return module.files(specs)
