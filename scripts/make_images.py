@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from symopt.landscapes import get_landscape  # noqa: E402
-from symopt.plot.cli import choose_specs  # noqa: E402
+from symopt.plot.cli import choose_specs, first_order  # noqa: E402
 from symopt.plot.common import stderr_progress  # noqa: E402
 from symopt.plot.landscape import plot_landscape  # noqa: E402
 from symopt.plot.train import plot_train  # noqa: E402
@@ -39,7 +39,10 @@ def render(folder: Path) -> list[Path]:
         paths.append(path)
     print("$ symopt plot train", file=sys.stderr)
     path, _, _ = plot_train(
-        specs, builtin_spec("sgd"), folder / "train-moons.png", progress=stderr_progress
+        first_order(specs, []),
+        builtin_spec("sgd"),
+        folder / "train-moons.png",
+        progress=stderr_progress,
     )
     paths.append(path)
     return paths

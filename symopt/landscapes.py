@@ -44,6 +44,15 @@ class Landscape:
     def _grad(self):
         return sympy.lambdify((x, y), [sympy.diff(self.expr, v) for v in (x, y)], "numpy")
 
+    @cached_property
+    def _hess(self):
+        return sympy.lambdify((x, y), sympy.hessian(self.expr, (x, y)).tolist(), "numpy")
+
+    def hess(self, point: np.ndarray) -> np.ndarray:
+        """The exact Hessian at ``point`` (for second-order methods)."""
+        with np.errstate(all="ignore"):
+            return np.array(self._hess(float(point[0]), float(point[1])), dtype=np.float64)
+
     def f(self, px, py):
         """The function, element-wise over arrays (for contours) or at one point."""
         with np.errstate(all="ignore"):

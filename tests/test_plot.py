@@ -24,7 +24,7 @@ from symopt.plot import steppers  # noqa: E402
 from symopt.plot import train as pt  # noqa: E402
 from symopt.reference import ReferenceStepper  # noqa: E402
 from symopt.resources import builtin_specs  # noqa: E402
-from symopt.spec import load_spec_text  # noqa: E402
+from symopt.spec import load_spec, load_spec_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_ORDER = [s for s in builtin_specs().values() if s.kind == "elementwise"]
@@ -390,9 +390,30 @@ def test_help_names_every_function_and_the_plot_extra():
     assert "pip install 'symopt[plot]'" in run("--help").output
 
 
-def test_second_order_specs_are_skipped_or_refused(tmp_path):
-    others = [s.name for s in builtin_specs().values() if s.kind != "elementwise"]
-    if not others:
-        pytest.skip("no second-order built-in spec")
-    result = run("landscape", "--algorithm", others[0], "--out", str(tmp_path / "x.png"))
-    assert result.exit_code == 2 and "element-wise (first-order) specs only" in result.stderr
+def test_second_order_trajectories_are_the_minimisers_iterates():
+    ls = get_landscape("rosenbrock")
+    tr = pl.run_trajectory(ls, builtin_specs()["trust_region"], steps=100)
+    f = lambda p: float(ls.f(p[0], p[1]))  # noqa: E731
+    seen = [np.array(ls.start, dtype=float)]
+    result = symopt_numpy.trust_region.minimize(
+        f, ls.grad, np.array(ls.start, dtype=float), hess=ls.hess, callback=seen.append
+    )
+    assert result.success and tr.backend == "generated NumPy"
+    np.testing.assert_array_equal(tr.points, np.array(seen))
+    assert ls.distance_to_minimum(tr.points[-1]) < 1e-8
+    newton = pl.run_trajectory(get_landscape("beale"), builtin_specs()["newton"])
+    assert "Hessian not positive definite" in newton.label and newton.steps == 0
+
+
+def test_a_user_second_order_spec_is_rendered_and_run(tmp_path):
+    text = builtin_specs()["trust_region"].text.replace("default = 1.0\n", "default = 0.5\n", 1)
+    spec = tmp_path / "mine.toml"
+    spec.write_text(text.replace('name = "trust_region"', 'name = "my_tr"'))
+    tr = pl.run_trajectory(get_landscape("beale"), load_spec(spec), steps=50)
+    assert tr.backend == "rendered NumPy" and tr.hyper["radius0"] == 0.5
+    assert get_landscape("beale").distance_to_minimum(tr.points[-1]) < 1e-6
+
+
+def test_plot_train_refuses_a_named_second_order_spec(tmp_path):
+    result = run("train", "--algorithm", "newton", "--out", str(tmp_path / "x.png"))
+    assert result.exit_code == 2 and "first-order specs only" in result.stderr

@@ -67,26 +67,24 @@ def _shared(fn: Callable) -> Callable:
 
 
 def choose_specs(names: Sequence[str], spec_files: Sequence[str]) -> list:
-    """Element-wise (first-order) specs to picture: built-ins by name (or all) plus user files,
-    which replace a same-named built-in. Second-order specs are skipped, or refused when named."""
+    """Specs to picture: built-ins by name (or all) plus user files, which replace a same-named
+    built-in. Second-order specs (Newton, trust region) run their NumPy minimiser."""
     from symopt.cli import select_specs
 
     chosen, _ = select_specs(names, spec_files)
-    by_name = {spec.name: spec for spec in chosen}
-    other = [name for name, spec in by_name.items() if not is_elementwise(spec)]
-    named = [name for name in other if name in names or name not in _builtin_names()]
+    return list({spec.name: spec for spec in chosen}.values())
+
+
+def first_order(specs: Sequence, names: Sequence[str]) -> list:
+    """The element-wise specs (training a network needs a stochastic first-order method); a
+    second-order spec named on the command line is refused, the built-in ones skipped."""
+    other = [s.name for s in specs if s.kind != "elementwise"]
+    named = [n for n in other if n in names or n not in _builtin_names()]
     if named:
-        raise click.UsageError(
-            f"{', '.join(named)}: symopt plot pictures element-wise (first-order) specs only"
-        )
+        raise click.UsageError(f"{', '.join(named)}: plot train runs first-order specs only")
     if other:
-        click.echo(f"skipping {', '.join(other)} (second-order specs are not pictured)", err=True)
-    return [spec for spec in by_name.values() if is_elementwise(spec)]
-
-
-def is_elementwise(spec) -> bool:
-    """An update the steppers can run: element-wise equations, not a second-order model."""
-    return getattr(spec, "kind", "elementwise") == "elementwise" and hasattr(spec, "update")
+        click.echo(f"skipping {', '.join(other)} (second-order: see plot landscape)", err=True)
+    return [s for s in specs if s.kind == "elementwise"]
 
 
 def _builtin_names() -> set[str]:
@@ -268,7 +266,7 @@ def train(
         raise click.BadParameter(str(exc), param_hint="--batch") from None
     if seed < 0:
         raise click.BadParameter("the seed must be 0 or more", param_hint="--seed")
-    specs = choose_specs(names, spec_files)
+    specs = first_order(choose_specs(names, spec_files), names)
     overrides = parse_hypers(hypers, specs)
     sgd = next((s for s in specs if s.name == "sgd"), None) or builtin_spec("sgd")
     path, _, _ = plot_train(

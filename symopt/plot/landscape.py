@@ -80,6 +80,8 @@ def run_trajectory(
     steps = landscape.steps if steps is None else steps
     hyper = landscape_hyper(landscape, spec, overrides)
     point = np.array(landscape.start if start is None else start, dtype=np.float64)
+    if spec.kind == "second_order":
+        return _minimizer_trajectory(landscape, spec, steps, hyper, point)
     stepper = Stepper(spec, [point], hyper)
     grad_at = lambda ps: [landscape.grad(ps[0])]  # noqa: E731
     points = [point.copy()]
@@ -101,6 +103,42 @@ def run_trajectory(
     if diverged is not None:
         label += f" (diverged at step {diverged})"
     return Trajectory(spec.name, label, xy, losses, hyper, stepper.backend, diverged)
+
+
+def _minimizer_trajectory(
+    landscape: Landscape, spec, steps: int, hyper: Mapping[str, float], point: np.ndarray
+) -> Trajectory:
+    """A second-order method's accepted iterates (it stops early when it converges or fails;
+    a failure, such as Newton meeting an indefinite Hessian, is said in the label)."""
+    from symopt.plot.steppers import check_hyper, minimizer_module
+
+    check_hyper(spec, hyper)
+    module, backend = minimizer_module(spec)
+    points = [point.copy()]
+    f = lambda p: float(landscape.f(p[0], p[1]))  # noqa: E731
+    result = module.minimize(
+        f,
+        landscape.grad,
+        point,
+        hess=landscape.hess,
+        max_iter=steps,
+        callback=points.append,
+        **hyper,
+    )
+    xy = np.array(points)
+    losses = landscape.f(xy[:, 0], xy[:, 1]) - landscape.f_min
+    label = " ".join(filter(None, [spec.name, hyper_label(spec, hyper)]))
+    if not result.success and result.status != 1:  # status 1: the step budget ran out
+        label += f" ({_short_failure(result.message)})"
+    return Trajectory(spec.name, label, xy, losses, dict(hyper), backend)
+
+
+def _short_failure(message: str) -> str:
+    if "not positive definite" in message:
+        return "stopped: Hessian not positive definite"
+    if "saddle" in message:
+        return "stopped at a saddle point"
+    return "stopped: " + message.split(":")[0]
 
 
 def _finite_f(landscape: Landscape, p: np.ndarray) -> bool:

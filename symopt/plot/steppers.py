@@ -70,6 +70,32 @@ def generated_class(spec: Spec) -> type | None:
     return cls if match and match.group(1) == spec.digest else None
 
 
+def minimizer_module(spec) -> tuple[object, str]:
+    """The NumPy minimiser module of a second-order spec and where it came from: the generated
+    one when it was generated from exactly this spec text, else the same code rendered now."""
+    package = generated_numpy()
+    cls = getattr(package, "MINIMIZERS", {}).get(spec.name) if package else None
+    if cls is not None:
+        module = sys.modules[cls.__module__]
+        match = _DIGEST.search(Path(module.__file__).read_text().split("\n", 3)[0])
+        if match and match.group(1) == spec.digest:
+            return module, "generated NumPy"
+    return _render_minimizer(spec), "rendered NumPy"
+
+
+def _render_minimizer(spec):
+    """``symopt generate``'s module for ``spec``, built in memory (for a spec not generated)."""
+    import types
+
+    from symopt.targets.second_order import numpy as target
+
+    text = target.files([spec])[0].text
+    module = types.ModuleType(f"symopt_rendered_{spec.name}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(text, f"<symopt generate: {spec.name}>", "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
 def check_hyper(spec: Spec, hyper: Mapping[str, float]) -> None:
     """ValueError naming the first hyperparameter outside its domain (or unknown)."""
     domains = {h.name: h.domain for h in spec.hypers}
