@@ -1,10 +1,12 @@
 """C target: fused C99 kernels per spec, a multi-tensor entry point, a ctypes package and tests.
 
-For every spec it renders ``c/include/symopt/NAME.h`` and ``c/src/NAME.c`` (float and double entry
-points over one fused loop), a sanitizer driver ``c/tests/driver_NAME.c``, a Python module
-``c/symopt_c/NAME.py`` (the NumPy target's class API over ctypes) and ``c/tests/test_NAME.py``;
-once per run the umbrella header, a small runtime (threads, OpenMP status), a Makefile, the
-package's loader and ``__init__.py``, and the tests' conftest.
+For every element-wise spec it renders ``c/include/symopt/NAME.h`` and ``c/src/NAME.c`` (float and
+double entry points over one fused loop), a sanitizer driver ``c/tests/driver_NAME.c``, a Python
+module ``c/symopt_c/NAME.py`` (the NumPy target's class API over ctypes) and
+``c/tests/test_NAME.py``; second-order specs get the same set from
+:mod:`symopt.targets.second_order.c` (a dense Cholesky solve of the derived system). Once per run
+it renders the umbrella header, a small runtime (threads, OpenMP status), a Makefile, the
+package's loader and ``__init__.py``, and the tests' conftest, which list both kinds.
 
 Expressions are printed by SymPy's ``C99CodePrinter`` (``float32`` type alias for the float
 kernel: ``sqrtf``, ``1.0e-8F``) with three changes: ``x**2`` is ``(x*x)`` (a ``powf`` call would
@@ -315,8 +317,15 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
 
 class CTarget(Target):
     name = "c"
+    #: Renders second-order specs too (symopt.targets.second_order.c) and lists them in the
+    #: shared files.
+    second_order = True
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
+        from symopt.targets.second_order import c as second_order_c  # imports this module
+
+        models = [s for s in specs if s.kind == "second_order"]
+        specs = [s for s in specs if s.kind == "elementwise"]
         out = []
         for spec in specs:
             data = template_data(spec, lower(spec))
@@ -328,11 +337,19 @@ class CTarget(Target):
                 ("c/test_optimizer.py.jinja", f"c/tests/test_{spec.name}.py", "#"),
             ):
                 out.append(generated(path, render(template, **data), spec=spec, comment=comment))
+        out += second_order_c.files(models)
         names = [
-            {"module": s.name, "class_name": s.class_name, "fn": f"{s.name}_step"} for s in specs
+            {
+                "module": s.name,
+                "class_name": s.class_name,
+                "fn": f"{s.name}_step",
+                "imports": f"{s.class_name}, {s.name}_step",
+            }
+            for s in specs
         ]
         shared = {
             "specs": names,
+            "models": second_order_c.shared_data(models),
             "version": __version__,
             "cflags": list(CFLAGS),
             "parallel_min": PARALLEL_MIN,

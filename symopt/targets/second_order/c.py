@@ -1,0 +1,180 @@
+"""C for second-order specs: a dense Cholesky solve of the derived system, the step, a driver.
+
+For every second-order spec it renders ``c/include/symopt/NAME.h`` and ``c/src/NAME.c`` (double
+precision, C99, no library beyond libm), a sanitizer driver ``c/tests/driver_NAME.c``, a ctypes
+module ``c/symopt_c/NAME.py`` with a ``minimize`` that lines up with the NumPy version, and
+``c/tests/test_NAME.py``; once per run ``c/symopt_c/_second_order.py`` (the Result, the callback
+bridge and the status messages the modules share). The shared files of the C target (Makefile,
+umbrella header, package ``__init__``) list these modules through :func:`shared_data`.
+
+What comes from the derivation (:func:`symopt.targets.second_order.derived_pieces`) is printed,
+not written in the templates: the entries of the system matrix (``H + lam I``, or ``H`` for
+Newton) that the Cholesky factorisation reads, the right-hand side (``-g``) the triangular solves
+start from, and the predicted decrease, as a combination of dot products. So the C code solves
+exactly the system the checks proved.
+
+Memory: the step functions take a caller's workspace (``SYMOPT_NAME_STEP_WORK(n)`` doubles, a
+macro in the header) and never allocate, so they suit embedded use and any n the caller can hold;
+``minimize`` allocates its workspace once when the caller passes none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sympy
+from sympy.printing.str import StrPrinter
+
+from symopt import __version__
+from symopt.errors import SpecError
+from symopt.model_spec import ModelSpec
+from symopt.render import render
+from symopt.targets.base import generated
+from symopt.targets.c import PACKAGE, RUNTIME, CPrinter, _comment, comment_block, wrap_call
+from symopt.targets.second_order import derived_pieces, template_data
+from symopt.writer import GeneratedFile
+
+#: The shared Python module of the second-order bindings (spec names cannot start with "_").
+SHARED_MODULE = "_second_order"
+#: The C name of the damping variable, whatever the spec calls it.
+LAM = "lam"
+#: The trust-region solvers' constants, as in the NumPy version: the exact subproblem's
+#: tolerances (Moré & Sorensen 1983), the largest n "auto" solves exactly, Steihaug's forcing, the
+#: radius floor and the tolerance of the final second-order check.
+TRUST_REGION = {
+    "k_easy": 0.1,
+    "k_hard": 0.2,
+    "max_factorisations": 25,
+    "max_n": 4,
+    "cg_forcing": 0.5,
+    "min_radius": 1e-14,
+    "psd_tol": 1e-8,
+}
+#: Newton's constants, as in the NumPy version: the second-order check's tolerance and the
+#: Armijo line search of the steepest-descent fallback.
+NEWTON = {"psd_tol": 1e-8, "armijo": 1e-4, "backtrack": 0.5, "max_backtracks": 60}
+
+
+class EntryPrinter(CPrinter):
+    """Double-precision C for one entry of a derived matrix or vector: ``H[i, j]`` of the n x n
+    row-major ``H`` is ``H[i * n + j]``, ``g[i, 0]`` is ``g[i]``, and the Kronecker delta of the
+    identity is the comparison of its indices."""
+
+    def __init__(self, names: dict[str, str]):
+        super().__init__("f64", names, set())
+
+    def _print_MatrixElement(self, expr) -> str:
+        parent = self._print(expr.parent)
+        i, j = (self._print(k) for k in (expr.i, expr.j))
+        if expr.parent.shape[1] == 1:
+            return f"{parent}[{i}]"
+        return f"{parent}[{i} * n + {j}]"
+
+    def _print_KroneckerDelta(self, expr) -> str:
+        i, j = (self._print(k) for k in expr.args[:2])
+        return f"(double)({i} == {j})"
+
+
+class EntryMathPrinter(StrPrinter):
+    """An entry as comments write it: ``g[i]`` for a vector, ``delta_ij`` for the identity's."""
+
+    def _print_MatrixElement(self, expr) -> str:
+        if expr.parent.shape[1] == 1:
+            return f"{self._print(expr.parent)}[{self._print(expr.i)}]"
+        return super()._print_MatrixElement(expr)
+
+    def _print_KroneckerDelta(self, expr) -> str:
+        return f"delta_{self._print(expr.args[0])}{self._print(expr.args[1])}"
+
+
+def _dot_name(left: sympy.Basic, right: sympy.Basic) -> str:
+    return f"{left.name}{right.name}"
+
+
+def c_pieces(spec: ModelSpec) -> dict:
+    """The derived pieces as C: the system entry A_ij, the right-hand side b_i, and the predicted
+    decrease as a combination of named dot products (each ``u^T v`` of two n-vectors)."""
+    pieces = derived_pieces(spec)
+    i, j = sympy.symbols("i j", integer=True, nonnegative=True)
+    names = {spec.damping: LAM} if spec.damping else {}
+    printer = EntryPrinter(names)
+    entry = pieces["matrix"][i, j]
+    rhs = pieces["rhs"][i, 0]
+    dots, scalar = [], sympy.Integer(0)
+    terms = pieces["predicted"].args if isinstance(pieces["predicted"], sympy.MatAdd) else []
+    for term in terms or (pieces["predicted"],):
+        coeff, product = term.as_coeff_mmul()
+        left, right = product.args
+        left = left.arg if isinstance(left, sympy.Transpose) else left
+        if left.shape[1] != 1 or right.shape[1] != 1:
+            raise SpecError(f"{spec.name}: the predicted decrease is not a sum of dot products")
+        name = _dot_name(left, right)
+        dots.append({"name": name, "left": left.name, "right": right.name})
+        scalar += coeff * sympy.Symbol(name)
+    return {
+        "entry": printer.doprint(entry),
+        "entry_math": _comment(EntryMathPrinter().doprint(entry)),
+        "rhs": printer.doprint(rhs),
+        "rhs_math": _comment(EntryMathPrinter().doprint(rhs)),
+        "dots": sorted(dots, key=lambda d: d["name"]),
+        "predicted": printer.doprint(scalar),
+    }
+
+
+def spec_data(spec: ModelSpec) -> dict:
+    if spec.name == RUNTIME:
+        raise SpecError(
+            f"the C target cannot generate a spec named {RUNTIME!r} (its runtime has that name)",
+            key="name",
+        )
+    base = template_data(spec)
+    upper = spec.name.upper()
+    hypers = [
+        {**row, "macro": f"SYMOPT_{upper}_{row['name'].upper()}", "c_doc": _comment(row["doc"])}
+        for row in base["hypers"]
+    ]
+    return {
+        **base,
+        "version": __version__,
+        "name": spec.name,
+        "upper": upper,
+        "prefix": f"symopt_{spec.name}",
+        "fn": f"{spec.name}_step",
+        "c_title": _comment(spec.title),
+        "c_equations": {k: _comment(v) for k, v in base["equations"].items()},
+        "hypers": hypers,
+        "hyper_names": [h["name"] for h in hypers],
+        "lam": LAM,
+        "c": c_pieces(spec),
+        "trust_region": {k: repr(v) for k, v in TRUST_REGION.items()},
+        "newton": {k: repr(v) for k, v in NEWTON.items()},
+        "call": wrap_call,
+        "comment": comment_block,
+    }
+
+
+def files(specs: Sequence[ModelSpec]) -> list[GeneratedFile]:
+    """Every per-spec file (from the templates named after the spec's control rule), and the
+    shared Python module when there is a spec."""
+    out = []
+    for spec in specs:
+        data = spec_data(spec)
+        rule = spec.rule
+        for template, path, comment in (
+            (f"c/second_order/{rule}.h.jinja", f"c/include/symopt/{spec.name}.h", "//"),
+            (f"c/second_order/{rule}.c.jinja", f"c/src/{spec.name}.c", "//"),
+            (f"c/second_order/driver_{rule}.c.jinja", f"c/tests/driver_{spec.name}.c", "//"),
+            (f"c/second_order/{rule}.py.jinja", f"c/{PACKAGE}/{spec.name}.py", "#"),
+            (f"c/second_order/test_{rule}.py.jinja", f"c/tests/test_{spec.name}.py", "#"),
+        ):
+            out.append(generated(path, render(template, **data), spec=spec, comment=comment))
+    if specs:
+        body = render("c/second_order/_second_order.py.jinja", version=__version__)
+        out.append(generated(f"c/{PACKAGE}/{SHARED_MODULE}.py", body, comment="#"))
+    return out
+
+
+def shared_data(specs: Sequence[ModelSpec]) -> list[dict]:
+    """What the C target's shared files list for each second-order spec: its module (header,
+    source, Python module) and the names ``__init__`` imports from it."""
+    return [{"module": s.name, "fn": f"{s.name}_step", "imports": f"{s.name}_step"} for s in specs]
