@@ -276,9 +276,6 @@ class _MatrixLatexPrinter(LatexPrinter):
         return super()._print_MatMul(expr)
 
 
-CURVATURE_PROSE = {"hessian": "the Hessian of the loss at w"}
-
-
 def derivation_latex(spec) -> dict:
     """The model, its gradient, the stationarity condition and the step, as LaTeX, for the docs;
     all printed from :func:`symopt.derive.derive` (general ``n``), and the control rule."""
@@ -303,17 +300,28 @@ def derivation_latex(spec) -> dict:
         "given as a small dense matrix, and by truncated conjugate gradients with "
         "Hessian-vector products (Steihaug) otherwise.",
     }[spec.subproblem]
-    indefinite = {
-        "fail": "Where the Cholesky factorisation of H fails (H is not positive definite) the "
-        "method stops and says so; stopping where H is not positive semidefinite is reported as "
-        "a saddle point.",
-        "gradient": "Where H is not positive definite the step is steepest descent with a "
-        "backtracking line search instead.",
-    }[spec.on_indefinite]
-    curvature = CURVATURE_PROSE[spec.curvature]
+    indefinite = (
+        ""
+        if spec.rule != "newton"
+        else {
+            "fail": "Where the Cholesky factorisation of H fails (H is not positive definite) the "
+            "method stops and says so; stopping where H is not positive semidefinite is reported as "
+            "a saddle point.",
+            "gradient": "Where H is not positive definite the step is steepest descent with a "
+            "backtracking line search instead.",
+            "solve": "The step solves H d = -g by Gaussian elimination whatever the curvature, so it "
+            "can converge to a saddle point, which is reported.",
+        }[spec.on_indefinite]
+    )
+    from symopt.model_spec import CURVATURES, STRUCTURES
+
+    curvature = f"{CURVATURES[spec.curvature]} at w"
+    if spec.structure != "dense":
+        curvature += f", approximated by {STRUCTURES[spec.structure]}"
     return {
         "tex": tex,
         "rule": spec.rule,
+        "lr": spec.latex_name("lr") if spec.rule == "damped" else "",
         "damping": spec.latex_name(spec.damping) if spec.damping else "",
         "hyper": {h.name: h.latex for h in spec.hypers},
         "curvature_tex": escape_latex(curvature),

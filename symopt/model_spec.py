@@ -19,10 +19,22 @@ from symopt.errors import SpecError
 from symopt.parse import parse_matrix_expr
 from symopt.spec import CLASS_NAME, GENERATED_NAMES, Hyper, _Loader
 
-MODEL_KEYS = {"order", "curvature", "damping", "step"}
+MODEL_KEYS = {"order", "curvature", "structure", "damping", "step"}
 TOP_KEYS = {"name", "class_name", "title", "summary", "reference", "notes", "model", "control"}
 TOP_KEYS |= {"hyper"}
-CURVATURES = {"hessian": "the Hessian of the loss"}
+CURVATURES = {
+    "hessian": "the Hessian of the loss",
+    "ggn": "the generalized Gauss-Newton matrix J^T (d2c/df2) J",
+    "fisher": "the Fisher information of the model's predictive distribution",
+    "empirical_fisher": "the empirical Fisher (gradient outer products at the data labels)",
+}
+#: How the curvature matrix is approximated: the step solves with this structure.
+STRUCTURES = {
+    "dense": "the full matrix",
+    "diagonal": "its diagonal",
+    "block_diagonal": "its diagonal blocks (one per parameter tensor, or user-given blocks)",
+    "kronecker": "a Kronecker product A (x) G per layer (K-FAC)",
+}
 #: Control rules and the hyperparameters each one needs (with the domain it needs them in).
 RULES: dict[str, dict[str, str]] = {
     "newton": {},
@@ -34,6 +46,17 @@ RULES: dict[str, dict[str, str]] = {
         "expand": "positive",
         "radius0": "positive",
         "max_radius": "positive",
+    },
+    # A fixed damping lam (a hyperparameter) and a step size: w <- w - lr (C + lam I)^-1 g.
+    "damped": {"lr": "positive"},
+}
+#: Extra hyperparameters the "damped" rule needs for a structure (running averages of the
+#: Kronecker factors, how often their eigendecompositions are refreshed, KL clipping).
+STRUCTURE_HYPERS: dict[str, dict[str, str]] = {
+    "kronecker": {
+        "decay": "unit_closed_open",
+        "inverse_every": "positive",
+        "kl_clip": "nonnegative",
     },
 }
 SUBPROBLEMS = ("exact", "cg", "auto")
@@ -55,6 +78,7 @@ class ModelSpec:
     hypers: tuple[Hyper, ...]
     order: int
     curvature: str
+    structure: str
     damping: str | None  # the damping variable's name, or None for an undamped model
     step_text: str | None  # the step as the spec writes it (checked against the derivation)
     rule: str
@@ -115,6 +139,12 @@ class _ModelLoader(_Loader):
                 "model.curvature",
                 f"unknown curvature {curvature!r}; known: {', '.join(CURVATURES)}",
             )
+        structure = self.get(model, "structure", "model", str, "dense")
+        if structure not in STRUCTURES:
+            raise self.fail(
+                "model.structure",
+                f"unknown structure {structure!r}; known: {', '.join(STRUCTURES)}",
+            )
         damping_text = self.get(model, "damping", "model", str)
         damping = (
             None if damping_text.strip() == "0" else self.identifier(damping_text, "model.damping")
@@ -135,8 +165,14 @@ class _ModelLoader(_Loader):
         on_indefinite = self.get(control, "on_indefinite", "control", str, "fail")
         if on_indefinite not in ON_INDEFINITE:
             raise self.fail("control.on_indefinite", f"expected one of {', '.join(ON_INDEFINITE)}")
+        if (rule == "damped") != (structure != "dense"):
+            raise self.fail(
+                "control.rule",
+                "a structured curvature (diagonal, block_diagonal, kronecker) uses the 'damped' "
+                "rule, and the 'damped' rule a structured curvature",
+            )
         hypers = self.hypers()
-        self.rule_hypers(rule, hypers)
+        self.rule_hypers(rule, structure, damping, hypers)
         spec = ModelSpec(
             name=name,
             class_name=class_name,
@@ -147,6 +183,7 @@ class _ModelLoader(_Loader):
             hypers=hypers,
             order=order,
             curvature=curvature,
+            structure=structure,
             damping=damping,
             step_text=self.get(model, "step", "model", str, "").strip() or None,
             rule=rule,
@@ -158,17 +195,24 @@ class _ModelLoader(_Loader):
         self.check_step(spec)
         return spec
 
-    def rule_hypers(self, rule: str, hypers: tuple[Hyper, ...]) -> None:
+    def rule_hypers(
+        self, rule: str, structure: str, damping: str | None, hypers: tuple[Hyper, ...]
+    ) -> None:
         """The rule's constants are hyperparameters with fixed names; their order is checked."""
         have = {h.name: h for h in hypers}
-        for name, domain in RULES[rule].items():
+        need = dict(RULES[rule])
+        if rule == "damped":
+            need |= {damping: "positive", **STRUCTURE_HYPERS.get(structure, {})}
+        for name, domain in need.items():
             if name not in have:
                 raise self.fail("hyper", f"the {rule!r} rule needs a hyperparameter {name!r}")
             if have[name].domain != domain:
                 raise self.fail(f"hyper.{name}.domain", f"the {rule!r} rule needs {domain!r}")
-        extra = sorted(set(have) - set(RULES[rule]))
+        extra = sorted(set(have) - set(need))
         if extra:
             raise self.fail(f"hyper.{extra[0]}", f"not used by the {rule!r} rule")
+        if "inverse_every" in have and not float(have["inverse_every"].default).is_integer():
+            raise self.fail("hyper.inverse_every.default", "must be a whole number of steps")
         if rule == "radius":
             v = {n: h.default for n, h in have.items()}
             if not v["eta"] < v["shrink_below"] < v["expand_above"]:

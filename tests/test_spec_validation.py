@@ -610,7 +610,7 @@ BUILTIN_NAMES = [
     "rmsprop",
     "sgd",
 ]
-SECOND_ORDER_NAMES = ["newton", "trust_region"]
+SECOND_ORDER_NAMES = ["block_newton", "diag_newton", "kfac", "newton", "trust_region"]
 
 
 def test_every_builtin_spec_loads():

@@ -223,6 +223,60 @@ def check_first_order_model(spec: ModelSpec, others: Mapping[str, object]) -> It
     )
 
 
+#: Identities (symopt.checks.curvature) that justify a spec's curvature matrix, and its
+#: structured approximation; a name in curvature.NEGATIVE is a claim that must be refuted (shown
+#: as "NOT: ...", passing when SymPy finds the nonzero difference).
+CURVATURE_IDENTITIES = {
+    "hessian": [],
+    "ggn": [
+        "softmax_hessian",
+        "ggn_fisher_softmax",
+        "ggn_fisher_squared_error",
+        "ggn_fisher_poisson_log",
+        "ggn_fisher_sigmoid_squared_error",
+        "ggn_fisher_poisson_identity",
+        "hessian_ggn_linear",
+        "hessian_ggn_plus_residual",
+        "hessian_ggn_nonlinear",
+    ],
+    "fisher": [
+        "fisher_expected_hessian",
+        "score_mean_zero",
+        "ggn_fisher_softmax",
+        "ggn_fisher_squared_error",
+        "ggn_fisher_sigmoid_squared_error",
+    ],
+    "empirical_fisher": ["empirical_fisher"],
+}
+STRUCTURE_IDENTITIES = {
+    "dense": [],
+    "diagonal": ["diagonal_structured", "diagonal_general"],
+    "block_diagonal": ["block_diagonal_structured", "block_diagonal_general", "tonga_push_through"],
+    "kronecker": [
+        "kfac_single_datum",
+        "kfac_single_datum_model",
+        "kfac_batch_error",
+        "kfac_batch_equal_grads",
+        "kfac_batch_exact",
+        "kfac_deep_linear",
+        "kfac_eigen_inverse",
+        "factored_damping_expansion",
+        "factored_solve_inverts_factored",
+        "factored_solve_exact",
+    ],
+}
+
+
+def check_curvature(spec: ModelSpec, others: Mapping[str, object]) -> Iterator[CheckResult]:
+    """The identities behind the spec's curvature and structure (symopt.checks.curvature)."""
+    from symopt.checks.curvature import CHECKS as IDENTITIES
+    from symopt.checks.curvature import stated
+
+    names = CURVATURE_IDENTITIES[spec.curvature] + STRUCTURE_IDENTITIES[spec.structure]
+    for name in names:
+        yield stated(name, IDENTITIES[name]())
+
+
 CHECKS = [
     check_derivation,
     check_stationary,
@@ -233,4 +287,5 @@ CHECKS = [
     check_norm_decreasing,
     check_quadratic_one_step,
     check_first_order_model,
+    check_curvature,
 ]

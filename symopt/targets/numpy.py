@@ -116,7 +116,12 @@ class NumpyTarget(Target):
             {"module": s.name, "class_name": s.class_name, "fn": f"{s.name}_step"} for s in specs
         ]
         out += second_order.files(models)
-        minimizers = [{"module": s.name, "class_name": s.class_name} for s in models]
+        generated_models = {f.path for f in out}
+        minimizers = [
+            {"module": s.name, "class_name": s.class_name}
+            for s in models
+            if f"numpy/{PACKAGE}/{s.name}.py" in generated_models
+        ]
         imports = sorted(
             [(s["module"], f"{s['class_name']}, {s['fn']}") for s in names]
             + [(s["module"], s["class_name"]) for s in minimizers]

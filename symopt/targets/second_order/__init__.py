@@ -9,7 +9,7 @@ code solves exactly the system the checks proved. One module per target next to 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import sympy
 from sympy.printing.numpy import NumPyPrinter
@@ -98,6 +98,27 @@ def template_data(spec: ModelSpec) -> dict:
         "equations": equations(spec),
         "damping": spec.damping or "",
     }
+
+
+#: The kind of method a spec describes, from its control rule and curvature structure; each
+#: target's module renders the kinds it has templates for (K-FAC and block-diagonal Newton need a
+#: framework's notion of layers and parameter tensors, so C does not generate them).
+KINDS = {
+    ("newton", "dense"): "newton",
+    ("radius", "dense"): "trust_region",
+    ("damped", "diagonal"): "diagonal",
+    ("damped", "block_diagonal"): "block_diagonal",
+    ("damped", "kronecker"): "kfac",
+}
+
+
+def kind(spec: ModelSpec) -> str:
+    return KINDS[spec.rule, spec.structure]
+
+
+def supported(specs: Sequence[ModelSpec], templates: Mapping[str, str]) -> list[ModelSpec]:
+    """The specs whose kind a target has templates for (``templates``: kind -> template stem)."""
+    return [s for s in specs if kind(s) in templates]
 
 
 def second_order_files(target: str, specs: Sequence[ModelSpec]) -> list[GeneratedFile]:

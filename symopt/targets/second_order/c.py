@@ -31,7 +31,7 @@ from symopt.model_spec import ModelSpec
 from symopt.render import render
 from symopt.targets.base import generated
 from symopt.targets.c import PACKAGE, RUNTIME, CPrinter, _comment, comment_block, wrap_call
-from symopt.targets.second_order import derived_pieces, template_data
+from symopt.targets.second_order import derived_pieces, kind, supported, template_data
 from symopt.writer import GeneratedFile
 
 #: The shared Python module of the second-order bindings (spec names cannot start with "_").
@@ -153,13 +153,18 @@ def spec_data(spec: ModelSpec) -> dict:
     }
 
 
+#: Kind of method -> template stem (templates/c/second_order/STEM.c.jinja, ...).
+TEMPLATES = {"trust_region": "radius", "newton": "newton"}
+
+
 def files(specs: Sequence[ModelSpec]) -> list[GeneratedFile]:
-    """Every per-spec file (from the templates named after the spec's control rule), and the
-    shared Python module when there is a spec."""
+    """Every per-spec file (from the templates of the spec's kind), and the shared Python module
+    when there is a spec."""
     out = []
+    specs = supported(specs, TEMPLATES)
     for spec in specs:
         data = spec_data(spec)
-        rule = spec.rule
+        rule = TEMPLATES[kind(spec)]
         for template, path, comment in (
             (f"c/second_order/{rule}.h.jinja", f"c/include/symopt/{spec.name}.h", "//"),
             (f"c/second_order/{rule}.c.jinja", f"c/src/{spec.name}.c", "//"),
@@ -177,4 +182,7 @@ def files(specs: Sequence[ModelSpec]) -> list[GeneratedFile]:
 def shared_data(specs: Sequence[ModelSpec]) -> list[dict]:
     """What the C target's shared files list for each second-order spec: its module (header,
     source, Python module) and the names ``__init__`` imports from it."""
-    return [{"module": s.name, "fn": f"{s.name}_step", "imports": f"{s.name}_step"} for s in specs]
+    return [
+        {"module": s.name, "fn": f"{s.name}_step", "imports": f"{s.name}_step"}
+        for s in supported(specs, TEMPLATES)
+    ]

@@ -12,12 +12,18 @@ from collections.abc import Sequence
 from symopt.model_spec import ModelSpec
 from symopt.render import render
 from symopt.targets.base import generated
-from symopt.targets.second_order import MatrixCodePrinter, python_code, template_data
+from symopt.targets.second_order import (
+    MatrixCodePrinter,
+    kind,
+    python_code,
+    supported,
+    template_data,
+)
 from symopt.writer import GeneratedFile
 
 PACKAGE = "symopt_numpy"
-#: The template of each control rule.
-TEMPLATES = {"radius": "trust_region", "newton": "newton"}
+#: Kind of method -> template stem (templates/numpy/second_order/STEM.py.jinja, test_STEM...).
+TEMPLATES = {"trust_region": "trust_region", "newton": "newton"}
 
 
 def data(spec: ModelSpec) -> dict:
@@ -29,12 +35,12 @@ def data(spec: ModelSpec) -> dict:
 
 def files(specs: Sequence[ModelSpec]) -> list[GeneratedFile]:
     out = []
-    for spec in specs:
-        kind = TEMPLATES[spec.rule]
+    for spec in supported(specs, TEMPLATES):
+        stem = TEMPLATES[kind(spec)]
         context = data(spec)
         for template, path in (
-            (f"numpy/second_order/{kind}.py.jinja", f"numpy/{PACKAGE}/{spec.name}.py"),
-            (f"numpy/second_order/test_{kind}.py.jinja", f"numpy/tests/test_{spec.name}.py"),
+            (f"numpy/second_order/{stem}.py.jinja", f"numpy/{PACKAGE}/{spec.name}.py"),
+            (f"numpy/second_order/test_{stem}.py.jinja", f"numpy/tests/test_{spec.name}.py"),
         ):
             out.append(generated(path, render(template, **context), spec=spec))
     return out

@@ -16,12 +16,18 @@ from symopt import __version__
 from symopt.model_spec import ModelSpec
 from symopt.render import render
 from symopt.targets.base import generated
-from symopt.targets.second_order import MatrixCodePrinter, python_code, template_data
+from symopt.targets.second_order import (
+    MatrixCodePrinter,
+    kind,
+    python_code,
+    supported,
+    template_data,
+)
 from symopt.writer import GeneratedFile
 
 PACKAGE = "symopt_torch"
 #: control rule -> the templates' stem (``STEM.py.jinja`` and ``test_STEM.py.jinja``)
-TEMPLATES = {"radius": "trust_region", "newton": "newton"}
+TEMPLATES = {"trust_region": "trust_region", "newton": "newton"}
 
 
 def printer() -> MatrixCodePrinter:
@@ -41,8 +47,8 @@ def module_data(spec: ModelSpec) -> dict:
 def files(specs: Sequence[ModelSpec]) -> list[GeneratedFile]:
     """The optimizer module and its tests for every spec, paths relative to the output folder."""
     out = []
-    for spec in specs:
-        stem = TEMPLATES[spec.rule]
+    for spec in supported(specs, TEMPLATES):
+        stem = TEMPLATES[kind(spec)]
         data = module_data(spec)
         for template, path in (
             (f"torch/second_order/{stem}.py.jinja", f"torch/{PACKAGE}/{spec.name}.py"),
