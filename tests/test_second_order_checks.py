@@ -137,3 +137,33 @@ def test_cli_check_show_and_verify(tmp_path):
     result = runner.invoke(main, ["verify", "torch.optim.Adam", "--against", "newton"])
     assert result.exit_code == 1
     assert result.output.startswith("error: --against: newton is a second-order spec")
+
+
+def test_structured_specs_also_prove_their_curvature_identities():
+    results = {r.name: r for r in run_checks(builtin_spec("kfac"), {})}
+    assert all(r.passed and r.method == "symbolic" for r in results.values())
+    refuted = [name for name in results if name.startswith("NOT: ")]
+    assert len(refuted) >= 2  # the batch is not exact, the factored solve is not the damped one
+    diag = {r.name for r in run_checks(builtin_spec("diag_newton"), {})}
+    assert any(name.startswith("NOT: ") and "diagonal" in name for name in diag)
+
+
+KFAC = builtin_spec("kfac")
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "reason"),
+    [
+        (('structure = "kronecker"', 'structure = "kronecker2"'), "model.structure", "unknown"),
+        (('rule = "damped"', 'rule = "radius"'), "control.rule", "uses the 'damped' rule"),
+        (("default = 10\n", "default = 2.5\n"), "hyper.inverse_every.default", "whole number"),
+        (("[hyper.decay]", "[hyper.decay2]"), "hyper", "needs a hyperparameter 'decay'"),
+        (('curvature = "ggn"', 'curvature = "gnn"'), "model.curvature", "unknown curvature"),
+    ],
+)
+def test_bad_structured_specs_are_one_line_errors(change, key, reason):
+    text = KFAC.text.replace(*change)
+    assert text != KFAC.text
+    with pytest.raises(SpecError) as err:
+        load_spec_text(text, "k.toml")
+    assert str(err.value).startswith(f"k.toml: {key}: ") and reason in str(err.value)
