@@ -162,9 +162,17 @@ class _Compiler:
         return self.instrs
 
 
-def compile_kernel(kernel: Kernel, print_scalar: Callable[[sympy.Expr], str]) -> Program:
-    """Compile and allocate: every dst is a buffer, outputs end in their own arrays."""
-    compiler = _Compiler(kernel, print_scalar)
+def compile_kernel(
+    kernel: Kernel,
+    print_scalar: Callable[[sympy.Expr], str],
+    compiler_class: type[_Compiler] = _Compiler,
+) -> Program:
+    """Compile and allocate: every dst is a buffer, outputs end in their own arrays.
+
+    ``compiler_class`` lets a target emit its own (e.g. fused) operations: a subclass of
+    ``_Compiler`` whose instructions read their value operands and write one new value.
+    """
+    compiler = compiler_class(kernel, print_scalar)
     instrs = compiler.compile()
     # The value id holding each output array's final SSA value.
     finals = {compiler.values[kernel.ssa_name(out)][1]: out for out in kernel.outputs}

@@ -1,6 +1,7 @@
 """The PyTorch target: agreement with torch.optim (float64, 1e-12), drop-in use in a training
 loop, deterministic rendering, and the code shapes the foreach and single-tensor paths take."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -8,8 +9,18 @@ import numpy as np
 import pytest
 import sympy
 
-from symopt.resources import builtin_specs
-from symopt.targets.torch import TorchTarget, _foreach, _single, expression_printer
+from symopt.kernel import lower
+from symopt.resources import elementwise_specs
+from symopt.tac import compile_kernel
+from symopt.targets.numpy import ScalarPrinter
+from symopt.targets.torch import (
+    TorchTarget,
+    _foreach,
+    _FusingCompiler,
+    _single,
+    expression_printer,
+    inline_scaled_temporaries,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -18,7 +29,7 @@ sys.path.insert(0, str(ROOT / "generated" / "torch"))
 
 import symopt_torch  # noqa: E402
 
-SPECS = builtin_specs()
+SPECS = elementwise_specs()
 STEPS = 200
 SHAPES = [(37, 11), (5,)]
 
@@ -135,39 +146,104 @@ def test_printer_is_element_wise_for_max_and_min():
 
 def test_instruction_shapes():
     v, s = ("value", "a"), ("scalar", "c")
-    assert _foreach("multiply", "a", (v, s), []) == ["torch._foreach_mul_(a, c)"]
-    assert _foreach("add", "a", (("value", "b"), v), []) == ["torch._foreach_add_(a, b)"]
-    assert _foreach("sqrt", "_b0", (v,), ["_b0"]) == ["_b0 = torch._foreach_sqrt(a)"]
-    assert _foreach("divide", "w", (s, v), []) == [
+    # In place where the destination holds the first operand; a named scalar of add/mul/div as
+    # a 0-d tensor (made once per step); a number stays a Python scalar.
+    assert _foreach("multiply", "a", (v, s)) == ["torch._foreach_mul_(a, c_0d)"]
+    assert _foreach("add", "a", (v, s)) == ["torch._foreach_add_(a, c_0d, alpha=1)"]
+    assert _foreach("multiply", "a", (v, ("scalar", "2"))) == ["torch._foreach_mul_(a, 2)"]
+    assert _foreach("add", "a", (("value", "b"), v)) == ["torch._foreach_add_(a, b)"]
+    assert _foreach("sqrt", "a", (v,)) == ["torch._foreach_sqrt_(a)"]
+    # Into another buffer: the out= form per tensor, no allocation.
+    assert _foreach("sqrt", "_b0", (v,)) == [
+        "for _b0_i, _a_i in zip(_b0, a, strict=True):",
+        "    torch.sqrt(_a_i, out=_b0_i)",
+    ]
+    assert _foreach("divide", "w", (s, v)) == [
         "for _w_i, _a_i in zip(w, a, strict=True):",
         "    torch.div(torch.full((), c, dtype=_a_i.dtype, device=_a_i.device), _a_i, out=_w_i)",
     ]
+    m, g, d = ("value", "m"), ("value", "g"), ("value", "d")
+    assert _foreach("lerp", "m", (m, g, s)) == ["torch._foreach_lerp_(m, g, c)"]
+    assert _foreach("axpy", "m", (m, g, ("scalar", "1"))) == ["torch._foreach_add_(m, g)"]
+    assert _foreach("axpy", "m", (m, g, ("scalar", "-1"))) == ["torch._foreach_sub_(m, g)"]
+    assert _foreach("addcmul", "m", (m, g, g, ("scalar", "1"))) == [
+        "torch._foreach_addcmul_(m, g, g)"
+    ]
+    assert _foreach("addcdiv", "m", (m, g, d, s)) == ["torch._foreach_addcdiv_(m, g, d, value=c)"]
+    assert _single("addcdiv", "m", (m, g, d, s)) == "m.addcdiv_(g, d, value=c)"
+    assert _single("axpy", "m", (g, m, s)) == "torch.add(g, m, alpha=c, out=m)"
     assert _single("subtract", "d", (s, v)) == "torch.sub(a, c, out=d).neg_()"
     assert _single("maximum", "d", (v, s)) == "torch.clamp(a, min=c, out=d)"
+    assert _single("maximum", "a", (v, ("value", "b"))) == "torch.maximum(a, b, out=a)"
 
 
-def test_rare_instructions_run_and_agree():
-    """Scalar-first and aliasing forms, which no built-in spec needs, on real tensors."""
+# (op, operands, NumPy reference): rare forms no built-in spec needs, and every fused operation.
+RARE = [
+    ("divide", ("2.0", "a"), lambda a, b: 2.0 / a),
+    ("subtract", ("2.0", "a"), lambda a, b: 2.0 - a),
+    ("maximum", ("a", "0.9"), lambda a, b: np.maximum(a, 0.9)),
+    ("maximum", ("a", "b"), lambda a, b: np.maximum(a, b)),
+    ("power", ("a", "3.0"), lambda a, b: a**3.0),
+    ("fill", ("0.25",), lambda a, b: np.full_like(a, 0.25)),
+    ("multiply", ("a", "c"), lambda a, b: a * 0.75),
+    ("add", ("a", "c"), lambda a, b: a + 0.75),
+    ("divide", ("a", "c"), lambda a, b: a / 0.75),
+    ("axpy", ("a", "b", "c"), lambda a, b: a + 0.75 * b),
+    ("axpy", ("a", "b", "-1"), lambda a, b: a - b),
+    ("lerp", ("a", "b", "c"), lambda a, b: a + 0.75 * (b - a)),
+    ("addcmul", ("a", "b", "b", "c"), lambda a, b: a + 0.75 * b * b),
+    ("addcdiv", ("a", "b", "a", "c"), lambda a, b: a + 0.75 * b / a),
+]
+
+
+@pytest.mark.parametrize(
+    ("op", "operands", "expected", "dst"),
+    [(*case, dst) for case in RARE for dst in ("a", "b", "d") if dst != "b" or "b" in case[1]],
+)
+def test_instructions_run_and_agree(op, operands, expected, dst):
+    """Every form, in place and into another buffer (also one that is an operand), on lists
+    and on single tensors: equal to NumPy, and the two paths bit-identical."""
+    args = tuple(("value" if x in ("a", "b") else "scalar", x) for x in operands)
     gen = torch.Generator().manual_seed(1)
-    a = [torch.rand(7, generator=gen, dtype=torch.float64) + 0.5 for _ in range(3)]
-    cases = [
-        ("divide", (("scalar", "2.0"), ("value", "a")), lambda x: 2.0 / x),
-        ("subtract", (("scalar", "2.0"), ("value", "a")), lambda x: 2.0 - x),
-        ("maximum", (("value", "a"), ("scalar", "0.9")), lambda x: np.maximum(x, 0.9)),
-        ("power", (("value", "a"), ("scalar", "3.0")), lambda x: x**3.0),
-        ("fill", (("scalar", "0.25"),), lambda x: np.full_like(x, 0.25)),
-    ]
-    for op, args, expected in cases:
-        for code in (_foreach(op, "d", args, []), [_single(op, "d", args)]):
-            lists = code != [_single(op, "d", args)]
-            d = [torch.empty_like(x) for x in a]
-            for x, di in zip(a, d, strict=True):
-                env = {"torch": torch, "a": a if lists else x, "d": d if lists else di}
-                exec("\n".join(code), env)
-                if lists:
-                    break
-            for x, di in zip(a, d, strict=True):
-                np.testing.assert_allclose(di.numpy(), expected(x.numpy()), rtol=1e-15)
+    a0 = [torch.rand(7, generator=gen, dtype=torch.float64) + 0.5 for _ in range(3)]
+    b0 = [torch.rand(7, generator=gen, dtype=torch.float64) + 0.5 for _ in range(3)]
+    results = []
+    for lists in (True, False):
+        a, b = [x.clone() for x in a0], [x.clone() for x in b0]
+        d = [torch.empty_like(x) for x in a0]
+        env = {"torch": torch, "c": 0.75, "c_0d": torch.tensor(0.75, dtype=torch.float64)}
+        if lists:
+            exec("\n".join(_foreach(op, dst, args)), {**env, "a": a, "b": b, "d": d})
+        else:
+            for ai, bi, di in zip(a, b, d, strict=True):
+                exec(_single(op, dst, args), {**env, "a": ai, "b": bi, "d": di})
+        out = {"a": a, "b": b, "d": d}[dst]
+        for x, y, z in zip(a0, b0, out, strict=True):
+            np.testing.assert_allclose(z.numpy(), expected(x.numpy(), y.numpy()), rtol=1e-14)
+        results.append(torch.cat(out))
+    assert torch.equal(*results)
+
+
+def test_fused_operations_in_the_generated_code():
+    """Moving averages run in place with lerp (where SymPy proves the weights sum to 1),
+    addcmul or one add over the old value; the parameter update with addcdiv; nothing is
+    allocated (no out-of-place foreach op) and the gradient is never written."""
+    source = {n: Path(symopt_torch.__file__).with_name(f"{n}.py").read_text() for n in SPECS}
+    adam = source["adam"]
+    assert "torch._foreach_lerp_(m, g, _c0)" in adam  # beta1 + (1 - beta1) = 1
+    assert "torch._foreach_addcmul_(v, g, g, value=_c1)" in adam
+    assert "torch._foreach_addcdiv_(w, m, _b0, value=_c3)" in adam
+    assert "torch.add(_g_i, _v_i, alpha=rho, out=_v_i)" in source["momentum"]  # g + rho*v
+    assert "lerp" not in source["nesterov"]  # rho and -lr do not sum to 1
+    assert "_t0" not in source["nesterov"]  # -lr*g is folded into alpha=
+    for name, text in source.items():
+        assert not re.search(r"torch\._foreach_\w*[a-z]\(", text), name
+        assert "empty_like(w)" not in text, name
+        kernel = inline_scaled_temporaries(lower(SPECS[name]))
+        program = compile_kernel(kernel, ScalarPrinter().doprint, compiler_class=_FusingCompiler)
+        assert "g" not in [dst for _, dst, _, _ in program.instructions], name
+        assert "copy" not in [op for op, *_ in program.instructions], name  # ends in place
+    assert len(re.findall(r"torch\._foreach_", adam.split("def _update_single")[0])) == 5
 
 
 DDP_WORKER = """

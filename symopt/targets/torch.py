@@ -1,13 +1,19 @@
 """PyTorch target: one ``torch.optim.Optimizer`` subclass per spec, foreach and single-tensor paths.
 
-Both paths run the same three-address program (:mod:`symopt.tac`): the foreach path applies each
-instruction to lists of tensors (grouped by device, dtype and step count) with ``torch._foreach_*``
-ops in place, the single-tensor path applies it to one tensor at a time with ``out=`` ops. Every
-operation rounds the same way in both, so their results are bit-identical.
+Both paths run the same three-address program (:mod:`symopt.tac`), compiled with PyTorch's fused
+element-wise operations (``lerp``, ``addcmul``, ``addcdiv``, ``add`` with ``alpha``) so that
+moving averages and the parameter update run in place, in few passes over memory. The foreach path
+applies an instruction to lists of tensors (grouped by device, dtype and step count) with an
+in-place ``torch._foreach_*`` op where its destination holds its first operand, and with the
+single-tensor ``out=`` form in a loop where it writes a scratch buffer; the single-tensor path
+applies it to one tensor at a time. Both run the same operation on each tensor, so their results
+are bit-identical. Scratch buffers are kept by the optimizer between steps: a step allocates
+nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import sympy
@@ -16,7 +22,7 @@ from symopt import __version__
 from symopt.kernel import Kernel, lower
 from symopt.render import render
 from symopt.spec import Spec
-from symopt.tac import compile_kernel
+from symopt.tac import Operand, _Compiler, compile_kernel
 from symopt.targets.base import Target, generated, hyper_rows, isort_key
 from symopt.targets.numpy import ScalarPrinter
 from symopt.writer import GeneratedFile
@@ -65,27 +71,174 @@ def expression_printer():
     return ElementwisePrinter()
 
 
+class _FusingCompiler(_Compiler):
+    """Three-address code with PyTorch's fused element-wise operations.
+
+    A sum is accumulated in place into one buffer, term by term, with the operation that fits
+    each term (``c`` a scalar, ``x`` the accumulator, ``y, z`` arrays):
+
+    * ``a*x + b*y`` with ``a + b = 1`` proven by SymPy (over the prelude's definitions), where
+      ``x`` is the old value of the array being computed and ``y`` an array: ``lerp(x, y, b)``,
+      one pass;
+    * ``x + c*y*z`` (and ``x + c*y**2``): ``addcmul``; ``x + c*y/z``: ``addcdiv``;
+    * ``x + c*y``: ``axpy`` (``add`` with ``alpha=c``).
+
+    The first term is the array's own old value when the sum has it (scaled in place, or, with
+    an array term of coefficient 1, ``y + c*x`` written over ``x`` in one pass), so moving
+    averages and parameter updates run in place without a temporary. Every instruction still
+    reads value operands and writes one new value, so :func:`~symopt.tac.compile_kernel`
+    allocates buffers for them as for any other operation.
+    """
+
+    def __init__(self, kernel: Kernel, print_scalar):
+        super().__init__(kernel, print_scalar)
+        self.definitions = dict(kernel.prelude)
+
+    def scalar(self, e: sympy.Expr) -> Operand:
+        return ("scalar", self.print_scalar(e))
+
+    def own_old_value(self) -> sympy.Symbol | None:
+        """The symbol of the old value of the array this statement computes, if it has one."""
+        if self.hint is None:
+            return None
+        old = sympy.Symbol(self.hint, real=True)
+        return old if self.values.get(old) == ("value", self.hint) else None
+
+    def sums_to_one(self, a: sympy.Expr, b: sympy.Expr) -> bool:
+        total = (a + b - 1).xreplace(self.definitions)
+        return sympy.simplify(sympy.expand(total)) == 0
+
+    def _add(self, e: sympy.Add) -> Operand:
+        scalar = sympy.Add(*[a for a in e.args if self.is_scalar(a)])
+        terms = [self.split(a) for a in e.args if not self.is_scalar(a)]
+        old = self.own_old_value()
+        own = next((i for i, (_, rest) in enumerate(terms) if rest == old), None)
+        if own is not None and len(terms) == 2 and scalar == 0:
+            (a, _), (b, y) = terms[own], terms[1 - own]
+            if y.is_Symbol and self.sums_to_one(a, b):
+                return self.new("lerp", self.emit(old), self.emit(y), self.scalar(b))
+        if own is not None:
+            c, rest = terms.pop(own)
+            unit = next((i for i, (k, y) in enumerate(terms) if k == 1 and y.is_Symbol), None)
+            if c != 1 and unit is not None:
+                # y + c*x written over x: one pass, where scaling x and then adding y take two
+                y = self.emit(terms.pop(unit)[1])
+                acc = self.new("axpy", y, self.emit(rest), self.scalar(c))
+            else:
+                acc = self.emit(rest)
+                if c == -1:
+                    acc = self.new("negative", acc)
+                elif c != 1:
+                    acc = self.new("multiply", acc, self.scalar(c))
+        else:
+            c, rest = terms.pop(0)
+            acc = self.emit(c * rest)
+        for c, rest in terms:
+            acc = self.accumulate(acc, c, rest)
+        if scalar != 0:
+            acc = self.new("add", acc, self.emit(scalar))
+        return acc
+
+    def split(self, term: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
+        """A term as (scalar coefficient, array part)."""
+        factors = sympy.Mul.make_args(term)
+        coeff = sympy.Mul(*[f for f in factors if self.is_scalar(f)])
+        return coeff, sympy.Mul(*[f for f in factors if not self.is_scalar(f)])
+
+    def accumulate(self, acc: Operand, c: sympy.Expr, rest: sympy.Expr) -> Operand:
+        """acc + c*rest, with the fused operation that fits rest."""
+        factors = sympy.Mul.make_args(rest)
+        dens = [f.base**-f.exp for f in factors if isinstance(f, sympy.Pow) and f.exp.is_negative]
+        nums = [f for f in factors if not (isinstance(f, sympy.Pow) and f.exp.is_negative)]
+        if dens and nums:
+            y, z = self.emit(sympy.Mul(*nums)), self.emit(sympy.Mul(*dens))
+            return self.new("addcdiv", acc, y, z, self.scalar(c))
+        if not dens and len(nums) == 2:
+            y, z = self.emit(nums[0]), self.emit(nums[1])
+            return self.new("addcmul", acc, y, z, self.scalar(c))
+        if not dens and len(nums) == 1 and isinstance(nums[0], sympy.Pow) and nums[0].exp == 2:
+            y = self.emit(nums[0].base)
+            return self.new("addcmul", acc, y, y, self.scalar(c))
+        return self.new("axpy", acc, self.emit(rest), self.scalar(c))
+
+
+def inline_scaled_temporaries(kernel: Kernel) -> Kernel:
+    """Substitute shared temporaries that are a scalar times one array (``_t0 = -lr*g``) into
+    the statements that use them: the fused operations scale their operand for free, so the
+    temporary would only cost a pass and a buffer."""
+    arrays = {*kernel.arrays, *(st.target.name for st in kernel.body if st.array)}
+    scalars = {*kernel.hypers, "t", *(s.name for s in kernel.scalars)}
+    inline: dict[sympy.Symbol, sympy.Expr] = {}
+    body = []
+    for st in kernel.body:
+        expr = st.expr.xreplace(inline)
+        factors = sympy.Mul.make_args(expr)
+        scaled = [f for f in factors if not {s.name for s in f.free_symbols} <= scalars]
+        one_array = len(scaled) == 1 and scaled[0].is_Symbol and scaled[0].name in arrays
+        if st.array is None and one_array:
+            inline[st.target] = expr
+            continue
+        body.append(dataclasses.replace(st, expr=expr))
+    return dataclasses.replace(kernel, body=tuple(body))
+
+
+def _kw(name: str, value: str) -> str:
+    """A keyword argument, left out where it is 1."""
+    return "" if value == "1" else f", {name}={value}"
+
+
+#: Fused TAC op -> (torch function, its extra scalar keyword, or None for positional)
+FUSED = {
+    "axpy": ("add", "alpha"),
+    "addcmul": ("addcmul", "value"),
+    "addcdiv": ("addcdiv", "value"),
+    "lerp": ("lerp", None),
+}
+
+
 def _single(op: str, dst: str, args) -> str:
-    """One instruction on single tensors (scalar operands are Python floats)."""
+    """One instruction on single tensors (scalar operands are Python floats): a Tensor method in
+    place where the destination is the first operand, else a torch function with out=."""
     kinds = [k for k, _ in args]
     names = [a for _, a in args]
+    in_place = kinds[0] == "value" and names[0] == dst
     if op == "copy":
         return f"{dst}.copy_({names[0]})"
     if op == "fill":
         return f"{dst}.fill_({names[0]})"
+    if op in FUSED:
+        fn, key = FUSED[op]
+        *tensors, c = names
+        if op == "axpy" and c == "-1":
+            fn, c = "sub", "1"
+        extra = f", {c}" if key is None else _kw(key, c)
+        if in_place:
+            return f"{dst}.{fn}_({', '.join(tensors[1:])}{extra})"
+        return f"torch.{fn}({', '.join(tensors)}{extra}, out={dst})"
     if op == "square":
+        if in_place:
+            return f"{dst}.mul_({dst})"
         return f"torch.mul({names[0]}, {names[0]}, out={dst})"
     if op in UNARY:
-        return f"torch.{UNARY[op][0]}({names[0]}, out={dst})"
+        fn = UNARY[op][0]
+        return f"{dst}.{fn}_()" if in_place else f"torch.{fn}({names[0]}, out={dst})"
     fn = BINARY[op][0]
     a, b = names
     if kinds == ["value", "value"]:
+        if op in ("maximum", "minimum"):  # no Tensor method in place
+            return f"torch.{fn}({a}, {b}, out={dst})"
+        if in_place:
+            return f"{dst}.{fn}_({b})"
+        if op in COMMUTATIVE and b == dst:
+            return f"{dst}.{fn}_({a})"
         return f"torch.{fn}({a}, {b}, out={dst})"
     if kinds == ["value", "scalar"]:
         if op in ("maximum", "minimum"):
             bound = "min" if op == "maximum" else "max"
+            if in_place:
+                return f"{dst}.clamp_({bound}={b})"
             return f"torch.clamp({a}, {bound}={b}, out={dst})"
-        return f"torch.{fn}({a}, {b}, out={dst})"
+        return f"{dst}.{fn}_({b})" if in_place else f"torch.{fn}({a}, {b}, out={dst})"
     # scalar first
     if op in COMMUTATIVE:
         return _single(op, dst, (args[1], args[0]))
@@ -96,71 +249,82 @@ def _single(op: str, dst: str, args) -> str:
     return f"torch.div(torch.full((), {a}, dtype={b}.dtype, device={b}.device), {b}, out={dst})"
 
 
-def _foreach(op: str, dst: str, args, scratch: Sequence[str]) -> list[str]:
-    """One instruction on lists of tensors, with torch._foreach_* ops.
+#: Binary ops whose in-place foreach form takes a 0-d tensor for its scalar operand.
+TENSOR_SCALAR = {"add", "multiply", "divide"}
+#: The suffix of the 0-d tensor holding a scalar (``beta2`` -> ``beta2_0d``).
+ZERO_DIM = "_0d"
 
-    In place where the destination is an operand; a scratch destination whose old content is
-    dead is rebound to the result of the out-of-place op (one pass, no copy); an output array
-    that is not an operand gets a copy first.
+
+def tensor_scalar(op: str, dst: str, args) -> str | None:
+    """The scalar an instruction's foreach form takes as a 0-d tensor, if any.
+
+    On the CPU a ``torch._foreach_*`` op runs tensor by tensor, and with a Python scalar it
+    makes a tensor of the scalar for every one (a few microseconds each: 100 small tensors
+    take three times as long); a 0-d tensor made once per step serves the whole list.
     """
     kinds = [k for k, _ in args]
     names = [a for _, a in args]
-    fresh = dst in scratch and dst not in names
+    in_place = kinds[0] == "value" and names[0] == dst
+    if op in TENSOR_SCALAR and in_place and kinds[1] == "scalar" and names[1].isidentifier():
+        return names[1]
+    return None
+
+
+def _foreach(op: str, dst: str, args) -> list[str]:
+    """One instruction on lists of tensors.
+
+    A ``torch._foreach_*`` operation in place where the destination holds the first operand
+    (or the second, for a commutative operation); otherwise, to write into another buffer
+    without allocating, the single-tensor form with out= in a loop over the tensors.
+    """
+    kinds = [k for k, _ in args]
+    names = [a for _, a in args]
     if op == "copy":
         return [f"torch._foreach_copy_({dst}, {names[0]})"]
-    if op == "square":
-        if fresh:
-            return [f"{dst} = torch._foreach_mul({names[0]}, {names[0]})"]
-        if names[0] == dst:
+    scalar = tensor_scalar(op, dst, args)
+    if scalar is not None:
+        alpha = ", alpha=1" if op == "add" else ""  # selects the Tensor overload
+        return [f"torch._foreach_{BINARY[op][1]}_({dst}, {scalar}{ZERO_DIM}{alpha})"]
+    if kinds[0] == "value" and names[0] == dst:
+        if op in FUSED:
+            fn, key = FUSED[op]
+            *tensors, c = names
+            if op == "axpy" and c == "-1":
+                fn, c = "sub", "1"
+            extra = f", {c}" if key is None else _kw(key, c)
+            return [f"torch._foreach_{fn}_({', '.join(tensors)}{extra})"]
+        if op == "square":
             return [f"torch._foreach_mul_({dst}, {dst})"]
-        return [
-            f"torch._foreach_copy_({dst}, {names[0]})",
-            f"torch._foreach_mul_({dst}, {names[0]})",
-        ]
-    if op in UNARY:
-        fn = UNARY[op][1]
-        if fresh:
-            return [f"{dst} = torch._foreach_{fn}({names[0]})"]
-        pre = [] if names[0] == dst else [f"torch._foreach_copy_({dst}, {names[0]})"]
-        return [*pre, f"torch._foreach_{fn}_({dst})"]
-    if op in BINARY:
-        fn = BINARY[op][1]
-        a, b = names
-        if kinds[0] == "value" and a == dst:
-            return [f"torch._foreach_{fn}_({dst}, {b})"]
-        if op in COMMUTATIVE and kinds[1] == "value" and b == dst:
-            return [f"torch._foreach_{fn}_({dst}, {a})"]
-        if kinds[0] == "value" and fresh:
-            return [f"{dst} = torch._foreach_{fn}({a}, {b})"]
-        if op in COMMUTATIVE and kinds[1] == "value" and fresh:
-            return [f"{dst} = torch._foreach_{fn}({b}, {a})"]
-        if kinds[0] == "value" and b != dst:
-            return [f"torch._foreach_copy_({dst}, {a})", f"torch._foreach_{fn}_({dst}, {b})"]
-        if op in COMMUTATIVE and kinds[1] == "value":  # scalar first, dst elsewhere
-            return [f"torch._foreach_copy_({dst}, {b})", f"torch._foreach_{fn}_({dst}, {a})"]
-    # Anything else (fill, and the rare aliasing cases): per tensor.
-    pre = [f"{dst} = [torch.empty_like(x) for x in w]"] if fresh else []
+        if op in UNARY:
+            return [f"torch._foreach_{UNARY[op][1]}_({dst})"]
+        if op in BINARY:
+            return [f"torch._foreach_{BINARY[op][1]}_({dst}, {names[1]})"]
+    if op in COMMUTATIVE and kinds == ["value", "value"] and names[1] == dst:
+        return [f"torch._foreach_{BINARY[op][1]}_({dst}, {names[0]})"]
     lists = list(dict.fromkeys([dst] + [n for k, n in args if k == "value"]))
     loop_vars = {n: f"_{n.lstrip('_')}_i" for n in lists}
     single_args = tuple((k, loop_vars[n]) if k == "value" else (k, n) for k, n in args)
     code = _single(op, loop_vars[dst], single_args)
     targets = ", ".join(loop_vars[n] for n in lists)
     if len(lists) == 1:
-        return [*pre, f"for {targets} in {dst}:", f"    {code}"]
-    return [*pre, f"for {targets} in zip({', '.join(lists)}, strict=True):", f"    {code}"]
+        return [f"for {targets} in {dst}:", f"    {code}"]
+    return [f"for {targets} in zip({', '.join(lists)}, strict=True):", f"    {code}"]
 
 
 def template_data(spec: Spec, kernel: Kernel) -> dict:
     printer = ScalarPrinter()
-    program = compile_kernel(kernel, printer.doprint)
+    kernel = inline_scaled_temporaries(kernel)
+    program = compile_kernel(kernel, printer.doprint, compiler_class=_FusingCompiler)
     expr_printer = expression_printer()
     exprs = {st.array: expr_printer.doprint(st.expr) for st in kernel.body if st.array}
     foreach_body: list[dict] = []
     single_body: list[dict] = []
+    zero_dim: list[str] = []
     for op, dst, args, comments in program.instructions:
-        foreach_body.append(
-            {"comments": list(comments), "lines": _foreach(op, dst, args, program.scratch)}
-        )
+        scalar = tensor_scalar(op, dst, args)
+        if scalar is not None and scalar not in zero_dim:
+            zero_dim.append(scalar)
+        foreach_body.append({"comments": list(comments), "lines": _foreach(op, dst, args)})
         single_body.append({"comments": list(comments), "lines": [_single(op, dst, args)]})
     used = {s.name for st in kernel.body for s in st.expr.free_symbols}
     direct = [h for h in (*kernel.hypers, "t") if h in used]
@@ -190,6 +354,8 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
         "init_hypers": [h for h in spec.hyper_names if h in init_names],
         "arrays": list(kernel.arrays),
         "scratch": program.scratch,
+        "zero_dim": zero_dim,
+        "zero_dim_names": [f"{name}{ZERO_DIM}" for name in zero_dim],
         "foreach_body": foreach_body,
         "single_body": single_body,
         "exprs": exprs,
@@ -202,8 +368,14 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
 
 class TorchTarget(Target):
     name = "torch"
+    #: Renders second-order specs too (symopt.targets.second_order.torch) and exports them.
+    second_order = True
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
+        from symopt.targets.second_order import torch as second_order
+
+        models = [s for s in specs if s.kind == "second_order"]
+        specs = [s for s in specs if s.kind == "elementwise"]
         out = []
         for spec in specs:
             data = template_data(spec, lower(spec))
@@ -212,10 +384,21 @@ class TorchTarget(Target):
                 ("torch/test_optimizer.py.jinja", f"torch/tests/test_{spec.name}.py"),
             ):
                 out.append(generated(path, render(template, **data), spec=spec))
+        out += second_order.files(models)
+        paths = {f.path for f in out}
         names = [{"module": s.name, "class_name": s.class_name} for s in specs]
+        closures = [
+            {"module": s.name, "class_name": s.class_name}
+            for s in models
+            if f"torch/{PACKAGE}/{s.name}.py" in paths
+        ]
+        imports = sorted((s["module"], s["class_name"]) for s in names + closures)
         for template, path in (
             ("torch/__init__.py.jinja", f"torch/{PACKAGE}/__init__.py"),
             ("torch/conftest.py.jinja", "torch/tests/conftest.py"),
         ):
-            out.append(generated(path, render(template, specs=names, version=__version__)))
+            body = render(
+                template, specs=names, closures=closures, imports=imports, version=__version__
+            )
+            out.append(generated(path, body))
         return out
