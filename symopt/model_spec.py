@@ -17,7 +17,7 @@ import sympy
 
 from symopt.errors import SpecError
 from symopt.parse import parse_matrix_expr
-from symopt.spec import CLASS_NAME, GENERATED_NAMES, Hyper, _Loader
+from symopt.spec import CLASS_NAME, GENERATED_NAMES, Hyper, HyperparameterOwner, _Loader
 
 MODEL_KEYS = {"order", "curvature", "structure", "damping", "step"}
 TOP_KEYS = {"name", "class_name", "title", "summary", "reference", "notes", "model", "control"}
@@ -66,7 +66,7 @@ MODEL_NAMES = {"g": "the gradient", "H": "the curvature matrix", "I": "the ident
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(HyperparameterOwner):
     """A second-order method: the model, its derived step and the rule around it."""
 
     name: str
@@ -88,20 +88,6 @@ class ModelSpec:
     text: str = ""
 
     kind: ClassVar[str] = "second_order"
-
-    @property
-    def hyper_names(self) -> tuple[str, ...]:
-        return tuple(h.name for h in self.hypers)
-
-    @property
-    def defaults(self) -> dict[str, float]:
-        return {h.name: h.default for h in self.hypers}
-
-    @property
-    def digest(self) -> str:
-        import hashlib
-
-        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
 
     def latex_name(self, name: str) -> str:
         for h in self.hypers:

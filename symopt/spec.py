@@ -140,8 +140,28 @@ class Property:
     options: Mapping[str, object]
 
 
+class HyperparameterOwner:
+    """What every kind of spec has: hyperparameters with defaults, and a digest of its text."""
+
+    hypers: tuple[Hyper, ...]
+    text: str
+
+    @property
+    def hyper_names(self) -> tuple[str, ...]:
+        return tuple(h.name for h in self.hypers)
+
+    @property
+    def defaults(self) -> dict[str, float]:
+        return {h.name: h.default for h in self.hypers}
+
+    @property
+    def digest(self) -> str:
+        """A short hash of the spec source: generated files record it in their header."""
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
-class Spec:
+class Spec(HyperparameterOwner):
     name: str
     class_name: str
     title: str
@@ -164,16 +184,8 @@ class Spec:
 
     # -- symbols -------------------------------------------------------------------------------
     @property
-    def hyper_names(self) -> tuple[str, ...]:
-        return tuple(h.name for h in self.hypers)
-
-    @property
     def state_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.states)
-
-    @property
-    def defaults(self) -> dict[str, float]:
-        return {h.name: h.default for h in self.hypers}
 
     @property
     def executable_update(self) -> tuple[Assignment, ...]:
@@ -193,11 +205,6 @@ class Spec:
             if s.name == name:
                 return s.latex
         return self.intermediate_latex.get(name, sympy.latex(sympy.Symbol(name)))
-
-    @property
-    def digest(self) -> str:
-        """A short hash of the spec source: generated files record it in their header."""
-        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
 
 
 def make_symbol(name: str, assumptions: Mapping[str, bool] | None = None) -> sympy.Symbol:
