@@ -300,19 +300,15 @@ def derivation_latex(spec) -> dict:
         "given as a small dense matrix, and by truncated conjugate gradients with "
         "Hessian-vector products (Steihaug) otherwise.",
     }[spec.subproblem]
-    indefinite = (
-        ""
-        if spec.rule != "newton"
-        else {
-            "fail": "Where the Cholesky factorisation of H fails (H is not positive definite) the "
-            "method stops and says so; stopping where H is not positive semidefinite is reported as "
-            "a saddle point.",
-            "gradient": "Where H is not positive definite the step is steepest descent with a "
-            "backtracking line search instead.",
-            "solve": "The step solves H d = -g by Gaussian elimination whatever the curvature, so it "
-            "can converge to a saddle point, which is reported.",
-        }[spec.on_indefinite]
-    )
+    indefinite = {
+        "fail": "Where the Cholesky factorisation of H fails (H is not positive definite) the "
+        "method stops and says so; stopping where H is not positive semidefinite is reported "
+        "as a saddle point.",
+        "gradient": "Where H is not positive definite the step is steepest descent with a "
+        "backtracking line search instead.",
+        "solve": "The step solves H d = -g by Gaussian elimination whatever the curvature, so "
+        "it can converge to a saddle point, which is reported.",
+    }[spec.on_indefinite]
     from symopt.model_spec import CURVATURES, STRUCTURES
 
     curvature = f"{CURVATURES[spec.curvature]} at w"

@@ -1,9 +1,12 @@
 """PyTorch target for second-order specs: a ``torch.optim.Optimizer`` that takes a closure.
 
-The control rule picks the templates (``templates/torch/second_order/``): the trust-region
-rule ("radius") gets Steihaug's truncated conjugate gradients with Hessian-vector products from
-autograd (double backward, no dense Hessian), the Newton rule a dense Hessian and a Cholesky
-solve. Both print the derived system and the predicted decrease of the model from
+The kind of the spec (its control rule and curvature structure) picks the templates
+(``templates/torch/second_order/``): the trust-region rule ("radius") gets Steihaug's truncated
+conjugate gradients with Hessian-vector products from autograd (double backward, no dense
+Hessian), the Newton rule a dense Hessian and a Cholesky solve. The "damped" rule's structured
+curvatures need the model, not only its parameters: the diagonal and block-diagonal GGN come
+from per-example Jacobians by ``torch.func`` (or from the user), K-FAC hooks the model's
+``torch.nn.Linear`` layers. All print the derived system (and the predicted decrease) from
 :func:`symopt.targets.second_order.python_code`, and each module stands alone (torch only).
 Tests are generated next to them, as for the element-wise specs.
 """
@@ -15,7 +18,7 @@ from collections.abc import Sequence
 from symopt import __version__
 from symopt.model_spec import ModelSpec
 from symopt.render import render
-from symopt.targets.base import generated
+from symopt.targets.base import generated, isort_key
 from symopt.targets.second_order import (
     MatrixCodePrinter,
     kind,
@@ -26,8 +29,17 @@ from symopt.targets.second_order import (
 from symopt.writer import GeneratedFile
 
 PACKAGE = "symopt_torch"
-#: control rule -> the templates' stem (``STEM.py.jinja`` and ``test_STEM.py.jinja``)
-TEMPLATES = {"trust_region": "trust_region", "newton": "newton"}
+#: the spec's kind -> the templates' stem (``STEM.py.jinja`` and ``test_STEM.py.jinja``)
+TEMPLATES = {
+    "trust_region": "trust_region",
+    "newton": "newton",
+    "diagonal": "diagonal",
+    "block_diagonal": "block_diagonal",
+    "kfac": "kfac",
+}
+#: Kinds whose code solves the derived system with a diagonal H held as its diagonal (K-FAC's is
+#: diagonal in the eigenbases of its factors).
+DIAGONAL_KINDS = ("diagonal", "kfac")
 
 
 def printer() -> MatrixCodePrinter:
@@ -35,10 +47,30 @@ def printer() -> MatrixCodePrinter:
     return MatrixCodePrinter("torch", ", dtype=H.dtype, device=H.device")
 
 
+class DiagonalCodePrinter(MatrixCodePrinter):
+    """Diagonal matrices as tensors of their diagonals: the identity is ``torch.ones_like(H)``
+    (H's diagonal), so ``lam*I + H`` is the diagonal of the damped matrix and the solve is an
+    element-wise division."""
+
+    def __init__(self) -> None:
+        super().__init__("torch")
+
+    def _print_Identity(self, expr) -> str:
+        return "torch.ones_like(H)"
+
+
+def sorted_imports(names: Sequence[str]) -> list[str]:
+    """Imported names in ruff's isort order: by type (CONSTANTS, Classes, functions), then
+    case-insensitively (the class name may look like a constant: "KFAC")."""
+    return sorted(names, key=lambda name: (isort_key(name)[0], name.lower()))
+
+
 def module_data(spec: ModelSpec) -> dict:
     """What the module and test templates of one spec get."""
+    code_printer = DiagonalCodePrinter() if kind(spec) in DIAGONAL_KINDS else printer()
     return template_data(spec) | {
-        "code": python_code(spec, printer()),
+        "code": python_code(spec, code_printer),
+        "sorted_imports": sorted_imports,
         "version": __version__,
         "package": PACKAGE,
     }
