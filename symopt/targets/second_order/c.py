@@ -1,11 +1,13 @@
-"""C for second-order specs: a dense Cholesky solve of the derived system, the step, a driver.
+"""C for second-order specs: a dense Cholesky solve of the derived system, the step, a driver;
+and the element-wise kernels of diagonal Newton.
 
-For every second-order spec it renders ``c/include/symopt/NAME.h`` and ``c/src/NAME.c`` (double
-precision, C99, no library beyond libm), a sanitizer driver ``c/tests/driver_NAME.c``, a ctypes
-module ``c/symopt_c/NAME.py`` with a ``minimize`` that lines up with the NumPy version, and
-``c/tests/test_NAME.py``; once per run ``c/symopt_c/_second_order.py`` (the Result, the callback
-bridge and the status messages the modules share). The shared files of the C target (Makefile,
-umbrella header, package ``__init__``) list these modules through :func:`shared_data`.
+For every dense second-order spec (Newton, trust region) it renders
+``c/include/symopt/NAME.h`` and ``c/src/NAME.c`` (double precision, C99, no library beyond
+libm), a sanitizer driver ``c/tests/driver_NAME.c``, a ctypes module ``c/symopt_c/NAME.py``
+with a ``minimize`` that lines up with the NumPy version, and ``c/tests/test_NAME.py``; once per
+run ``c/symopt_c/_second_order.py`` (the Result, the callback bridge and the status messages the
+modules share). The shared files of the C target (Makefile, umbrella header, package
+``__init__``) list these modules through :func:`shared_data`.
 
 What comes from the derivation (:func:`symopt.targets.second_order.derived_pieces`) is printed,
 not written in the templates: the entries of the system matrix (``H + lam I``, or ``H`` for
@@ -13,9 +15,16 @@ Newton) that the Cholesky factorisation reads, the right-hand side (``-g``) the 
 start from, and the predicted decrease, as a combination of dot products. So the C code solves
 exactly the system the checks proved.
 
-Memory: the step functions take a caller's workspace (``SYMOPT_NAME_STEP_WORK(n)`` doubles, a
-macro in the header) and never allocate, so they suit embedded use and any n the caller can hold;
-``minimize`` allocates its workspace once when the caller passes none.
+Diagonal Newton is element-wise, so its five files hold float and double kernels like the
+element-wise specs' (one fused loop, a multi-tensor entry point, OpenMP, target clones) and a
+ctypes module with the NumPy version's class API: the update ``w + lr d`` with ``d`` the
+derivation at ``n = 1`` (``H = diag(c)`` separates the model), printed per precision.
+Block-diagonal Newton and K-FAC need a framework's notion of parameter tensors and layers, so C
+does not generate them.
+
+Memory: the dense step functions take a caller's workspace (``SYMOPT_NAME_STEP_WORK(n)``
+doubles, a macro in the header) and never allocate, so they suit embedded use and any n the
+caller can hold; ``minimize`` allocates its workspace once when the caller passes none.
 """
 
 from __future__ import annotations
@@ -29,9 +38,19 @@ from symopt import __version__
 from symopt.errors import SpecError
 from symopt.model_spec import ModelSpec
 from symopt.render import render
-from symopt.targets.base import generated
-from symopt.targets.c import PACKAGE, RUNTIME, CPrinter, _comment, comment_block, wrap_call
+from symopt.targets.base import generated, isort_key
+from symopt.targets.c import (
+    PACKAGE,
+    PARALLEL_MIN,
+    RUNTIME,
+    CPrinter,
+    _comment,
+    c_identifiers,
+    comment_block,
+    wrap_call,
+)
 from symopt.targets.second_order import derived_pieces, kind, supported, template_data
+from symopt.targets.second_order.numpy import entry_step, entry_update
 from symopt.writer import GeneratedFile
 
 #: The shared Python module of the second-order bindings (spec names cannot start with "_").
@@ -121,6 +140,81 @@ def c_pieces(spec: ModelSpec) -> dict:
     }
 
 
+def diagonal_data(spec: ModelSpec) -> dict:
+    """The element-wise kernels of a diagonal spec: the printed update per precision and the
+    parameter lists of its functions (as the element-wise kernels have them)."""
+    hyper_names = list(spec.hyper_names)
+    names = c_identifiers(["w", "g", "c", "n", "count", *hyper_names])
+    w, g, c = names["w"], names["g"], names["c"]
+    hypers = [names[h] for h in hyper_names]
+    precisions = []
+    for precision, ctype in (("f32", "float"), ("f64", "double")):
+        arrays = [f"{ctype} *restrict {w}", f"const {ctype} *restrict {g}"]
+        arrays += [f"const {ctype} *restrict {c}"]
+        tables = [f"{ctype} *const *{w}"] + [f"const {ctype} *const *{a}" for a in (g, c)]
+        scalars = [f"const {ctype} {h}" for h in hypers]
+        single = [*arrays, "size_t n", *(f"double {h}" for h in hypers)]
+        precisions.append(
+            {
+                "suffix": precision,
+                "ctype": ctype,
+                "update_code": CPrinter(precision, names, set()).doprint(entry_update(spec)),
+                "update_params": [
+                    "size_t n",
+                    f"{ctype} *restrict _w",
+                    f"const {ctype} *restrict _g",
+                    f"const {ctype} *restrict _c",
+                    *scalars,
+                ],
+                "update_args": ["_b - _a", *(f"{a}[_k] + _a" for a in (w, g, c)), *hypers],
+                "range_params": [
+                    "size_t _lo",
+                    "size_t _hi",
+                    "size_t _count",
+                    *tables,
+                    "const size_t *_n",
+                    *scalars,
+                ],
+                "range_args": [
+                    "count",
+                    w,
+                    g,
+                    c,
+                    "n",
+                    *(f"({ctype}){h}" if ctype == "float" else h for h in hypers),
+                ],
+                "multi_params": [
+                    "size_t count",
+                    *tables,
+                    "const size_t *n",
+                    *(f"double {h}" for h in hypers),
+                ],
+                "single_params": single,
+                "header_single": [a.replace("*restrict", "*SYMOPT_RESTRICT") for a in single],
+            }
+        )
+    return {
+        "precisions": precisions,
+        "names": names,
+        "lam": names[spec.damping],
+        "hyper_c": hypers,
+        "driver_hypers": [f"h[{i}]" for i in range(len(hypers))],
+        "lam_index": hyper_names.index(spec.damping),
+        "test_imports": sorted(
+            [
+                "DEFAULTS",
+                spec.class_name,
+                "NotPositiveDefiniteError",
+                "minimize",
+                f"{spec.name}_step",
+            ],
+            key=isort_key,
+        ),
+        "step_math": _comment(sympy.sstr(entry_step(spec))),
+        "update_math": _comment(sympy.sstr(entry_update(spec))),
+    }
+
+
 def spec_data(spec: ModelSpec) -> dict:
     if spec.name == RUNTIME:
         raise SpecError(
@@ -150,11 +244,13 @@ def spec_data(spec: ModelSpec) -> dict:
         "newton": {k: repr(v) for k, v in NEWTON.items()},
         "call": wrap_call,
         "comment": comment_block,
+        "parallel_min": PARALLEL_MIN,
+        "diagonal": diagonal_data(spec) if kind(spec) == "diagonal" else None,
     }
 
 
 #: Kind of method -> template stem (templates/c/second_order/STEM.c.jinja, ...).
-TEMPLATES = {"trust_region": "radius", "newton": "newton"}
+TEMPLATES = {"trust_region": "radius", "newton": "newton", "diagonal": "diagonal"}
 
 
 def files(specs: Sequence[ModelSpec]) -> list[GeneratedFile]:
