@@ -9,7 +9,6 @@ from pathlib import Path
 from symopt.errors import SpecError
 from symopt.spec import Spec
 from symopt.targets import TARGETS
-from symopt.targets.second_order import second_order_files
 from symopt.writer import GeneratedFile, edited, write_atomic
 
 IGNORED_DIRS = {"__pycache__", ".pytest_cache", "build"}
@@ -38,13 +37,8 @@ def plan(
 ) -> list[GeneratedFile]:
     files: list[GeneratedFile] = []
     for target in targets:
-        renderer = TARGETS[target]
         progress(f"{target}: rendering {len(specs)} spec(s)")
-        if renderer.second_order:
-            files += renderer.files(specs)
-            continue
-        files += renderer.files([s for s in specs if s.kind == "elementwise"])
-        files += second_order_files(target, [s for s in specs if s.kind == "second_order"])
+        files += TARGETS[target].files(specs)
     return files
 
 

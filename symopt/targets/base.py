@@ -13,8 +13,6 @@ from symopt.writer import GeneratedFile, with_header
 
 class Target(ABC):
     name: str
-    #: Whether :meth:`files` renders second-order specs too; otherwise it only sees element-wise.
-    second_order: bool = False
 
     @abstractmethod
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
@@ -36,6 +34,14 @@ def generated(
     source, digest = (spec.source, spec.digest) if spec is not None else ("symopt", None)
     return GeneratedFile(
         path, with_header(body, comment=comment, source=source, spec_digest=digest, end=end)
+    )
+
+
+def split_kinds(specs: Sequence) -> tuple[list[Spec], list]:
+    """The element-wise specs (kernels) and the second-order ones (model specs), in order."""
+    return (
+        [s for s in specs if s.kind == "elementwise"],
+        [s for s in specs if s.kind == "second_order"],
     )
 
 

@@ -30,7 +30,7 @@ from symopt.errors import SpecError
 from symopt.kernel import Kernel, lower
 from symopt.render import render
 from symopt.spec import G, Spec
-from symopt.targets.base import Target, generated, hyper_rows, isort_key
+from symopt.targets.base import Target, generated, hyper_rows, isort_key, split_kinds
 from symopt.targets.numpy import ScalarPrinter
 from symopt.writer import GeneratedFile
 
@@ -317,15 +317,13 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
 
 class CTarget(Target):
     name = "c"
-    #: Renders second-order specs too (symopt.targets.second_order.c) and lists them in the
-    #: shared files.
-    second_order = True
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
+        """Kernels of the element-wise specs, the second-order specs' solvers
+        (symopt.targets.second_order.c), and the shared files that list both."""
         from symopt.targets.second_order import c as second_order_c  # imports this module
 
-        models = [s for s in specs if s.kind == "second_order"]
-        specs = [s for s in specs if s.kind == "elementwise"]
+        specs, models = split_kinds(specs)
         out = []
         for spec in specs:
             data = template_data(spec, lower(spec))

@@ -187,7 +187,6 @@ def template_data(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
 
 class DocsTarget(Target):
     name = "docs"
-    second_order = True
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
         from symopt.resources import builtin_specs

@@ -12,7 +12,7 @@ from symopt.kernel import Kernel, lower
 from symopt.render import render
 from symopt.spec import Spec
 from symopt.tac import compile_kernel
-from symopt.targets.base import Target, generated, hyper_rows, isort_key
+from symopt.targets.base import Target, generated, hyper_rows, isort_key, split_kinds
 from symopt.writer import GeneratedFile
 
 PACKAGE = "symopt_numpy"
@@ -97,13 +97,12 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
 
 class NumpyTarget(Target):
     name = "numpy"
-    second_order = True
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
         from symopt.targets.second_order import numpy as second_order
+        from symopt.targets.second_order import supported
 
-        models = [s for s in specs if s.kind == "second_order"]
-        specs = [s for s in specs if s.kind == "elementwise"]
+        specs, models = split_kinds(specs)
         out = []
         for spec in specs:
             data = template_data(spec, lower(spec))
@@ -116,11 +115,9 @@ class NumpyTarget(Target):
             {"module": s.name, "class_name": s.class_name, "fn": f"{s.name}_step"} for s in specs
         ]
         out += second_order.files(models)
-        generated_models = {f.path for f in out}
         minimizers = [
             {"module": s.name, "class_name": s.class_name}
-            for s in models
-            if f"numpy/{PACKAGE}/{s.name}.py" in generated_models
+            for s in supported(models, second_order.TEMPLATES)
         ]
         imports = sorted(
             [(s["module"], f"{s['class_name']}, {s['fn']}") for s in names]

@@ -23,7 +23,7 @@ from symopt.kernel import Kernel, lower
 from symopt.render import render
 from symopt.spec import Spec
 from symopt.tac import Operand, _Compiler, compile_kernel
-from symopt.targets.base import Target, generated, hyper_rows, isort_key
+from symopt.targets.base import Target, generated, hyper_rows, isort_key, split_kinds
 from symopt.targets.numpy import ScalarPrinter
 from symopt.writer import GeneratedFile
 
@@ -368,14 +368,12 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
 
 class TorchTarget(Target):
     name = "torch"
-    #: Renders second-order specs too (symopt.targets.second_order.torch) and exports them.
-    second_order = True
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
+        from symopt.targets.second_order import supported
         from symopt.targets.second_order import torch as second_order
 
-        models = [s for s in specs if s.kind == "second_order"]
-        specs = [s for s in specs if s.kind == "elementwise"]
+        specs, models = split_kinds(specs)
         out = []
         for spec in specs:
             data = template_data(spec, lower(spec))
@@ -385,12 +383,10 @@ class TorchTarget(Target):
             ):
                 out.append(generated(path, render(template, **data), spec=spec))
         out += second_order.files(models)
-        paths = {f.path for f in out}
         names = [{"module": s.name, "class_name": s.class_name} for s in specs]
         closures = [
             {"module": s.name, "class_name": s.class_name}
-            for s in models
-            if f"torch/{PACKAGE}/{s.name}.py" in paths
+            for s in supported(models, second_order.TEMPLATES)
         ]
         imports = sorted((s["module"], s["class_name"]) for s in names + closures)
         for template, path in (

@@ -16,7 +16,8 @@ from sympy.printing.numpy import NumPyPrinter
 
 from symopt.derive import damping_symbol, derive
 from symopt.model_spec import ModelSpec
-from symopt.targets.base import hyper_rows
+from symopt.render import render
+from symopt.targets.base import generated, hyper_rows
 from symopt.writer import GeneratedFile
 
 #: The Hessian-vector product H d, as generated code names it.
@@ -121,15 +122,17 @@ def supported(specs: Sequence[ModelSpec], templates: Mapping[str, str]) -> list[
     return [s for s in specs if kind(s) in templates]
 
 
-def second_order_files(target: str, specs: Sequence[ModelSpec]) -> list[GeneratedFile]:
-    """The files of ``symopt.targets.second_order.TARGET`` for these specs (none if that target
-    has no second-order module)."""
-    import importlib
-
-    if not specs:
-        return []
-    try:
-        module = importlib.import_module(f"{__name__}.{target}")
-    except ModuleNotFoundError:
-        return []
-    return module.files(specs)
+def module_files(
+    target: str, package: str, specs: Sequence[ModelSpec], templates: Mapping[str, str], data
+) -> list[GeneratedFile]:
+    """A Python target's module and test for every spec it has templates for:
+    ``TARGET/second_order/STEM.py.jinja`` and ``test_STEM.py.jinja``, with ``data(spec)``."""
+    out = []
+    for spec in supported(specs, templates):
+        stem, context = templates[kind(spec)], data(spec)
+        for template, path in (
+            (f"{target}/second_order/{stem}.py.jinja", f"{target}/{package}/{spec.name}.py"),
+            (f"{target}/second_order/test_{stem}.py.jinja", f"{target}/tests/test_{spec.name}.py"),
+        ):
+            out.append(generated(path, render(template, **context), spec=spec))
+    return out

@@ -27,16 +27,8 @@ import sympy
 from symopt.derive import derive
 from symopt.errors import SpecError
 from symopt.model_spec import ModelSpec
-from symopt.render import render
-from symopt.targets.base import generated
 from symopt.targets.numpy import ScalarPrinter
-from symopt.targets.second_order import (
-    MatrixCodePrinter,
-    kind,
-    python_code,
-    supported,
-    template_data,
-)
+from symopt.targets.second_order import MatrixCodePrinter, module_files, python_code, template_data
 from symopt.writer import GeneratedFile
 
 PACKAGE = "symopt_numpy"
@@ -71,8 +63,10 @@ def entry_update(spec: ModelSpec) -> sympy.Expr:
 
 def data(spec: ModelSpec) -> dict:
     out = template_data(spec)
-    out["code"] = python_code(spec, MatrixCodePrinter("np"))
     out["hyper_names"] = list(spec.hyper_names)
+    # the damped rule's block solve keeps the block's dtype: the identity is made in it
+    eye_args = ", dtype=H.dtype" if spec.rule == "damped" else ""
+    out["code"] = python_code(spec, MatrixCodePrinter("np", eye_args))
     if spec.rule == "damped":
         if spec.damping in RESERVED:
             raise SpecError(
@@ -81,8 +75,6 @@ def data(spec: ModelSpec) -> dict:
                 key="model.damping",
             )
         printer = ScalarPrinter()
-        # the block solve keeps the block's dtype: the identity is made in it
-        out["code"] = python_code(spec, MatrixCodePrinter("np", ", dtype=H.dtype"))
         out["entry"] = {
             "step_code": printer.doprint(entry_step(spec)),
             "update_code": printer.doprint(entry_update(spec)),
@@ -93,13 +85,4 @@ def data(spec: ModelSpec) -> dict:
 
 
 def files(specs: Sequence[ModelSpec]) -> list[GeneratedFile]:
-    out = []
-    for spec in supported(specs, TEMPLATES):
-        stem = TEMPLATES[kind(spec)]
-        context = data(spec)
-        for template, path in (
-            (f"numpy/second_order/{stem}.py.jinja", f"numpy/{PACKAGE}/{spec.name}.py"),
-            (f"numpy/second_order/test_{stem}.py.jinja", f"numpy/tests/test_{spec.name}.py"),
-        ):
-            out.append(generated(path, render(template, **context), spec=spec))
-    return out
+    return module_files("numpy", PACKAGE, specs, TEMPLATES, data)

@@ -17,13 +17,12 @@ from collections.abc import Sequence
 
 from symopt import __version__
 from symopt.model_spec import ModelSpec
-from symopt.render import render
-from symopt.targets.base import generated, isort_key
+from symopt.targets.base import isort_key
 from symopt.targets.second_order import (
     MatrixCodePrinter,
     kind,
+    module_files,
     python_code,
-    supported,
     template_data,
 )
 from symopt.writer import GeneratedFile
@@ -78,13 +77,4 @@ def module_data(spec: ModelSpec) -> dict:
 
 def files(specs: Sequence[ModelSpec]) -> list[GeneratedFile]:
     """The optimizer module and its tests for every spec, paths relative to the output folder."""
-    out = []
-    for spec in supported(specs, TEMPLATES):
-        stem = TEMPLATES[kind(spec)]
-        data = module_data(spec)
-        for template, path in (
-            (f"torch/second_order/{stem}.py.jinja", f"torch/{PACKAGE}/{spec.name}.py"),
-            (f"torch/second_order/test_{stem}.py.jinja", f"torch/tests/test_{spec.name}.py"),
-        ):
-            out.append(generated(path, render(template, **data), spec=spec))
-    return out
+    return module_files("torch", PACKAGE, specs, TEMPLATES, module_data)
