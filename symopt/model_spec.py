@@ -17,7 +17,7 @@ import sympy
 
 from symopt.errors import SpecError
 from symopt.parse import parse_matrix_expr
-from symopt.spec import CLASS_NAME, GENERATED_NAMES, Hyper, HyperparameterOwner, _Loader
+from symopt.spec import Hyper, HyperparameterOwner, _Loader
 
 MODEL_KEYS = {"order", "curvature", "structure", "damping", "step"}
 TOP_KEYS = {"name", "class_name", "title", "summary", "reference", "notes", "model", "control"}
@@ -105,13 +105,7 @@ class ModelSpec(HyperparameterOwner):
 class _ModelLoader(_Loader):
     def load(self) -> ModelSpec:  # type: ignore[override]
         d = self.data
-        self.check_keys(d, TOP_KEYS, "")
-        name = self.identifier(self.get(d, "name", "", str), "name")
-        class_name = self.get(d, "class_name", "", str)
-        if not CLASS_NAME.fullmatch(class_name) or class_name in GENERATED_NAMES:
-            raise self.fail(
-                "class_name", f"{class_name!r} must be a CamelCase name such as 'Newton'"
-            )
+        name, class_name = self.names(TOP_KEYS, "Newton")
         model = self.get(d, "model", "", dict)
         self.check_keys(model, MODEL_KEYS, "model")
         order = self.get(model, "order", "model", int)
@@ -162,10 +156,7 @@ class _ModelLoader(_Loader):
         spec = ModelSpec(
             name=name,
             class_name=class_name,
-            title=self.get(d, "title", "", str),
-            summary=self.get(d, "summary", "", str).strip(),
-            reference=self.get(d, "reference", "", str).strip(),
-            notes=self.get(d, "notes", "", str, "").strip(),
+            **self.prose(),
             hypers=hypers,
             order=order,
             curvature=curvature,
@@ -175,8 +166,6 @@ class _ModelLoader(_Loader):
             rule=rule,
             subproblem=subproblem,
             on_indefinite=on_indefinite,
-            source=self.file,
-            text=self.text,
         )
         self.check_step(spec)
         return spec

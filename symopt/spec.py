@@ -293,13 +293,33 @@ class _Loader:
         except SpecError as exc:
             raise exc.located(file=self.file, key=where) from None
 
-    def load(self) -> Spec:
+    def names(self, top_keys: set[str], example: str) -> tuple[str, str]:
+        """The top-level keys checked, and the spec's name and class name (every kind of spec)."""
         d = self.data
-        self.check_keys(d, TOP_KEYS, "")
+        self.check_keys(d, top_keys, "")
         name = self.identifier(self.get(d, "name", "", str), "name")
         class_name = self.get(d, "class_name", "", str)
         if not CLASS_NAME.fullmatch(class_name) or class_name in GENERATED_NAMES:
-            raise self.fail("class_name", f"{class_name!r} must be a CamelCase name such as 'Adam'")
+            raise self.fail(
+                "class_name", f"{class_name!r} must be a CamelCase name such as {example!r}"
+            )
+        return name, class_name
+
+    def prose(self) -> dict[str, str]:
+        """Title, summary, reference and notes, and where the spec came from."""
+        d = self.data
+        return {
+            "title": self.get(d, "title", "", str),
+            "summary": self.get(d, "summary", "", str).strip(),
+            "reference": self.get(d, "reference", "", str).strip(),
+            "notes": self.get(d, "notes", "", str, "").strip(),
+            "source": self.file,
+            "text": self.text,
+        }
+
+    def load(self) -> Spec:
+        d = self.data
+        name, class_name = self.names(TOP_KEYS, "Adam")
         t_start = self.get(d, "t_start", "", int, 1)
         if t_start < 0:
             raise self.fail("t_start", f"the first step counter must be 0 or more, got {t_start}")
@@ -308,16 +328,11 @@ class _Loader:
         spec = Spec(
             name=name,
             class_name=class_name,
-            title=self.get(d, "title", "", str),
-            summary=self.get(d, "summary", "", str).strip(),
-            reference=self.get(d, "reference", "", str).strip(),
-            notes=self.get(d, "notes", "", str, "").strip(),
+            **self.prose(),
             hypers=hypers,
             states=states,
             update=(),
             t_start=t_start,
-            source=self.file,
-            text=self.text,
         )
         update = self.update(spec, d.get("update"), "update")
         spec = _replace(spec, update=update)
