@@ -20,6 +20,23 @@ from symopt.render import render
 from symopt.targets.base import generated, hyper_rows
 from symopt.writer import GeneratedFile
 
+#: The solvers' constants, the same in every target (as source text, so that every target
+#: prints them alike): the exact trust-region subproblem's tolerances (More & Sorensen 1983;
+#: k_easy, k_hard and 25 factorisations are scipy's too), the largest n that subproblem="auto"
+#: solves exactly, Steihaug's forcing constant, the radius floor, and the tolerance of the final
+#: check that H is positive semidefinite; Newton's: that tolerance and the Armijo backtracking
+#: of its steepest-descent fallback.
+TRUST_REGION = {
+    "k_easy": "0.1",
+    "k_hard": "0.2",
+    "max_factorisations": "25",
+    "max_n": "4",
+    "cg_forcing": "0.5",
+    "min_radius": "1e-14",
+    "psd_tol": "1e-8",
+}
+NEWTON = {"psd_tol": "1e-8", "armijo": "1e-4", "backtrack": "0.5", "max_backtracks": "60"}
+
 #: The Hessian-vector product H d, as generated code names it.
 HD = "Hd"
 
@@ -98,6 +115,8 @@ def template_data(spec: ModelSpec) -> dict:
         "defaults": spec.defaults,
         "equations": equations(spec),
         "damping": spec.damping or "",
+        "trust_region": TRUST_REGION,
+        "newton": NEWTON,
     }
 
 

@@ -57,21 +57,6 @@ from symopt.writer import GeneratedFile
 SHARED_MODULE = "_second_order"
 #: The C name of the damping variable, whatever the spec calls it.
 LAM = "lam"
-#: The trust-region solvers' constants, as in the NumPy version: the exact subproblem's
-#: tolerances (Moré & Sorensen 1983), the largest n "auto" solves exactly, Steihaug's forcing, the
-#: radius floor and the tolerance of the final second-order check.
-TRUST_REGION = {
-    "k_easy": 0.1,
-    "k_hard": 0.2,
-    "max_factorisations": 25,
-    "max_n": 4,
-    "cg_forcing": 0.5,
-    "min_radius": 1e-14,
-    "psd_tol": 1e-8,
-}
-#: Newton's constants, as in the NumPy version: the second-order check's tolerance and the
-#: Armijo line search of the steepest-descent fallback.
-NEWTON = {"psd_tol": 1e-8, "armijo": 1e-4, "backtrack": 0.5, "max_backtracks": 60}
 
 
 class EntryPrinter(CPrinter):
@@ -240,8 +225,6 @@ def spec_data(spec: ModelSpec) -> dict:
         "hyper_names": [h["name"] for h in hypers],
         "lam": LAM,
         "c": c_pieces(spec),
-        "trust_region": {k: repr(v) for k, v in TRUST_REGION.items()},
-        "newton": {k: repr(v) for k, v in NEWTON.items()},
         "call": wrap_call,
         "comment": comment_block,
         "parallel_min": PARALLEL_MIN,
