@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 import sympy
 
 from symopt.checks import CheckResult
-from symopt.derive import Derivation, derive, is_zero_matrix, model_symbols
+from symopt.derive import Derivation, damping_symbol, derive, is_zero_matrix, model_symbols
 from symopt.model_spec import ModelSpec
 from symopt.parse import inverse
 
@@ -57,10 +57,10 @@ def _identity(
 def check_derivation(spec: ModelSpec, others: Mapping[str, object]) -> Iterator[CheckResult]:
     general = derive(spec, None)
     s = general.symbols
-    expected = s["H"] + _damping(spec) * s["I"]
+    expected = s["H"] + damping_symbol(spec.damping) * s["I"]
     ok = is_zero_matrix(general.matrix - expected) and is_zero_matrix(general.rhs + s["g"])
     explicit = all(
-        is_zero_matrix(D.matrix - D.symbols["H"] - D.symbols["I"] * _damping(spec))
+        is_zero_matrix(D.matrix - D.symbols["H"] - D.symbols["I"] * damping_symbol(spec.damping))
         and is_zero_matrix(D.rhs + D.symbols["g"])
         for D in (derive(spec, n) for n in DIMENSIONS)
     )
@@ -80,10 +80,6 @@ def check_derivation(spec: ModelSpec, others: Mapping[str, object]) -> Iterator[
     yield CheckResult(name, result.passed, result.method, detail)
 
 
-def _damping(spec: ModelSpec) -> sympy.Expr:
-    return sympy.Symbol(spec.damping, nonnegative=True) if spec.damping else sympy.Integer(0)
-
-
 def check_stationary(spec: ModelSpec, others: Mapping[str, object]) -> Iterator[CheckResult]:
     yield _identity(
         "the step is a stationary point of the model (its gradient vanishes there)",
@@ -98,7 +94,7 @@ def check_minimiser(spec: ModelSpec, others: Mapping[str, object]) -> Iterator[C
     def residual(D: Derivation, d: sympy.Matrix) -> sympy.Expr:
         n = D.n or 0
         e = sympy.Matrix(n, 1, lambda i, _: sympy.Symbol(f"e_{i + 1}", real=True))
-        damped = D.symbols["H"] + _damping(spec) * D.symbols["I"]
+        damped = D.symbols["H"] + damping_symbol(spec.damping) * D.symbols["I"]
         half = sympy.Rational(1, 2) * (e.T * damped * e)[0, 0]
         return D.model_at(d + e) - D.model_at(d) - half
 
@@ -113,7 +109,7 @@ def check_predicted_decrease(
     spec: ModelSpec, others: Mapping[str, object]
 ) -> Iterator[CheckResult]:
     def residual(D: Derivation, d: sympy.Matrix) -> sympy.Expr:
-        g, damped = D.symbols["g"], D.symbols["H"] + _damping(spec) * D.symbols["I"]
+        g, damped = D.symbols["g"], D.symbols["H"] + damping_symbol(spec.damping) * D.symbols["I"]
         return -D.model_at(d) - sympy.Rational(1, 2) * (g.T * inverse(damped) * g)[0, 0]
 
     system = "H + lam I" if spec.damping else "H"
@@ -123,7 +119,7 @@ def check_predicted_decrease(
 
 
 def check_newton_limit(spec: ModelSpec, others: Mapping[str, object]) -> Iterator[CheckResult]:
-    lam = _damping(spec)
+    lam = damping_symbol(spec.damping)
     name = (
         "with lam = 0 the step is Newton's step -H^-1 g"
         if spec.damping
@@ -141,7 +137,7 @@ def check_gradient_limit(spec: ModelSpec, others: Mapping[str, object]) -> Itera
     cancelled rational function's denominator must not vanish."""
     if not spec.damping:
         return
-    lam = _damping(spec)
+    lam = damping_symbol(spec.damping)
     name = "as lam -> infinity, lam d -> -g (gradient descent with step 1/lam)"
     for n in DIMENSIONS:
         g = derive(spec, n).symbols["g"]
@@ -165,7 +161,7 @@ def check_norm_decreasing(spec: ModelSpec, others: Mapping[str, object]) -> Iter
     """d'(lam) = -(H + lam I)^-1 d, so (||d||^2)' = -2 d^T (H + lam I)^-1 d < 0 for PD H + lam I."""
     if not spec.damping:
         return
-    lam = _damping(spec)
+    lam = damping_symbol(spec.damping)
 
     def residual(D: Derivation, d: sympy.Matrix) -> sympy.Matrix:
         damped = D.symbols["H"] + lam * D.symbols["I"]
@@ -181,7 +177,7 @@ def check_quadratic_one_step(
 ) -> Iterator[CheckResult]:
     """On f(w) = b^T w + w^T A w / 2 (A symmetric), the Newton step from any w lands where the
     gradient b + A w vanishes."""
-    lam = _damping(spec)
+    lam = damping_symbol(spec.damping)
 
     def residual(D: Derivation, d: sympy.Matrix) -> sympy.Matrix:
         n = D.n or 0
