@@ -61,26 +61,27 @@ def _load(init: Path):
 
 def generated_class(spec: Spec) -> type | None:
     """The generated class for ``spec`` when it was generated from exactly this spec text."""
-    package = generated_numpy()
-    cls = getattr(package, "OPTIMIZERS", {}).get(spec.name) if package else None
-    if cls is None:
-        return None
-    path = Path(sys.modules[cls.__module__].__file__)
-    match = _DIGEST.search(path.read_text().split("\n", 1)[0])
-    return cls if match and match.group(1) == spec.digest else None
+    return _generated(spec, "OPTIMIZERS")
 
 
 def minimizer_module(spec) -> tuple[object, str]:
     """The NumPy minimiser module of a second-order spec and where it came from: the generated
     one when it was generated from exactly this spec text, else the same code rendered now."""
-    package = generated_numpy()
-    cls = getattr(package, "MINIMIZERS", {}).get(spec.name) if package else None
+    cls = _generated(spec, "MINIMIZERS")
     if cls is not None:
-        module = sys.modules[cls.__module__]
-        match = _DIGEST.search(Path(module.__file__).read_text().split("\n", 3)[0])
-        if match and match.group(1) == spec.digest:
-            return module, "generated NumPy"
+        return sys.modules[cls.__module__], "generated NumPy"
     return _render_minimizer(spec), "rendered NumPy"
+
+
+def _generated(spec, registry: str) -> type | None:
+    """``symopt_numpy.REGISTRY[spec.name]`` when its module's header records this spec's digest."""
+    package = generated_numpy()
+    cls = getattr(package, registry, {}).get(spec.name) if package else None
+    if cls is None:
+        return None
+    path = Path(sys.modules[cls.__module__].__file__)
+    match = _DIGEST.search(path.read_text().split("\n", 1)[0])
+    return cls if match and match.group(1) == spec.digest else None
 
 
 def _render_minimizer(spec):
