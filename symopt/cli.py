@@ -154,9 +154,9 @@ def list_cmd() -> None:
 @friendly_errors
 def show(name: str | None, spec_file: str | None, kernel: bool) -> None:
     """Show an algorithm's equations, hyperparameters and notes."""
-    from symopt.domains import DOMAINS
-    from symopt.kernel import describe_kernel, lower
+    from symopt.lowering.kernel import describe_kernel, lower
     from symopt.show import describe
+    from symopt.spec.domains import DOMAINS
 
     if bool(name) == bool(spec_file):
         raise click.UsageError("give a NAME or --spec FILE")
@@ -221,7 +221,7 @@ def generate(
     """Generate code and tests for every (or the chosen) algorithm."""
     from pathlib import Path
 
-    from symopt import generate as gen
+    from symopt.files import sync as gen
 
     targets = gen.resolve_targets(target)
     specs = generation_specs(names, spec_files, builtins)

@@ -15,8 +15,8 @@ import numpy as np
 import sympy
 
 from symopt.errors import SpecError
-from symopt.parse import Grad
 from symopt.spec import Assignment, G, Spec, T, W, symbol_table
+from symopt.spec.parse import Grad
 
 GradientFn = Callable[[np.ndarray], np.ndarray]
 

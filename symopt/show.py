@@ -6,8 +6,8 @@ import textwrap
 
 import sympy
 
-from symopt.model_spec import ModelSpec
 from symopt.spec import Spec
+from symopt.spec.model import ModelSpec
 
 
 def _head(spec: Spec | ModelSpec, domains) -> list[str]:
@@ -32,7 +32,7 @@ def _notes(spec: Spec | ModelSpec) -> list[str]:
 
 def describe_model(spec: ModelSpec, domains) -> str:
     """A second-order spec: its model and the step derived from it."""
-    from symopt.derive import derive
+    from symopt.lowering.derive import derive
 
     d = derive(spec, None)
     out = _head(spec, domains)

@@ -9,13 +9,18 @@ import pytest
 import sympy
 from click.testing import CliRunner
 
+from symopt.backends.docs import DocsBackend
+from symopt.backends.docs.latex import (
+    SpecLatexPrinter,
+    escape_latex,
+    escape_markdown,
+    format_number,
+)
 from symopt.checks import run_checks
 from symopt.cli import main
-from symopt.latex import SpecLatexPrinter, escape_latex, escape_markdown, format_number
-from symopt.parse import Grad
+from symopt.files.writer import edited
 from symopt.resources import builtin_specs
-from symopt.targets.docs import DocsTarget
-from symopt.writer import edited
+from symopt.spec.parse import Grad
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -218,8 +223,8 @@ def test_committed_docs_are_fresh_and_listed_in_the_readme():
 
 def test_docs_target_is_deterministic():
     specs = [builtin_specs()["adamax"], builtin_specs()["nesterov"]]
-    first = DocsTarget().files(specs)
-    assert first == DocsTarget().files(specs)
+    first = DocsBackend().files(specs)
+    assert first == DocsBackend().files(specs)
     assert [f.path for f in first] == [
         "docs/adamax.tex",
         "docs/adamax.md",

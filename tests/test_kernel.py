@@ -2,10 +2,10 @@
 
 import sympy
 
-from symopt.kernel import lower
+from symopt.backends.numpy.elementwise import ScalarPrinter
+from symopt.lowering.kernel import lower
+from symopt.lowering.tac import compile_kernel
 from symopt.resources import elementwise_specs
-from symopt.tac import compile_kernel
-from symopt.targets.numpy import ScalarPrinter
 
 SPECS = elementwise_specs()
 

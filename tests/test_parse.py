@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import symopt
 from symopt.errors import SpecError
-from symopt.parse import (
+from symopt.spec.parse import (
     MAX_DEPTH,
     MAX_EXPONENT,
     MAX_LENGTH,
@@ -391,7 +391,7 @@ def test_huge_constants_fail_fast_with_spec_error(text):
         import resource, sympy
         resource.setrlimit(resource.RLIMIT_AS, (2**29, 2**29))
         from symopt.errors import SpecError
-        from symopt.parse import parse_expr
+        from symopt.spec.parse import parse_expr
         try:
             parse_expr({text!r}, {{"g": sympy.Symbol("g", real=True)}})
         except SpecError:

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from symopt.checks import run_checks
 from symopt.cli import main
-from symopt.derive import derive, is_zero_matrix
 from symopt.errors import SpecError
+from symopt.lowering.derive import derive, is_zero_matrix
 from symopt.resources import builtin_spec, second_order_specs
 from symopt.spec import load_spec_text
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from symopt import problems
+from symopt.backends.second_order import MatrixCodePrinter, python_code
+from symopt.backends.torch.second_order import PACKAGE, files
 from symopt.resources import builtin_spec, second_order_specs
 from symopt.spec import load_spec_text
-from symopt.targets.second_order import MatrixCodePrinter, python_code
-from symopt.targets.second_order.torch import PACKAGE, files
 
 torch = pytest.importorskip("torch")
 

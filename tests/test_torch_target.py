@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 import sympy
 
-from symopt.kernel import lower
-from symopt.resources import elementwise_specs
-from symopt.tac import compile_kernel
-from symopt.targets.numpy import ScalarPrinter
-from symopt.targets.torch import (
-    TorchTarget,
+from symopt.backends.numpy.elementwise import ScalarPrinter
+from symopt.backends.torch import TorchBackend
+from symopt.backends.torch.elementwise import (
     _foreach,
     _FusingCompiler,
     _single,
     expression_printer,
     inline_scaled_temporaries,
 )
+from symopt.lowering.kernel import lower
+from symopt.lowering.tac import compile_kernel
+from symopt.resources import elementwise_specs
 
 torch = pytest.importorskip("torch")
 
@@ -126,8 +126,8 @@ def test_two_moons_accuracy_at_least_torch_optim(name):
 
 def test_rendering_is_deterministic_and_complete():
     specs = list(SPECS.values())
-    files = TorchTarget().files(specs)
-    assert files == TorchTarget().files(specs)
+    files = TorchBackend().files(specs)
+    assert files == TorchBackend().files(specs)
     paths = {f.path for f in files}
     assert len(paths) == 2 * len(specs) + 2
     assert "torch/symopt_torch/__init__.py" in paths

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 
+from symopt.checks import generic, properties, relations, second_order
+from symopt.checks.result import CheckResult
 from symopt.spec import Spec
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    passed: bool
-    method: str  # "symbolic", "sampled", or "-" when the check could not run
-    detail: str = ""
-    seconds: float = 0.0
-
-    @property
-    def status(self) -> str:
-        return "pass" if self.passed else "FAIL"
-
 
 Check = Callable[[Spec, Mapping[str, Spec]], Iterable[CheckResult]]
 
 
 def all_checks(spec: Spec) -> list[Check]:
-    from symopt.checks import generic, properties, relations, second_order
-
     if getattr(spec, "kind", None) == "second_order":
         return list(second_order.CHECKS)
     return [*generic.CHECKS, *relations.CHECKS, *properties.CHECKS]

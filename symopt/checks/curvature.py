@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import sympy
 
 from symopt import curvature as cv
-from symopt.checks import CheckResult
+from symopt.checks.result import CheckResult
 
 Matrix = sympy.ImmutableMatrix
 LAM = sympy.Symbol("lam", positive=True)

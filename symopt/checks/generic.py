@@ -6,11 +6,11 @@ from collections.abc import Iterator, Mapping
 
 import sympy
 
-from symopt.checks import CheckResult
 from symopt.checks.prove import SAMPLED, SYMBOLIC, decide_sign, prove_zero
+from symopt.checks.result import CheckResult
 from symopt.checks.unroll import GradientOracle, initial_env, run_step, spec_symbols
-from symopt.domains import DOMAINS, Domain
 from symopt.spec import Assignment, Spec, W, make_symbol
+from symopt.spec.domains import DOMAINS, Domain
 
 REST_STEPS = 3
 

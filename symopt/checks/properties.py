@@ -6,10 +6,10 @@ from collections.abc import Iterator, Mapping
 
 import sympy
 
-from symopt.checks import CheckResult
 from symopt.checks.generic import hyper_domains
 from symopt.checks.prove import SYMBOLIC, prove_zero
 from symopt.checks.relations import Side, _apply_where, compare
+from symopt.checks.result import CheckResult
 from symopt.checks.unroll import initial_env, run_step, spec_symbols
 from symopt.spec import Property, Spec, W, make_symbol
 

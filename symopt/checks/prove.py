@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from symopt.domains import DOMAINS, Domain
+from symopt.spec.domains import DOMAINS, Domain
 
 SAMPLES = 24
 DIGITS = 50

@@ -11,9 +11,9 @@ from collections.abc import Iterator, Mapping
 
 import sympy
 
-from symopt.checks import CheckResult
 from symopt.checks.generic import _combine, _witness, hyper_domains
 from symopt.checks.prove import prove_zero
+from symopt.checks.result import CheckResult
 from symopt.checks.unroll import GradientOracle, initial_env, run_step, spec_symbols
 from symopt.spec import Assignment, Relation, Spec, StateVar, W, make_symbol
 

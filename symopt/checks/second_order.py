@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator, Mapping
 
 import sympy
 
-from symopt.checks import CheckResult
-from symopt.derive import Derivation, damping_symbol, derive, is_zero_matrix, model_symbols
-from symopt.model_spec import ModelSpec
-from symopt.parse import inverse
+from symopt.checks.result import CheckResult
+from symopt.lowering.derive import Derivation, damping_symbol, derive, is_zero_matrix, model_symbols
+from symopt.spec.model import ModelSpec
+from symopt.spec.parse import inverse
 
 DIMENSIONS = (2, 3)
 MU = sympy.Symbol("mu", positive=True)

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import sympy
 
 from symopt.checks.prove import SAMPLED, SYMBOLIC, prove_zero
-from symopt.domains import Domain
-from symopt.parse import Grad
 from symopt.spec import Assignment, G, Spec, T, W, make_symbol
+from symopt.spec.domains import Domain
+from symopt.spec.parse import Grad
 
 
 @dataclass

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from symopt.domains import DOMAINS
 from symopt.reference import ReferenceStepper
 from symopt.spec import Spec
+from symopt.spec.domains import DOMAINS
 
 #: Gradient of a loss at a list of parameter arrays: one array per parameter array.
 GradAt = Callable[[list[np.ndarray]], list[np.ndarray]]
@@ -88,7 +88,7 @@ def _render_minimizer(spec):
     """``symopt generate``'s module for ``spec``, built in memory (for a spec not generated)."""
     import types
 
-    from symopt.targets.second_order import numpy as target
+    from symopt.backends.second_order import numpy as target
 
     text = target.files([spec])[0].text
     module = types.ModuleType(f"symopt_rendered_{spec.name}")

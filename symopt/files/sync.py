@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from symopt.backends import BACKENDS
 from symopt.errors import SpecError
+from symopt.files.writer import GeneratedFile, edited, write_atomic
 from symopt.spec import Spec
-from symopt.targets import TARGETS
-from symopt.writer import GeneratedFile, edited, write_atomic
 
 IGNORED_DIRS = {"__pycache__", ".pytest_cache", "build"}
 
@@ -24,10 +24,10 @@ class Report:
 
 def resolve_targets(name: str) -> list[str]:
     if name == "all":
-        return list(TARGETS)
-    if name not in TARGETS:
+        return list(BACKENDS)
+    if name not in BACKENDS:
         raise SpecError(
-            f"unknown target {name!r}; choose from {', '.join([*TARGETS, 'all'])}", key="--target"
+            f"unknown target {name!r}; choose from {', '.join([*BACKENDS, 'all'])}", key="--target"
         )
     return [name]
 
@@ -38,21 +38,21 @@ def plan(
     files: list[GeneratedFile] = []
     for target in targets:
         progress(f"{target}: rendering {len(specs)} spec(s)")
-        files += TARGETS[target].files(specs)
+        files += BACKENDS[target].files(specs)
     return files
 
 
 def _existing(out: Path, targets: Sequence[str]) -> set[str]:
     found = set()
     for target in targets:
-        for folder in TARGETS[target].folders():
+        for folder in BACKENDS[target].folders():
             root = out / folder
             if not root.is_dir():
                 continue
             for path in root.rglob("*"):
                 rel = path.relative_to(out)
                 if path.is_file() and not IGNORED_DIRS & set(rel.parts):
-                    if TARGETS[target].owns(rel.as_posix()):
+                    if BACKENDS[target].owns(rel.as_posix()):
                         found.add(rel.as_posix())
     return found
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from symopt.domains import DOMAINS
+from symopt.files.writer import GeneratedFile, with_header
 from symopt.spec import Spec
-from symopt.writer import GeneratedFile, with_header
+from symopt.spec.domains import DOMAINS
 
 
-class Target(ABC):
+class Backend(ABC):
     name: str
 
     @abstractmethod

@@ -1,10 +1,11 @@
 """Three-address code for element-wise kernels, with buffer allocation by liveness.
 
 Frameworks without a fusing compiler (NumPy ufuncs, ``torch._foreach_*``) run an element-wise body
-as a sequence of whole-array operations. This module turns a :class:`~symopt.kernel.Kernel` body
-into such a sequence where every operation writes into an existing buffer (``out=``): a value goes
-into the buffer of the output array it is computed for when that array's old content is dead, else
-into a dying operand's scratch buffer, else into a free scratch buffer. The gradient is read-only.
+as a sequence of whole-array operations. This module turns a
+:class:`~symopt.lowering.kernel.Kernel` body into such a sequence where every operation writes
+into an existing buffer (``out=``): a value goes into the buffer of the output array it is
+computed for when that array's old content is dead, else into a dying operand's scratch buffer,
+else into a free scratch buffer. The gradient is read-only.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from symopt.kernel import Kernel
+from symopt.lowering.kernel import Kernel
 
 Operand = tuple[str, str]  # ("value", id) or ("scalar", printed text)
 

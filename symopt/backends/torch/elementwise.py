@@ -1,7 +1,7 @@
 """PyTorch target: one ``torch.optim.Optimizer`` subclass per spec, foreach and single-tensor paths.
 
-Both paths run the same three-address program (:mod:`symopt.tac`), compiled with PyTorch's fused
-element-wise operations (``lerp``, ``addcmul``, ``addcdiv``, ``add`` with ``alpha``) so that
+Both paths run the same three-address program (:mod:`symopt.lowering.tac`), compiled with PyTorch's
+fused element-wise operations (``lerp``, ``addcmul``, ``addcdiv``, ``add`` with ``alpha``) so that
 moving averages and the parameter update run in place, in few passes over memory. The foreach path
 applies an instruction to lists of tensors (grouped by device, dtype and step count) with an
 in-place ``torch._foreach_*`` op where its destination holds its first operand, and with the
@@ -14,18 +14,15 @@ nothing.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 import sympy
 
 from symopt import __version__
-from symopt.kernel import Kernel, lower
-from symopt.render import render
+from symopt.backends.base import hyper_rows, isort_key
+from symopt.backends.numpy.elementwise import ScalarPrinter
+from symopt.lowering.kernel import Kernel
+from symopt.lowering.tac import Operand, _Compiler, compile_kernel
 from symopt.spec import Spec
-from symopt.tac import Operand, _Compiler, compile_kernel
-from symopt.targets.base import Target, generated, hyper_rows, isort_key, split_kinds
-from symopt.targets.numpy import ScalarPrinter
-from symopt.writer import GeneratedFile
 
 PACKAGE = "symopt_torch"
 #: TAC op -> (torch function with out=, torch._foreach_ in-place suffix)
@@ -86,7 +83,7 @@ class _FusingCompiler(_Compiler):
     The first term is the array's own old value when the sum has it (scaled in place, or, with
     an array term of coefficient 1, ``y + c*x`` written over ``x`` in one pass), so moving
     averages and parameter updates run in place without a temporary. Every instruction still
-    reads value operands and writes one new value, so :func:`~symopt.tac.compile_kernel`
+    reads value operands and writes one new value, so :func:`~symopt.lowering.tac.compile_kernel`
     allocates buffers for them as for any other operation.
     """
 
@@ -364,37 +361,3 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
         "lookahead": spec.lookahead_free,
         "test_imports": sorted(["DEFAULTS", "STATE", spec.class_name], key=isort_key),
     }
-
-
-class TorchTarget(Target):
-    name = "torch"
-
-    def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
-        from symopt.targets.second_order import supported
-        from symopt.targets.second_order import torch as second_order
-
-        specs, models = split_kinds(specs)
-        out = []
-        for spec in specs:
-            data = template_data(spec, lower(spec))
-            for template, path in (
-                ("torch/optimizer.py.jinja", f"torch/{PACKAGE}/{spec.name}.py"),
-                ("torch/test_optimizer.py.jinja", f"torch/tests/test_{spec.name}.py"),
-            ):
-                out.append(generated(path, render(template, **data), spec=spec))
-        out += second_order.files(models)
-        names = [{"module": s.name, "class_name": s.class_name} for s in specs]
-        closures = [
-            {"module": s.name, "class_name": s.class_name}
-            for s in supported(models, second_order.TEMPLATES)
-        ]
-        imports = sorted((s["module"], s["class_name"]) for s in names + closures)
-        for template, path in (
-            ("torch/__init__.py.jinja", f"torch/{PACKAGE}/__init__.py"),
-            ("torch/conftest.py.jinja", "torch/tests/conftest.py"),
-        ):
-            body = render(
-                template, specs=names, closures=closures, imports=imports, version=__version__
-            )
-            out.append(generated(path, body))
-        return out

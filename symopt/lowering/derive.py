@@ -15,10 +15,7 @@ from functools import cache
 
 import sympy
 
-from symopt.model_spec import ModelSpec
-
-#: The dimension symbol of the general form.
-N = sympy.Symbol("n", integer=True, positive=True)
+from symopt.spec.model import ModelSpec, damping_symbol, model_symbols
 
 
 @dataclass(frozen=True)
@@ -36,40 +33,6 @@ class Derivation:
     def model_at(self, d: sympy.Basic) -> sympy.Basic:
         """m(d) - L at a given step (explicit n only: a scalar)."""
         return self.model.xreplace(dict(zip(self.symbols["d"], d, strict=True)))
-
-
-def damping_symbol(damping: str | None) -> sympy.Expr:
-    return sympy.Integer(0) if damping is None else sympy.Symbol(damping, nonnegative=True)
-
-
-def model_symbols(damping: str | None, n: int | None) -> dict[str, sympy.Basic]:
-    """g, H, I and the damping symbol, as a ``step`` formula may use them.
-
-    For an explicit ``n``, ``H`` is a full symmetric matrix of real symbols ``h_ij``.
-    """
-    symbols: dict[str, sympy.Basic] = {}
-    if damping is not None:
-        symbols[damping] = damping_symbol(damping)
-    if n is None:
-        symbols |= {
-            "g": sympy.MatrixSymbol("g", N, 1),
-            "H": sympy.MatrixSymbol("H", N, N),
-            "I": sympy.Identity(N),
-            "d": sympy.MatrixSymbol("d", N, 1),
-        }
-        return symbols
-    h = {
-        (i, j): sympy.Symbol(f"h_{min(i, j) + 1}{max(i, j) + 1}", real=True)
-        for i in range(n)
-        for j in range(n)
-    }
-    symbols |= {
-        "g": sympy.Matrix(n, 1, lambda i, _: sympy.Symbol(f"g_{i + 1}", real=True)),
-        "H": sympy.Matrix(n, n, lambda i, j: h[i, j]),
-        "I": sympy.eye(n),
-        "d": sympy.Matrix(n, 1, lambda i, _: sympy.Symbol(f"d_{i + 1}", real=True)),
-    }
-    return symbols
 
 
 def derive(spec: ModelSpec, n: int | None) -> Derivation:

@@ -11,20 +11,20 @@ import textwrap
 from collections.abc import Mapping, Sequence
 
 from symopt import __version__
-from symopt.checks import CheckResult, run_checks
-from symopt.domains import DOMAINS
-from symopt.latex import (
+from symopt.backends.base import Backend, generated
+from symopt.backends.docs.latex import (
     SpecLatexPrinter,
     derivation_latex,
     escape_latex,
     escape_markdown,
     format_number,
 )
-from symopt.model_spec import ModelSpec
-from symopt.render import render_latex
+from symopt.backends.render import render_latex
+from symopt.checks import CheckResult, run_checks
+from symopt.files.writer import GeneratedFile
 from symopt.spec import Assignment, Spec
-from symopt.targets.base import Target, generated
-from symopt.writer import GeneratedFile
+from symopt.spec.domains import DOMAINS
+from symopt.spec.model import ModelSpec
 
 FOLDER = "docs"
 DOCUMENT = "symopt"
@@ -185,7 +185,7 @@ def template_data(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
     }
 
 
-class DocsTarget(Target):
+class DocsBackend(Backend):
     name = "docs"
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:

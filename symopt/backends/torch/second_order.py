@@ -7,7 +7,7 @@ Hessian), the Newton rule a dense Hessian and a Cholesky solve. The "damped" rul
 curvatures need the model, not only its parameters: the diagonal and block-diagonal GGN come
 from per-example Jacobians by ``torch.func`` (or from the user), K-FAC hooks the model's
 ``torch.nn.Linear`` layers. All print the derived system (and the predicted decrease) from
-:func:`symopt.targets.second_order.python_code`, and each module stands alone (torch only).
+:func:`symopt.backends.second_order.python_code`, and each module stands alone (torch only).
 Tests are generated next to them, as for the element-wise specs.
 """
 
@@ -16,16 +16,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from symopt import __version__
-from symopt.model_spec import ModelSpec
-from symopt.targets.base import isort_key
-from symopt.targets.second_order import (
+from symopt.backends.base import isort_key
+from symopt.backends.second_order import (
     MatrixCodePrinter,
     kind,
     module_files,
     python_code,
     template_data,
 )
-from symopt.writer import GeneratedFile
+from symopt.files.writer import GeneratedFile
+from symopt.spec.model import ModelSpec
 
 PACKAGE = "symopt_torch"
 #: the spec's kind -> the templates' stem (``STEM.py.jinja`` and ``test_STEM.py.jinja``)

@@ -1,4 +1,4 @@
-"""Specs: immutable descriptions of an optimizer, loaded from TOML (or built in Python).
+"""Element-wise specs: an update of w and per-coordinate state, loaded from TOML or built in Python.
 
 An update is an ordered list of assignments with sequential semantics: on the right-hand side a
 name means its current value, so ``m = beta1*m + (1 - beta1)*g`` reads the old ``m``, and every
@@ -7,86 +7,16 @@ later line sees the new one. Each name is assigned at most once per step.
 
 from __future__ import annotations
 
-import hashlib
-import keyword
-import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
 import sympy
 
-from symopt.domains import DOMAINS
 from symopt.errors import SpecError
-from symopt.parse import FUNCTIONS, Grad, parse_assignment, parse_expr
-
-W, G, T = "w", "g", "t"
-NAME = re.compile(r"[a-z][a-z0-9_]*")
-CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
-#: Module-level names of generated code that a class name must not shadow.
-GENERATED_NAMES = {"DEFAULTS", "STATE", "CHUNK_BYTES", "T_START", "THREADS", "OPTIMIZERS"}
-#: Names the generated code cannot use as variables (C and Python keywords, NumPy/torch modules).
-TARGET_KEYWORDS = {
-    "auto",
-    "break",
-    "case",
-    "char",
-    "const",
-    "continue",
-    "default",
-    "do",
-    "double",
-    "else",
-    "enum",
-    "extern",
-    "float",
-    "for",
-    "goto",
-    "if",
-    "inline",
-    "int",
-    "long",
-    "register",
-    "restrict",
-    "return",
-    "short",
-    "signed",
-    "sizeof",
-    "static",
-    "struct",
-    "switch",
-    "typedef",
-    "union",
-    "unsigned",
-    "void",
-    "volatile",
-    "while",
-    "np",
-    "math",
-    "torch",
-    "n",
-    "lo",
-    "hi",
-    "scalars",
-    "scratch",
-    "self",
-    "state",
-    "params",
-    "grads",
-}
-RESERVED = {W, G, T, "grad"}
-IDENTIFIER_HELP = "a lowercase identifier such as 'beta1'"
-
-
-@dataclass(frozen=True)
-class Hyper:
-    name: str
-    default: float
-    domain: str
-    latex: str
-    doc: str = ""
+from symopt.spec.common import G, Hyper, HyperparameterOwner, Loader, T, W, make_symbol
+from symopt.spec.domains import DOMAINS
+from symopt.spec.parse import Grad, parse_assignment
 
 
 @dataclass(frozen=True)
@@ -140,26 +70,6 @@ class Property:
     options: Mapping[str, object]
 
 
-class HyperparameterOwner:
-    """What every kind of spec has: hyperparameters with defaults, and a digest of its text."""
-
-    hypers: tuple[Hyper, ...]
-    text: str
-
-    @property
-    def hyper_names(self) -> tuple[str, ...]:
-        return tuple(h.name for h in self.hypers)
-
-    @property
-    def defaults(self) -> dict[str, float]:
-        return {h.name: h.default for h in self.hypers}
-
-    @property
-    def digest(self) -> str:
-        """A short hash of the spec source: generated files record it in their header."""
-        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
-
-
 @dataclass(frozen=True)
 class Spec(HyperparameterOwner):
     name: str
@@ -179,7 +89,7 @@ class Spec(HyperparameterOwner):
     source: str = "<python>"
     text: str = ""
 
-    #: Element-wise specs have an update; second-order ones (:mod:`symopt.model_spec`) a model.
+    #: Element-wise specs have an update; second-order ones (:mod:`symopt.spec.model`) a model.
     kind: ClassVar[str] = "elementwise"
 
     # -- symbols -------------------------------------------------------------------------------
@@ -205,10 +115,6 @@ class Spec(HyperparameterOwner):
             if s.name == name:
                 return s.latex
         return self.intermediate_latex.get(name, sympy.latex(sympy.Symbol(name)))
-
-
-def make_symbol(name: str, assumptions: Mapping[str, bool] | None = None) -> sympy.Symbol:
-    return sympy.Symbol(name, **(assumptions or {"real": True}))
 
 
 def symbol_table(spec: Spec) -> dict[str, sympy.Symbol]:
@@ -247,76 +153,7 @@ TOP_KEYS = {
 PROPERTY_KINDS = {"unbiased", "scale_invariant"}
 
 
-class _Loader:
-    def __init__(self, data: dict, file: str, text: str):
-        self.data = data
-        self.file = file
-        self.text = text
-
-    def fail(self, key: str, reason: str) -> SpecError:
-        return SpecError(reason, file=self.file, key=key)
-
-    def get(self, table: Mapping, key: str, where: str, kind: type | tuple, default=None):
-        if key not in table:
-            if default is None:
-                raise self.fail(where, f"missing required key {key!r}")
-            return default
-        value = table[key]
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-            names = (
-                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            )
-            raise self.fail(f"{where}.{key}" if where else key, f"expected {names}, got {value!r}")
-        return value
-
-    def check_keys(self, table: Mapping, allowed: set[str], where: str) -> None:
-        for key in table:
-            if key not in allowed:
-                import difflib
-
-                hint = difflib.get_close_matches(key, allowed, n=1)
-                extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-                raise self.fail(f"{where}.{key}" if where else key, f"unknown key{extra}")
-
-    def identifier(self, name: str, where: str) -> str:
-        if not NAME.fullmatch(name):
-            raise self.fail(where, f"{name!r} is not a valid name ({IDENTIFIER_HELP})")
-        if name in RESERVED:
-            raise self.fail(where, f"{name!r} is reserved (w, g, t and grad are built in)")
-        if keyword.iskeyword(name) or name in FUNCTIONS or name in TARGET_KEYWORDS:
-            raise self.fail(where, f"{name!r} is a keyword or function name; choose another")
-        return name
-
-    def expr(self, text: object, symbols, where: str, **kw) -> sympy.Expr:
-        try:
-            return parse_expr(text, symbols, **kw)
-        except SpecError as exc:
-            raise exc.located(file=self.file, key=where) from None
-
-    def names(self, top_keys: set[str], example: str) -> tuple[str, str]:
-        """The top-level keys checked, and the spec's name and class name (every kind of spec)."""
-        d = self.data
-        self.check_keys(d, top_keys, "")
-        name = self.identifier(self.get(d, "name", "", str), "name")
-        class_name = self.get(d, "class_name", "", str)
-        if not CLASS_NAME.fullmatch(class_name) or class_name in GENERATED_NAMES:
-            raise self.fail(
-                "class_name", f"{class_name!r} must be a CamelCase name such as {example!r}"
-            )
-        return name, class_name
-
-    def prose(self) -> dict[str, str]:
-        """Title, summary, reference and notes, and where the spec came from."""
-        d = self.data
-        return {
-            "title": self.get(d, "title", "", str),
-            "summary": self.get(d, "summary", "", str).strip(),
-            "reference": self.get(d, "reference", "", str).strip(),
-            "notes": self.get(d, "notes", "", str, "").strip(),
-            "source": self.file,
-            "text": self.text,
-        }
-
+class ElementwiseLoader(Loader):
     def load(self) -> Spec:
         d = self.data
         name, class_name = self.names(TOP_KEYS, "Adam")
@@ -361,32 +198,6 @@ class _Loader:
             for i, p in enumerate(self.get(d, "properties", "", list, []))
         )
         return _replace(spec, relations=relations, properties=properties)
-
-    def hypers(self) -> tuple[Hyper, ...]:
-        out = []
-        for key, table in self.get(self.data, "hyper", "", dict, {}).items():
-            where = f"hyper.{key}"
-            self.identifier(key, where)
-            if not isinstance(table, dict):
-                raise self.fail(where, "expected a table with default, domain, latex")
-            self.check_keys(table, {"default", "domain", "latex", "doc"}, where)
-            default = self.get(table, "default", where, (int, float))
-            domain = self.get(table, "domain", where, str)
-            if domain not in DOMAINS:
-                raise self.fail(
-                    f"{where}.domain", f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}"
-                )
-            if not DOMAINS[domain].contains(default):
-                raise self.fail(
-                    f"{where}.default",
-                    f"default {default!r} is outside its domain "
-                    f"{domain} {DOMAINS[domain].interval}",
-                )
-            latex = self.get(table, "latex", where, str, sympy.latex(sympy.Symbol(key)))
-            out.append(
-                Hyper(key, float(default), domain, latex, self.get(table, "doc", where, str, ""))
-            )
-        return tuple(out)
 
     def states(self, hypers: tuple[Hyper, ...]) -> tuple[StateVar, ...]:
         symbols = {h.name: make_symbol(h.name, DOMAINS[h.domain].assumptions) for h in hypers}
@@ -606,27 +417,3 @@ def _replace(spec: Spec, **changes) -> Spec:
     import dataclasses
 
     return dataclasses.replace(spec, **changes)
-
-
-def load_spec_text(text: str, file: str = "<string>") -> Spec:
-    """Parse and validate a spec from TOML text; every problem is a one-line :class:`SpecError`."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"not valid TOML: {exc}", file=file) from None
-    from symopt.model_spec import is_model_table, load_model_spec
-
-    if is_model_table(data):
-        return load_model_spec(data, file, text)  # type: ignore[return-value]
-    return _Loader(data, file, text).load()
-
-
-def load_spec(path: str | Path) -> Spec:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError("no such file", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read: {exc}", file=str(path)) from None
-    return load_spec_text(text, file=str(path))

@@ -20,8 +20,8 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 from sympy.simplify.radsimp import fraction
 
-from symopt.parse import Grad
 from symopt.spec import Assignment, Spec
+from symopt.spec.parse import Grad
 
 __all__ = ["SpecLatexPrinter", "escape_latex", "escape_markdown", "format_number"]
 
@@ -278,8 +278,8 @@ class _MatrixLatexPrinter(LatexPrinter):
 
 def derivation_latex(spec) -> dict:
     """The model, its gradient, the stationarity condition and the step, as LaTeX, for the docs;
-    all printed from :func:`symopt.derive.derive` (general ``n``), and the control rule."""
-    from symopt.derive import damping_symbol, derive
+    all printed from :func:`symopt.lowering.derive.derive` (general ``n``), and the control rule."""
+    from symopt.lowering.derive import damping_symbol, derive
 
     d = derive(spec, None)
     names = {damping_symbol(spec.damping): spec.latex_name(spec.damping)} if spec.damping else {}
@@ -309,7 +309,7 @@ def derivation_latex(spec) -> dict:
         "solve": "The step solves H d = -g by Gaussian elimination whatever the curvature, so "
         "it can converge to a saddle point, which is reported.",
     }[spec.on_indefinite]
-    from symopt.model_spec import CURVATURES, STRUCTURES
+    from symopt.spec.model import CURVATURES, STRUCTURES
 
     curvature = f"{CURVATURES[spec.curvature]} at w"
     if spec.structure != "dense":

@@ -24,12 +24,12 @@ from collections.abc import Sequence
 
 import sympy
 
-from symopt.derive import derive
+from symopt.backends.numpy.elementwise import ScalarPrinter
+from symopt.backends.second_order import MatrixCodePrinter, module_files, python_code, template_data
 from symopt.errors import SpecError
-from symopt.model_spec import ModelSpec
-from symopt.targets.numpy import ScalarPrinter
-from symopt.targets.second_order import MatrixCodePrinter, module_files, python_code, template_data
-from symopt.writer import GeneratedFile
+from symopt.files.writer import GeneratedFile
+from symopt.lowering.derive import derive
+from symopt.spec.model import ModelSpec
 
 PACKAGE = "symopt_numpy"
 #: Kind of method -> template stem (templates/numpy/second_order/STEM.py.jinja, test_STEM...).

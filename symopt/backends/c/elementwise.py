@@ -4,7 +4,7 @@ For every element-wise spec it renders ``c/include/symopt/NAME.h`` and ``c/src/N
 double entry points over one fused loop), a sanitizer driver ``c/tests/driver_NAME.c``, a Python
 module ``c/symopt_c/NAME.py`` (the NumPy target's class API over ctypes) and
 ``c/tests/test_NAME.py``; second-order specs get the same set from
-:mod:`symopt.targets.second_order.c` (a dense Cholesky solve of the derived system). Once per run
+:mod:`symopt.backends.c.second_order` (a dense Cholesky solve of the derived system). Once per run
 it renders the umbrella header, a small runtime (threads, OpenMP status), a Makefile, the
 package's loader and ``__init__.py``, and the tests' conftest, which list both kinds.
 
@@ -26,13 +26,11 @@ from sympy.printing.c import C99CodePrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from symopt import __version__
+from symopt.backends.base import hyper_rows, isort_key
+from symopt.backends.numpy.elementwise import ScalarPrinter
 from symopt.errors import SpecError
-from symopt.kernel import Kernel, lower
-from symopt.render import render
+from symopt.lowering.kernel import Kernel
 from symopt.spec import G, Spec
-from symopt.targets.base import Target, generated, hyper_rows, isort_key, split_kinds
-from symopt.targets.numpy import ScalarPrinter
-from symopt.writer import GeneratedFile
 
 PACKAGE = "symopt_c"
 #: The runtime's files are include/symopt/symopt.h and src/symopt.c: no spec may take that name.
@@ -313,54 +311,3 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
             key=isort_key,
         ),
     }
-
-
-class CTarget(Target):
-    name = "c"
-
-    def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
-        """Kernels of the element-wise specs, the second-order specs' solvers
-        (symopt.targets.second_order.c), and the shared files that list both."""
-        from symopt.targets.second_order import c as second_order_c  # imports this module
-
-        specs, models = split_kinds(specs)
-        out = []
-        for spec in specs:
-            data = template_data(spec, lower(spec))
-            for template, path, comment in (
-                ("c/kernel.h.jinja", f"c/include/symopt/{spec.name}.h", "//"),
-                ("c/kernel.c.jinja", f"c/src/{spec.name}.c", "//"),
-                ("c/driver.c.jinja", f"c/tests/driver_{spec.name}.c", "//"),
-                ("c/optimizer.py.jinja", f"c/{PACKAGE}/{spec.name}.py", "#"),
-                ("c/test_optimizer.py.jinja", f"c/tests/test_{spec.name}.py", "#"),
-            ):
-                out.append(generated(path, render(template, **data), spec=spec, comment=comment))
-        out += second_order_c.files(models)
-        names = [
-            {
-                "module": s.name,
-                "class_name": s.class_name,
-                "fn": f"{s.name}_step",
-                "imports": f"{s.class_name}, {s.name}_step",
-            }
-            for s in specs
-        ]
-        shared = {
-            "specs": names,
-            "models": second_order_c.shared_data(models),
-            "version": __version__,
-            "cflags": list(CFLAGS),
-            "parallel_min": PARALLEL_MIN,
-            "runtime": RUNTIME,
-            "comment": comment_block,
-        }
-        for template, path, comment in (
-            ("c/symopt.h.jinja", f"c/include/symopt/{RUNTIME}.h", "//"),
-            ("c/symopt.c.jinja", f"c/src/{RUNTIME}.c", "//"),
-            ("c/Makefile.jinja", "c/Makefile", "#"),
-            ("c/__init__.py.jinja", f"c/{PACKAGE}/__init__.py", "#"),
-            ("c/_lib.py.jinja", f"c/{PACKAGE}/_lib.py", "#"),
-            ("c/conftest.py.jinja", "c/tests/conftest.py", "#"),
-        ):
-            out.append(generated(path, render(template, **shared), comment=comment))
-        return out

@@ -3,8 +3,8 @@
 A second-order spec states the Taylor model ``L(w + d) ~ L + g^T d + 1/2 d^T (H + lam I) d`` (its
 order, curvature matrix and damping) and the control rule that accepts steps and adapts the
 damping or the trust-region radius. The step itself is derived from the model by
-:mod:`symopt.derive`; a spec may also write the step as its paper does (``step``), and the checks
-prove that formula equal to the derived one.
+:mod:`symopt.lowering.derive`; a spec may also write the step as its paper does (``step``),
+and the checks prove that formula equal to the derived one.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import ClassVar
 import sympy
 
 from symopt.errors import SpecError
-from symopt.parse import parse_matrix_expr
-from symopt.spec import Hyper, HyperparameterOwner, _Loader
+from symopt.spec.common import Hyper, HyperparameterOwner, Loader
+from symopt.spec.parse import parse_matrix_expr
 
 MODEL_KEYS = {"order", "curvature", "structure", "damping", "step"}
 TOP_KEYS = {"name", "class_name", "title", "summary", "reference", "notes", "model", "control"}
@@ -102,7 +102,45 @@ class ModelSpec(HyperparameterOwner):
         return parse_matrix_expr(self.step_text, symbols)
 
 
-class _ModelLoader(_Loader):
+#: The dimension symbol of the general form.
+N = sympy.Symbol("n", integer=True, positive=True)
+
+
+def damping_symbol(damping: str | None) -> sympy.Expr:
+    return sympy.Integer(0) if damping is None else sympy.Symbol(damping, nonnegative=True)
+
+
+def model_symbols(damping: str | None, n: int | None) -> dict[str, sympy.Basic]:
+    """g, H, I and the damping symbol, as a ``step`` formula may use them.
+
+    For an explicit ``n``, ``H`` is a full symmetric matrix of real symbols ``h_ij``.
+    """
+    symbols: dict[str, sympy.Basic] = {}
+    if damping is not None:
+        symbols[damping] = damping_symbol(damping)
+    if n is None:
+        symbols |= {
+            "g": sympy.MatrixSymbol("g", N, 1),
+            "H": sympy.MatrixSymbol("H", N, N),
+            "I": sympy.Identity(N),
+            "d": sympy.MatrixSymbol("d", N, 1),
+        }
+        return symbols
+    h = {
+        (i, j): sympy.Symbol(f"h_{min(i, j) + 1}{max(i, j) + 1}", real=True)
+        for i in range(n)
+        for j in range(n)
+    }
+    symbols |= {
+        "g": sympy.Matrix(n, 1, lambda i, _: sympy.Symbol(f"g_{i + 1}", real=True)),
+        "H": sympy.Matrix(n, n, lambda i, j: h[i, j]),
+        "I": sympy.eye(n),
+        "d": sympy.Matrix(n, 1, lambda i, _: sympy.Symbol(f"d_{i + 1}", real=True)),
+    }
+    return symbols
+
+
+class _ModelLoader(Loader):
     def load(self) -> ModelSpec:  # type: ignore[override]
         d = self.data
         name, class_name = self.names(TOP_KEYS, "Newton")
@@ -197,8 +235,6 @@ class _ModelLoader(_Loader):
 
     def check_step(self, spec: ModelSpec) -> None:
         """The written step must be an n-vector built from the model's names (tried at n = 3)."""
-        from symopt.derive import model_symbols
-
         try:
             step = spec.step_expr(model_symbols(spec.damping, 3))
         except SpecError as exc:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import sympy
 
 from symopt.checks.prove import SYMBOLIC, decide_sign
-from symopt.domains import DOMAINS
 from symopt.spec import G, Spec, T, W, symbol_table
+from symopt.spec.domains import DOMAINS
 
 
 @dataclass(frozen=True)

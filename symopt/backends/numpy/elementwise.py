@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
 from symopt import __version__
-from symopt.kernel import Kernel, lower
-from symopt.render import render
+from symopt.backends.base import hyper_rows, isort_key
+from symopt.lowering.kernel import Kernel
+from symopt.lowering.tac import compile_kernel
 from symopt.spec import Spec
-from symopt.tac import compile_kernel
-from symopt.targets.base import Target, generated, hyper_rows, isort_key, split_kinds
-from symopt.writer import GeneratedFile
 
 PACKAGE = "symopt_numpy"
 UFUNC = {
@@ -93,46 +89,3 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
             key=isort_key,
         ),
     }
-
-
-class NumpyTarget(Target):
-    name = "numpy"
-
-    def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
-        from symopt.targets.second_order import numpy as second_order
-        from symopt.targets.second_order import supported
-
-        specs, models = split_kinds(specs)
-        out = []
-        for spec in specs:
-            data = template_data(spec, lower(spec))
-            for template, path in (
-                ("numpy/optimizer.py.jinja", f"numpy/{PACKAGE}/{spec.name}.py"),
-                ("numpy/test_optimizer.py.jinja", f"numpy/tests/test_{spec.name}.py"),
-            ):
-                out.append(generated(path, render(template, **data), spec=spec))
-        names = [
-            {"module": s.name, "class_name": s.class_name, "fn": f"{s.name}_step"} for s in specs
-        ]
-        out += second_order.files(models)
-        minimizers = [
-            {"module": s.name, "class_name": s.class_name}
-            for s in supported(models, second_order.TEMPLATES)
-        ]
-        imports = sorted(
-            [(s["module"], f"{s['class_name']}, {s['fn']}") for s in names]
-            + [(s["module"], s["class_name"]) for s in minimizers]
-        )
-        for template, path in (
-            ("numpy/__init__.py.jinja", f"numpy/{PACKAGE}/__init__.py"),
-            ("numpy/conftest.py.jinja", "numpy/tests/conftest.py"),
-        ):
-            body = render(
-                template,
-                specs=names,
-                minimizers=minimizers,
-                imports=imports,
-                version=__version__,
-            )
-            out.append(generated(path, body))
-        return out

@@ -9,7 +9,7 @@ run ``c/symopt_c/_second_order.py`` (the Result, the callback bridge and the sta
 modules share). The shared files of the C target (Makefile, umbrella header, package
 ``__init__``) list these modules through :func:`shared_data`.
 
-What comes from the derivation (:func:`symopt.targets.second_order.derived_pieces`) is printed,
+What comes from the derivation (:func:`symopt.backends.second_order.derived_pieces`) is printed,
 not written in the templates: the entries of the system matrix (``H + lam I``, or ``H`` for
 Newton) that the Cholesky factorisation reads, the right-hand side (``-g``) the triangular solves
 start from, and the predicted decrease, as a combination of dot products. So the C code solves
@@ -35,11 +35,8 @@ import sympy
 from sympy.printing.str import StrPrinter
 
 from symopt import __version__
-from symopt.errors import SpecError
-from symopt.model_spec import ModelSpec
-from symopt.render import render
-from symopt.targets.base import generated, isort_key
-from symopt.targets.c import (
+from symopt.backends.base import generated, isort_key
+from symopt.backends.c.elementwise import (
     PACKAGE,
     PARALLEL_MIN,
     RUNTIME,
@@ -49,9 +46,12 @@ from symopt.targets.c import (
     comment_block,
     wrap_call,
 )
-from symopt.targets.second_order import derived_pieces, kind, supported, template_data
-from symopt.targets.second_order.numpy import entry_step, entry_update
-from symopt.writer import GeneratedFile
+from symopt.backends.numpy.second_order import entry_step, entry_update
+from symopt.backends.render import render
+from symopt.backends.second_order import derived_pieces, kind, supported, template_data
+from symopt.errors import SpecError
+from symopt.files.writer import GeneratedFile
+from symopt.spec.model import ModelSpec
 
 #: The shared Python module of the second-order bindings (spec names cannot start with "_").
 SHARED_MODULE = "_second_order"

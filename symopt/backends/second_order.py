@@ -2,7 +2,7 @@
 
 The step of a second-order spec is not element-wise, so it does not go through the kernel: each
 target renders its own solver templates (``templates/TARGET/second_order/``), and this module
-hands them the spec's constants and the pieces of code printed from :func:`symopt.derive.derive`
+hands them the constants and the code printed from :func:`symopt.lowering.derive.derive`
 (the damped system matrix, its right-hand side and the predicted decrease), so the generated
 code solves exactly the system the checks proved. One module per target next to this one.
 """
@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
-from symopt.derive import damping_symbol, derive
-from symopt.model_spec import ModelSpec
-from symopt.render import render
-from symopt.targets.base import generated, hyper_rows
-from symopt.writer import GeneratedFile
+from symopt.backends.base import generated, hyper_rows
+from symopt.backends.render import render
+from symopt.files.writer import GeneratedFile
+from symopt.lowering.derive import damping_symbol, derive
+from symopt.spec.model import ModelSpec
 
 #: The solvers' constants, the same in every target (as source text, so that every target
 #: prints them alike): the exact trust-region subproblem's tolerances (More & Sorensen 1983;

@@ -1,0 +1,70 @@
+"""The C backend: C99 kernels and solvers, a Makefile, the ctypes package ``symopt_c``, tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from symopt import __version__
+from symopt.backends.base import Backend, generated, split_kinds
+from symopt.backends.c import second_order as second_order_c
+from symopt.backends.c.elementwise import (
+    CFLAGS,
+    PACKAGE,
+    PARALLEL_MIN,
+    RUNTIME,
+    comment_block,
+    template_data,
+)
+from symopt.backends.render import render
+from symopt.files.writer import GeneratedFile
+from symopt.lowering.kernel import lower
+from symopt.spec import Spec
+
+
+class CBackend(Backend):
+    name = "c"
+
+    def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
+        """Kernels of the element-wise specs, the second-order specs' solvers
+        (symopt.backends.c.second_order), and the shared files that list both."""
+        specs, models = split_kinds(specs)
+        out = []
+        for spec in specs:
+            data = template_data(spec, lower(spec))
+            for template, path, comment in (
+                ("c/kernel.h.jinja", f"c/include/symopt/{spec.name}.h", "//"),
+                ("c/kernel.c.jinja", f"c/src/{spec.name}.c", "//"),
+                ("c/driver.c.jinja", f"c/tests/driver_{spec.name}.c", "//"),
+                ("c/optimizer.py.jinja", f"c/{PACKAGE}/{spec.name}.py", "#"),
+                ("c/test_optimizer.py.jinja", f"c/tests/test_{spec.name}.py", "#"),
+            ):
+                out.append(generated(path, render(template, **data), spec=spec, comment=comment))
+        out += second_order_c.files(models)
+        names = [
+            {
+                "module": s.name,
+                "class_name": s.class_name,
+                "fn": f"{s.name}_step",
+                "imports": f"{s.class_name}, {s.name}_step",
+            }
+            for s in specs
+        ]
+        shared = {
+            "specs": names,
+            "models": second_order_c.shared_data(models),
+            "version": __version__,
+            "cflags": list(CFLAGS),
+            "parallel_min": PARALLEL_MIN,
+            "runtime": RUNTIME,
+            "comment": comment_block,
+        }
+        for template, path, comment in (
+            ("c/symopt.h.jinja", f"c/include/symopt/{RUNTIME}.h", "//"),
+            ("c/symopt.c.jinja", f"c/src/{RUNTIME}.c", "//"),
+            ("c/Makefile.jinja", "c/Makefile", "#"),
+            ("c/__init__.py.jinja", f"c/{PACKAGE}/__init__.py", "#"),
+            ("c/_lib.py.jinja", f"c/{PACKAGE}/_lib.py", "#"),
+            ("c/conftest.py.jinja", "c/tests/conftest.py", "#"),
+        ):
+            out.append(generated(path, render(template, **shared), comment=comment))
+        return out

@@ -1,0 +1,55 @@
+"""The NumPy backend: a module per spec (class + functional step) and its tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from symopt import __version__
+from symopt.backends.base import Backend, generated, split_kinds
+from symopt.backends.numpy import second_order
+from symopt.backends.numpy.elementwise import PACKAGE, template_data
+from symopt.backends.render import render
+from symopt.backends.second_order import supported
+from symopt.files.writer import GeneratedFile
+from symopt.lowering.kernel import lower
+from symopt.spec import Spec
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+
+    def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
+        specs, models = split_kinds(specs)
+        out = []
+        for spec in specs:
+            data = template_data(spec, lower(spec))
+            for template, path in (
+                ("numpy/optimizer.py.jinja", f"numpy/{PACKAGE}/{spec.name}.py"),
+                ("numpy/test_optimizer.py.jinja", f"numpy/tests/test_{spec.name}.py"),
+            ):
+                out.append(generated(path, render(template, **data), spec=spec))
+        names = [
+            {"module": s.name, "class_name": s.class_name, "fn": f"{s.name}_step"} for s in specs
+        ]
+        out += second_order.files(models)
+        minimizers = [
+            {"module": s.name, "class_name": s.class_name}
+            for s in supported(models, second_order.TEMPLATES)
+        ]
+        imports = sorted(
+            [(s["module"], f"{s['class_name']}, {s['fn']}") for s in names]
+            + [(s["module"], s["class_name"]) for s in minimizers]
+        )
+        for template, path in (
+            ("numpy/__init__.py.jinja", f"numpy/{PACKAGE}/__init__.py"),
+            ("numpy/conftest.py.jinja", "numpy/tests/conftest.py"),
+        ):
+            body = render(
+                template,
+                specs=names,
+                minimizers=minimizers,
+                imports=imports,
+                version=__version__,
+            )
+            out.append(generated(path, body))
+        return out

@@ -1,0 +1,1 @@
+"""Files: formatting, hashed headers, atomic writes and the up-to-date check of generated output."""

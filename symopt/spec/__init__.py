@@ -1,0 +1,70 @@
+"""Specs of both kinds, loaded into one tagged type (``spec.kind``): the pipeline's front end.
+
+``load_spec`` reads a TOML file into an :class:`ElementwiseSpec` (an update of w and per-coordinate
+state) or a :class:`ModelSpec` (a step derived from a Taylor model); every problem is a one-line
+:class:`~symopt.errors.SpecError` naming the file and key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from symopt.errors import SpecError
+from symopt.spec.common import G, Hyper, HyperparameterOwner, T, W, make_symbol
+from symopt.spec.elementwise import (
+    Assignment,
+    ElementwiseLoader,
+    LookaheadFree,
+    Property,
+    Relation,
+    Spec,
+    StateVar,
+    symbol_table,
+)
+from symopt.spec.model import ModelSpec, is_model_table, load_model_spec
+
+#: Either kind of spec.
+AnySpec = Spec | ModelSpec
+
+__all__ = [
+    "AnySpec",
+    "Assignment",
+    "G",
+    "Hyper",
+    "HyperparameterOwner",
+    "LookaheadFree",
+    "ModelSpec",
+    "Property",
+    "Relation",
+    "Spec",
+    "StateVar",
+    "T",
+    "W",
+    "load_spec",
+    "load_spec_text",
+    "make_symbol",
+    "symbol_table",
+]
+
+
+def load_spec_text(text: str, file: str = "<string>") -> AnySpec:
+    """Parse and validate a spec from TOML text; every problem is a one-line :class:`SpecError`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"not valid TOML: {exc}", file=file) from None
+    if is_model_table(data):
+        return load_model_spec(data, file, text)  # type: ignore[return-value]
+    return ElementwiseLoader(data, file, text).load()
+
+
+def load_spec(path: str | Path) -> AnySpec:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("no such file", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read: {exc}", file=str(path)) from None
+    return load_spec_text(text, file=str(path))

@@ -1,0 +1,203 @@
+"""What every kind of spec shares: names, hyperparameters, and the loader's validation helpers."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import keyword
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import sympy
+
+from symopt.errors import SpecError
+from symopt.spec.domains import DOMAINS
+from symopt.spec.parse import FUNCTIONS, parse_expr
+
+W, G, T = "w", "g", "t"
+NAME = re.compile(r"[a-z][a-z0-9_]*")
+CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
+#: Module-level names of generated code that a class name must not shadow.
+GENERATED_NAMES = {"DEFAULTS", "STATE", "CHUNK_BYTES", "T_START", "THREADS", "OPTIMIZERS"}
+#: Names the generated code cannot use as variables (C and Python keywords, NumPy/torch modules).
+TARGET_KEYWORDS = {
+    "auto",
+    "break",
+    "case",
+    "char",
+    "const",
+    "continue",
+    "default",
+    "do",
+    "double",
+    "else",
+    "enum",
+    "extern",
+    "float",
+    "for",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "register",
+    "restrict",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "struct",
+    "switch",
+    "typedef",
+    "union",
+    "unsigned",
+    "void",
+    "volatile",
+    "while",
+    "np",
+    "math",
+    "torch",
+    "n",
+    "lo",
+    "hi",
+    "scalars",
+    "scratch",
+    "self",
+    "state",
+    "params",
+    "grads",
+}
+RESERVED = {W, G, T, "grad"}
+IDENTIFIER_HELP = "a lowercase identifier such as 'beta1'"
+
+
+@dataclass(frozen=True)
+class Hyper:
+    name: str
+    default: float
+    domain: str
+    latex: str
+    doc: str = ""
+
+
+class HyperparameterOwner:
+    """What every kind of spec has: hyperparameters with defaults, and a digest of its text."""
+
+    hypers: tuple[Hyper, ...]
+    text: str
+
+    @property
+    def hyper_names(self) -> tuple[str, ...]:
+        return tuple(h.name for h in self.hypers)
+
+    @property
+    def defaults(self) -> dict[str, float]:
+        return {h.name: h.default for h in self.hypers}
+
+    @property
+    def digest(self) -> str:
+        """A short hash of the spec source: generated files record it in their header."""
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+
+def make_symbol(name: str, assumptions: Mapping[str, bool] | None = None) -> sympy.Symbol:
+    return sympy.Symbol(name, **(assumptions or {"real": True}))
+
+
+class Loader:
+    """Reads one TOML table with file/key-located errors; each kind of spec extends it."""
+
+    def __init__(self, data: dict, file: str, text: str):
+        self.data = data
+        self.file = file
+        self.text = text
+
+    def fail(self, key: str, reason: str) -> SpecError:
+        return SpecError(reason, file=self.file, key=key)
+
+    def get(self, table: Mapping, key: str, where: str, kind: type | tuple, default=None):
+        if key not in table:
+            if default is None:
+                raise self.fail(where, f"missing required key {key!r}")
+            return default
+        value = table[key]
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            names = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
+            raise self.fail(f"{where}.{key}" if where else key, f"expected {names}, got {value!r}")
+        return value
+
+    def check_keys(self, table: Mapping, allowed: set[str], where: str) -> None:
+        for key in table:
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, allowed, n=1)
+                extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise self.fail(f"{where}.{key}" if where else key, f"unknown key{extra}")
+
+    def identifier(self, name: str, where: str) -> str:
+        if not NAME.fullmatch(name):
+            raise self.fail(where, f"{name!r} is not a valid name ({IDENTIFIER_HELP})")
+        if name in RESERVED:
+            raise self.fail(where, f"{name!r} is reserved (w, g, t and grad are built in)")
+        if keyword.iskeyword(name) or name in FUNCTIONS or name in TARGET_KEYWORDS:
+            raise self.fail(where, f"{name!r} is a keyword or function name; choose another")
+        return name
+
+    def expr(self, text: object, symbols, where: str, **kw) -> sympy.Expr:
+        try:
+            return parse_expr(text, symbols, **kw)
+        except SpecError as exc:
+            raise exc.located(file=self.file, key=where) from None
+
+    def names(self, top_keys: set[str], example: str) -> tuple[str, str]:
+        """The top-level keys checked, and the spec's name and class name (every kind of spec)."""
+        d = self.data
+        self.check_keys(d, top_keys, "")
+        name = self.identifier(self.get(d, "name", "", str), "name")
+        class_name = self.get(d, "class_name", "", str)
+        if not CLASS_NAME.fullmatch(class_name) or class_name in GENERATED_NAMES:
+            raise self.fail(
+                "class_name", f"{class_name!r} must be a CamelCase name such as {example!r}"
+            )
+        return name, class_name
+
+    def prose(self) -> dict[str, str]:
+        """Title, summary, reference and notes, and where the spec came from."""
+        d = self.data
+        return {
+            "title": self.get(d, "title", "", str),
+            "summary": self.get(d, "summary", "", str).strip(),
+            "reference": self.get(d, "reference", "", str).strip(),
+            "notes": self.get(d, "notes", "", str, "").strip(),
+            "source": self.file,
+            "text": self.text,
+        }
+
+    def hypers(self) -> tuple[Hyper, ...]:
+        out = []
+        for key, table in self.get(self.data, "hyper", "", dict, {}).items():
+            where = f"hyper.{key}"
+            self.identifier(key, where)
+            if not isinstance(table, dict):
+                raise self.fail(where, "expected a table with default, domain, latex")
+            self.check_keys(table, {"default", "domain", "latex", "doc"}, where)
+            default = self.get(table, "default", where, (int, float))
+            domain = self.get(table, "domain", where, str)
+            if domain not in DOMAINS:
+                raise self.fail(
+                    f"{where}.domain", f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}"
+                )
+            if not DOMAINS[domain].contains(default):
+                raise self.fail(
+                    f"{where}.default",
+                    f"default {default!r} is outside its domain "
+                    f"{domain} {DOMAINS[domain].interval}",
+                )
+            latex = self.get(table, "latex", where, str, sympy.latex(sympy.Symbol(key)))
+            out.append(
+                Hyper(key, float(default), domain, latex, self.get(table, "doc", where, str, ""))
+            )
+        return tuple(out)
