@@ -14,7 +14,8 @@ import pytest
 import sympy
 from click.testing import CliRunner
 
-from symopt.backends.c.elementwise import CFLAGS, CBackend, CPrinter, c_identifiers, template_data
+from symopt.backends.c import CBackend
+from symopt.backends.c.elementwise import CFLAGS, CPrinter, c_identifiers, template_data
 from symopt.backends.c.second_order import TEMPLATES as C_KINDS
 from symopt.backends.c.second_order import c_pieces
 from symopt.backends.second_order import kind
