@@ -1,5 +1,5 @@
-"""What every target provides (a name and the files it renders for a list of specs), and the
-helpers the targets share."""
+"""What every backend provides (a name, what it supports, the files it renders for a list of
+specs), and the helpers the backends share."""
 
 from __future__ import annotations
 
@@ -7,12 +7,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from symopt.files.writer import GeneratedFile, with_header
-from symopt.spec import Spec
+from symopt.spec import AnySpec, Spec
 from symopt.spec.domains import DOMAINS
 
 
 class Backend(ABC):
     name: str
+
+    def unsupported(self, spec: AnySpec) -> str | None:
+        """Why this backend cannot generate ``spec`` (the feature, in a few words), or None.
+
+        ``symopt generate`` names every refused spec instead of skipping it silently."""
+        return None
 
     @abstractmethod
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:

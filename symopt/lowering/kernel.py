@@ -154,8 +154,24 @@ class _Hoister:
         return e
 
 
-def lower(spec: Spec) -> Kernel:
-    """Lower a spec's executable update into prelude + element-wise SSA body."""
+def lower(spec: Spec, inputs: tuple[str, ...] = ()) -> Kernel:
+    """Lower a spec's executable update into prelude + element-wise SSA body, once per spec text.
+
+    ``inputs`` names read-only arrays beside ``g`` (a diagonal curvature, for instance)."""
+    key = (spec.source, spec.text, inputs)
+    if spec.text and key in _LOWERED:
+        return _LOWERED[key]
+    kernel = _lower(spec, inputs)
+    if spec.text:
+        _LOWERED[key] = kernel
+    return kernel
+
+
+#: Kernels by (source, spec text, inputs): every backend and the docs share one lowering.
+_LOWERED: dict[tuple, Kernel] = {}
+
+
+def _lower(spec: Spec, inputs: tuple[str, ...]) -> Kernel:
     symbols = symbol_table(spec)
     update = spec.executable_update
     for a in update:
@@ -193,7 +209,7 @@ def lower(spec: Spec) -> Kernel:
     )
     body = _interleave(temps, reduced, hoisted)
     prelude = tuple((sym, expr) for expr, sym in hoist.prelude.items())
-    arrays = (W, G, *spec.state_names)
+    arrays = (W, G, *inputs, *spec.state_names)
     return Kernel(
         spec,
         spec.hyper_names,

@@ -16,13 +16,19 @@ from symopt.backends.c.elementwise import (
     template_data,
 )
 from symopt.backends.render import render
+from symopt.backends.second_order import kind
 from symopt.files.writer import GeneratedFile
 from symopt.lowering.kernel import lower
-from symopt.spec import Spec
+from symopt.spec import AnySpec, Spec
 
 
 class CBackend(Backend):
     name = "c"
+
+    def unsupported(self, spec: AnySpec) -> str | None:
+        if spec.kind == "second_order" and kind(spec) not in second_order_c.TEMPLATES:
+            return f"{spec.structure.replace('_', '-')} curvature (needs a framework's layers)"
+        return None
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
         """Kernels of the element-wise specs, the second-order specs' solvers
