@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import click
 
 from symopt import __version__
-from symopt.errors import SpecError
+from symopt.errors import SpecError, Unsupported
 from symopt.spec import Spec, load_spec
 
 
@@ -21,6 +21,9 @@ def friendly_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except Unsupported as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
         except SpecError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
@@ -114,7 +117,10 @@ def generation_options(verb: str, out_help: str) -> Callable:
             help="Write nothing; exit 1 listing stale, missing or extra files.",
         ),
         click.option(
-            "--force", is_flag=True, help="Overwrite generated files that were edited by hand."
+            "--force",
+            is_flag=True,
+            help="Generate even from specs whose checks fail, and overwrite generated files "
+            "that were edited by hand.",
         ),
     ]
 
@@ -221,15 +227,27 @@ def generate(
     """Generate code and tests for every (or the chosen) algorithm."""
     from pathlib import Path
 
+    from symopt import pipeline
     from symopt.files import sync as gen
+    from symopt.resources import builtin_specs
 
-    targets = gen.resolve_targets(target)
+    targets = pipeline.resolve_targets(target)
     specs = generation_specs(names, spec_files, builtins)
     # A run over every built-in owns its output folders: it may flag and remove stale files.
     full = builtins and not names
     progress = lambda msg: click.echo(msg, err=True)  # noqa: E731
     start = time.perf_counter()
-    files = gen.plan(targets, specs, progress)
+    planned = pipeline.plan(
+        targets,
+        specs,
+        builtin_specs(),
+        force=force,
+        explicit=bool(names or spec_files),
+        progress=progress,
+    )
+    for refused in planned.refused:
+        click.echo(f"not generated: {refused}", err=True)
+    files = planned.files
     root = Path(out)
     if check_only:
         report = gen.check(root, files, targets, full)

@@ -22,3 +22,8 @@ class SpecError(ValueError):
     def located(self, *, file: str | None = None, key: str | None = None) -> SpecError:
         """The same error with a file/key filled in where it was missing."""
         return SpecError(self.reason, file=self.file or file, key=self.key or key)
+
+
+class Unsupported(SpecError):
+    """A request the tool cannot serve as asked (a target that cannot generate a spec, an
+    unknown target): a usage error, exit 2."""

@@ -6,6 +6,7 @@ from symopt.backends.numpy.elementwise import ScalarPrinter
 from symopt.lowering.kernel import lower
 from symopt.lowering.tac import compile_kernel
 from symopt.resources import elementwise_specs
+from symopt.spec import load_spec_text
 
 SPECS = elementwise_specs()
 
@@ -13,21 +14,70 @@ SPECS = elementwise_specs()
 def test_adam_prelude_holds_the_bias_corrections_and_body_is_elementwise():
     kernel = lower(SPECS["adam"])
     scalars = {s.name for s in kernel.scalars}
-    hypers = {"lr", "beta1", "beta2", "eps", "t"}
-    for _, expr in kernel.prelude:
-        assert {s.name for s in expr.free_symbols} <= hypers
+    known = {"lr", "beta1", "beta2", "eps", "t"}
+    for name, expr in kernel.prelude:  # over hyperparameters and earlier prelude scalars
+        assert {s.name for s in expr.free_symbols} <= known
+        known.add(name.name)
     prelude = " ".join(str(e) for _, e in kernel.prelude)
     assert "beta1**t" in prelude and "beta2**t" in prelude
     for st in kernel.body:
         names = {s.name for s in st.expr.free_symbols}
         assert "t" not in names, "t-dependent work must be in the prelude"
-        assert names <= {"w", "g", "m", "v", "m__1", "v__1", "beta1", "beta2"} | scalars
+        assert names <= {"w", "g", "m", "v", "m_new", "v_new", "beta1", "beta2"} | scalars
+
+
+def test_prelude_names_say_what_the_scalars_are_and_shared_factors_are_computed_once():
+    kernel = lower(SPECS["adam"])
+    assert [s.name for s in kernel.scalars] == [
+        "sqrt_bias_correction_beta2",
+        "one_minus_beta1",
+        "one_minus_beta2",
+        "eps_hat",
+        "neg_step_size",
+    ]
+    assert sum(isinstance(e, sympy.Pow) and e.exp == sympy.S.Half for _, e in kernel.prelude) == 1
+    assert all(e.count(sympy.sqrt(sympy.Wild("x"))) == 0 for _, e in kernel.prelude[1:])
+    assert [st.target.name for st in kernel.body] == ["m_new", "v_new", "w_new"]
+
+
+def test_derived_names_never_take_a_spec_name():
+    spec = load_spec_text(
+        """
+name = "clash"
+class_name = "Clash"
+title = "names that derived scalars would take"
+summary = "s"
+reference = "r"
+update = ["v = beta1*v + (1 - beta1)*g", "w = w - step_size*lr*v/(sqrt(v) + one_minus_beta1)"]
+[hyper.lr]
+default = 0.1
+domain = "positive"
+[hyper.beta1]
+default = 0.9
+domain = "unit_open"
+[hyper.step_size]
+default = 1.0
+domain = "positive"
+[hyper.one_minus_beta1]
+default = 1e-8
+domain = "positive"
+[state.v]
+init = 0
+""",
+        "clash.toml",
+    )
+    kernel = lower(spec)
+    names = {s.name for s in kernel.scalars}
+    assert not names & {"lr", "beta1", "step_size", "one_minus_beta1", "v", "w", "g"}
+    assert names == {"one_minus_beta1_2", "neg_step_size"}
 
 
 def test_lowered_adam_equals_the_spec_symbolically():
     """Inlining prelude and SSA names back gives the spec's update exactly."""
     kernel = lower(SPECS["adam"])
-    back = {sym: expr for sym, expr in kernel.prelude}
+    back: dict = {}
+    for sym, expr in kernel.prelude:
+        back[sym] = expr.xreplace(back)
     values = {}
     for st in kernel.body:
         values[st.target] = st.expr.xreplace(values).xreplace(back)

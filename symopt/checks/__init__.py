@@ -1,25 +1,31 @@
-"""Checks: each is ``Spec -> list[CheckResult]`` and says how it was shown (symbolic or sampled)."""
+"""Checks: each is ``Spec -> list[CheckResult]`` and says how it was shown (symbolic or sampled).
+
+:func:`check_specs` is what the pipeline calls: every spec is checked once per digest (its text,
+the texts of the specs its relations name, and the source of symopt itself), remembered in memory
+and on disk, and the specs that were not checked before run in parallel processes.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from symopt.checks import generic, properties, relations, second_order
+from symopt.checks.cache import CheckCache, run_portable
 from symopt.checks.result import CheckResult
-from symopt.spec import Spec
+from symopt.spec import AnySpec, Spec
 
 Check = Callable[[Spec, Mapping[str, Spec]], Iterable[CheckResult]]
 
 
-def all_checks(spec: Spec) -> list[Check]:
-    if getattr(spec, "kind", None) == "second_order":
+def all_checks(spec: AnySpec) -> list[Check]:
+    if spec.kind == "second_order":
         return list(second_order.CHECKS)
     return [*generic.CHECKS, *relations.CHECKS, *properties.CHECKS]
 
 
-def run_checks(spec: Spec, others: Mapping[str, Spec]) -> list[CheckResult]:
-    """Every generic check plus the relations and properties the spec declares."""
+def run_checks(spec: AnySpec, others: Mapping[str, AnySpec]) -> list[CheckResult]:
+    """Every generic check plus the relations and properties the spec declares (uncached)."""
     results: list[CheckResult] = []
     for check in all_checks(spec):
         for result in _timed(check, spec, others):
@@ -27,7 +33,21 @@ def run_checks(spec: Spec, others: Mapping[str, Spec]) -> list[CheckResult]:
     return results
 
 
-def _timed(check: Check, spec: Spec, others: Mapping[str, Spec]) -> list[CheckResult]:
+def check_specs(
+    specs: Sequence[AnySpec],
+    known: Mapping[str, AnySpec],
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, list[CheckResult]]:
+    """Every spec's check results by spec name, each computed once per digest."""
+    return _CACHE.results(specs, known, progress)
+
+
+def failures(results: Mapping[str, Sequence[CheckResult]]) -> list[str]:
+    """``NAME: check`` for every failed check, in order."""
+    return [f"{name}: {r.name}" for name, rs in results.items() for r in rs if not r.passed]
+
+
+def _timed(check: Check, spec: AnySpec, others: Mapping[str, AnySpec]) -> list[CheckResult]:
     start = time.perf_counter()
     try:
         out = list(check(spec, others))
@@ -36,3 +56,11 @@ def _timed(check: Check, spec: Spec, others: Mapping[str, Spec]) -> list[CheckRe
         out = [CheckResult(name, False, "-", f"could not run: {type(exc).__name__}: {exc}")]
     per = (time.perf_counter() - start) / max(1, len(out))
     return [CheckResult(r.name, r.passed, r.method, r.detail, per) for r in out]
+
+
+def _job(text: str, source: str, others: dict[str, tuple[str, str]]) -> list[CheckResult]:
+    """:func:`run_checks` in a worker process."""
+    return run_portable(run_checks, text, source, others)
+
+
+_CACHE = CheckCache(run_checks, _job)

@@ -1,15 +1,14 @@
-"""Generation runs: plan the files, write them atomically, or check that a folder is up to date."""
+"""The last stage: write planned files atomically, or check that a folder is up to date."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from symopt.backends import BACKENDS
 from symopt.errors import SpecError
 from symopt.files.writer import GeneratedFile, edited, write_atomic
-from symopt.spec import Spec
 
 IGNORED_DIRS = {"__pycache__", ".pytest_cache", "build"}
 
@@ -20,26 +19,6 @@ class Report:
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # for --check: stale, missing, extra
-
-
-def resolve_targets(name: str) -> list[str]:
-    if name == "all":
-        return list(BACKENDS)
-    if name not in BACKENDS:
-        raise SpecError(
-            f"unknown target {name!r}; choose from {', '.join([*BACKENDS, 'all'])}", key="--target"
-        )
-    return [name]
-
-
-def plan(
-    targets: Sequence[str], specs: Sequence[Spec], progress: Callable[[str], None] = lambda _: None
-) -> list[GeneratedFile]:
-    files: list[GeneratedFile] = []
-    for target in targets:
-        progress(f"{target}: rendering {len(specs)} spec(s)")
-        files += BACKENDS[target].files(specs)
-    return files
 
 
 def _existing(out: Path, targets: Sequence[str]) -> set[str]:

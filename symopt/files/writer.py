@@ -51,6 +51,31 @@ def with_header(
     return "".join(f"{comment} {line}{end}\n" for line in lines) + body
 
 
+def _split(text: str) -> tuple[str, str, str] | None:
+    """(header before the hash line, the hash line, body) of a generated file, or None."""
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines[:6]):
+        if HASH_LINE.search(line):
+            return "".join(lines[:i]), line, "".join(lines[i + 1 :])
+    return None
+
+
+def body_of(text: str) -> str:
+    """A generated file without its header."""
+    parts = _split(text)
+    return text if parts is None else parts[2]
+
+
+def rehash(file: GeneratedFile, body: str) -> GeneratedFile:
+    """The same file with a new body (formatted, say) and the hash in its header updated."""
+    parts = _split(file.text)
+    if parts is None:
+        return GeneratedFile(file.path, body)
+    head, line, old = parts
+    new_line = line.replace(content_hash(old), content_hash(body))
+    return GeneratedFile(file.path, head + new_line + body)
+
+
 def edited(text: str) -> bool:
     """True when a generated file's body no longer matches the hash in its header."""
     lines = text.splitlines(keepends=True)

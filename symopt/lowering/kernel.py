@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import sympy
 
 from symopt.checks.prove import SYMBOLIC, decide_sign
+from symopt.lowering.names import readable
 from symopt.spec import G, Spec, T, W, symbol_table
 from symopt.spec.domains import DOMAINS
 
@@ -127,7 +128,7 @@ class _Hoister:
         if e.is_Symbol or e.is_Number:
             return e
         if e not in self.prelude:
-            self.prelude[e] = sympy.Symbol(f"_c{len(self.prelude)}", real=True)
+            self.prelude[e] = sympy.Symbol(f"_c{len(self.prelude)}", real=True)  # renamed later
         return self.prelude[e]
 
     def __call__(self, e: sympy.Expr) -> sympy.Expr:
@@ -204,13 +205,13 @@ def _lower(spec: Spec, inputs: tuple[str, ...]) -> Kernel:
     # 3. Common subexpressions across the whole body (SSA makes this valid).
     temps, reduced = sympy.cse(
         [expr for _, expr, _, _ in hoisted],
-        symbols=sympy.numbered_symbols("_t", real=True),
+        symbols=sympy.numbered_symbols("_t", real=True),  # renamed by readable()
         optimizations="basic",
     )
     body = _interleave(temps, reduced, hoisted)
     prelude = tuple((sym, expr) for expr, sym in hoist.prelude.items())
     arrays = (W, G, *inputs, *spec.state_names)
-    return Kernel(
+    kernel = Kernel(
         spec,
         spec.hyper_names,
         arrays,
@@ -219,6 +220,7 @@ def _lower(spec: Spec, inputs: tuple[str, ...]) -> Kernel:
         tuple(body),
         {s.name: s.init for s in spec.states},
     )
+    return readable(kernel, set(symbols) | set(arrays))
 
 
 def _interleave(temps, reduced, hoisted) -> list[Statement]:
@@ -243,6 +245,6 @@ def describe_kernel(kernel: Kernel) -> str:
     """What code generation works from, for ``symopt show --kernel``."""
     lines = ["prelude (once per step, float64):"]
     lines += [f"  {s} = {sympy.sstr(e)}" for s, e in kernel.prelude]
-    lines += ["element-wise body (SSA; NAME__1 is the new value of NAME):"]
+    lines += ["element-wise body (SSA; NAME_new is the new value of NAME):"]
     lines += [f"  {st.target} = {sympy.sstr(st.expr)}" for st in kernel.body]
     return "\n".join(lines)

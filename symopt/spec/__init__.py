@@ -14,7 +14,6 @@ from symopt.errors import SpecError
 from symopt.spec.common import G, Hyper, HyperparameterOwner, T, W, make_symbol
 from symopt.spec.elementwise import (
     Assignment,
-    ElementwiseLoader,
     LookaheadFree,
     Property,
     Relation,
@@ -22,6 +21,7 @@ from symopt.spec.elementwise import (
     StateVar,
     symbol_table,
 )
+from symopt.spec.elementwise_loader import ElementwiseLoader
 from symopt.spec.model import ModelSpec, is_model_table, load_model_spec
 
 #: Either kind of spec.

@@ -1,8 +1,8 @@
 """Docs target: the mathematics of every spec as LaTeX (a document and a fragment per algorithm)
 and as Markdown with ``$$`` math, rendered from the same specs as the code.
 
-The checks are run while rendering, and the documents list exactly what ``symopt check`` reports
-for each spec (pass or fail, symbolic or sampled), never more.
+The documents list exactly what ``symopt check`` reports for each spec (pass or fail, symbolic
+or sampled), never more: the results the pipeline computed once per spec digest.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from symopt.backends.docs.latex import (
     format_number,
 )
 from symopt.backends.render import render_latex
-from symopt.checks import CheckResult, run_checks
+from symopt.checks import check_specs
 from symopt.files.writer import GeneratedFile
 from symopt.spec import Assignment, Spec
 from symopt.spec.domains import DOMAINS
@@ -30,16 +30,6 @@ FOLDER = "docs"
 DOCUMENT = "symopt"
 #: What ``symopt docs --pdf`` or a hand-run pdflatex leaves in the folder: not generated files.
 BUILD_SUFFIXES = (".pdf", ".aux", ".log", ".out", ".toc", ".fls", ".fdb_latexmk", ".synctex.gz")
-
-_checks_cache: dict[tuple, list[CheckResult]] = {}
-
-
-def checks_for(spec: Spec, known: Mapping[str, Spec]) -> list[CheckResult]:
-    """:func:`run_checks`, remembered for the rest of the process."""
-    key = (spec.source, spec.text, tuple(sorted((n, s.text) for n, s in known.items())))
-    if key not in _checks_cache or not spec.text:
-        _checks_cache[key] = run_checks(spec, known)
-    return _checks_cache[key]
 
 
 def _wrap(text: str, width: int = 96) -> str:
@@ -115,7 +105,7 @@ def _common(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
             "detail_tex": escape_latex(r.detail),
             "detail_md": escape_markdown(r.detail),
         }
-        for r in checks_for(spec, known)
+        for r in check_specs([spec], known)[spec.name]
     ]
     return {
         "spec": spec,
