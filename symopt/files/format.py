@@ -7,6 +7,7 @@ generating twice, on any machine, gives the same bytes; all files are formatted 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -20,14 +21,19 @@ RUFF_ARGS = ["--isolated", "--line-length", "100", "--target-version", "py311"]
 
 
 def ruff_binary() -> str:
+    """The ruff installed with symopt (its Python package knows where), else one on PATH."""
     try:
         from ruff.__main__ import find_ruff_bin
-    except ImportError:
+
+        return str(find_ruff_bin())
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("ruff")
+    if found is None:
         raise SpecError(
             "ruff is not installed (pip install 'ruff>=0.17,<0.18'); it formats generated Python",
             key="generate",
-        ) from None
-    return str(find_ruff_bin())
+        )
+    return found
 
 
 def format_python(files: Sequence[GeneratedFile]) -> list[GeneratedFile]:
