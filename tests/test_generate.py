@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from symopt.cli import main
+from symopt.pipeline import plan
 from symopt.resources import builtin_specs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,3 +146,41 @@ def test_user_spec_joins_the_builtins_in_the_package(tmp_path):
     assert run("generate", "--spec", str(spec), "--out", str(out)).exit_code == 0
     init = (out / "numpy/symopt_numpy/__init__.py").read_text()
     assert "from .mine import Mine, mine_step" in init and "from .adam import Adam" in init
+
+
+def test_a_spec_whose_checks_fail_is_refused_unless_forced(tmp_path):
+    """A sign error (ascent instead of descent) fails the checks: nothing is generated from it."""
+    text = builtin_specs()["sgd"].text.replace('name = "sgd"', 'name = "sgd_up"')
+    text = text.replace('class_name = "SGD"', 'class_name = "SGDUp"')
+    spec = tmp_path / "sgd_up.toml"
+    spec.write_text(text.replace('"w = w - lr*g"', '"w = w + lr*g"'))
+    out = tmp_path / "gen"
+    args = [
+        "generate",
+        "--no-builtins",
+        "--spec",
+        str(spec),
+        "--target",
+        "numpy",
+        "--out",
+        str(out),
+    ]
+    refused = run(*args)
+    assert refused.exit_code == 1
+    assert "checks fail: sgd_up: descent" in refused.output and "--force" in refused.output
+    assert not out.exists()
+    forced = run(*args, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert (out / "numpy/symopt_numpy/sgd_up.py").is_file()
+
+
+def test_a_target_names_what_it_cannot_generate(tmp_path):
+    out = tmp_path / "gen"
+    result = run("generate", "--target", "c", "--algorithm", "kfac", "--out", str(out))
+    assert result.exit_code == 2
+    assert "the c target cannot generate 'kfac': kronecker curvature" in result.output
+    assert not out.exists()
+    specs = builtin_specs()
+    planned = plan(["c"], [specs["sgd"], specs["kfac"]], specs)
+    assert planned.refused == ["c: kfac (kronecker curvature (needs a framework's layers))"]
+    assert any(f.path == "c/src/sgd.c" for f in planned.files)
