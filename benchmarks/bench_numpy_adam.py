@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "generated" / "numpy"))
 
-import symopt_numpy.adam as generated_adam  # noqa: E402
+import symopt_numpy._runtime as numpy_runtime  # noqa: E402
 from symopt_numpy import Adam  # noqa: E402
 
 LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-8
@@ -84,11 +84,11 @@ class SingleThreaded:
         self.opt = Adam(params, lr=LR, beta1=B1, beta2=B2, eps=EPS)
 
     def step(self, grads):
-        saved, generated_adam.THREADS = generated_adam.THREADS, 1
+        saved, numpy_runtime.THREADS = numpy_runtime.THREADS, 1
         try:
             self.opt.step(grads)
         finally:
-            generated_adam.THREADS = saved
+            numpy_runtime.THREADS = saved
 
 
 def torch_adam(params, grads, **options):
@@ -146,7 +146,7 @@ def main() -> None:
         makers["torch foreach"] = lambda ps, gs: torch_adam(ps, gs, foreach=True)
         makers["torch fused"] = lambda ps, gs: torch_adam(ps, gs, fused=True)
     print(
-        f"float32 Adam step; numpy {np.__version__}; generated THREADS={generated_adam.THREADS}; "
+        f"float32 Adam step; numpy {np.__version__}; generated THREADS={numpy_runtime.THREADS}; "
         f"torch threads {threads}; median of {args.repeats} repeats\n"
     )
     header = "| elements | layout | implementation | ms/step | Mparams/s | time / generated's |"

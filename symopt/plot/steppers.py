@@ -85,16 +85,25 @@ def _generated(spec, registry: str) -> type | None:
 
 
 def _render_minimizer(spec):
-    """``symopt generate``'s module for ``spec``, built in memory (for a spec not generated)."""
-    import types
+    """``symopt generate``'s module for ``spec`` (one not generated), imported from a temporary
+    copy of the NumPy package it would be generated into (the module imports its runtime)."""
+    import importlib
+    import tempfile
 
-    from symopt.backends.second_order import numpy as target
+    from symopt.backends.numpy import NumpyBackend
 
-    text = target.files([spec])[0].text
-    module = types.ModuleType(f"symopt_rendered_{spec.name}")
-    sys.modules[module.__name__] = module  # dataclasses look their module up
-    exec(compile(text, f"<symopt generate: {spec.name}>", "exec"), module.__dict__)  # noqa: S102
-    return module
+    package = f"symopt_rendered_{spec.name}"
+    root = Path(tempfile.mkdtemp(prefix="symopt-plot-"))
+    for f in NumpyBackend().files([spec]):
+        if f.path.startswith("numpy/symopt_numpy/"):
+            target = root / package / f.path.removeprefix("numpy/symopt_numpy/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(f.text, encoding="utf-8")
+    sys.path.insert(0, str(root))
+    try:
+        return importlib.import_module(f"{package}.{spec.name}")
+    finally:
+        sys.path.remove(str(root))
 
 
 def check_hyper(spec: Spec, hyper: Mapping[str, float]) -> None:

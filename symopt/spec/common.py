@@ -19,7 +19,7 @@ W, G, T = "w", "g", "t"
 NAME = re.compile(r"[a-z][a-z0-9_]*")
 CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
 #: Module-level names of generated code that a class name must not shadow.
-GENERATED_NAMES = {"DEFAULTS", "STATE", "CHUNK_BYTES", "T_START", "THREADS", "OPTIMIZERS"}
+GENERATED_NAMES = {"DEFAULTS", "STATE", "SCRATCH", "T_START", "OPTIMIZERS", "Optimizer"}
 #: Names the generated code cannot use as variables (C and Python keywords, NumPy/torch modules).
 TARGET_KEYWORDS = {
     "auto",
