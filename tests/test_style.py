@@ -1,4 +1,4 @@
-"""Lint, formatting and structure are part of the build: the tool, its tests and the generated code."""
+"""Lint, formatting and structure are part of the build: the tool, its tests, generated code."""
 
 import ast
 import shutil
