@@ -20,7 +20,6 @@ from symopt.backends.c.second_order import TEMPLATES as C_KINDS
 from symopt.backends.c.second_order import c_pieces
 from symopt.backends.second_order import kind
 from symopt.cli import main
-from symopt.files.sync import plan
 from symopt.lowering.kernel import lower
 from symopt.resources import builtin_specs, elementwise_specs, second_order_specs
 
@@ -149,26 +148,37 @@ def test_adam_kernel_is_fused_and_the_prelude_is_in_double():
     data = template_data(SPECS["adam"], lower(SPECS["adam"]))
     f32 = next(p for p in data["precisions"] if p["suffix"] == "f32")
     code = [st["code"] for st in f32["body"]]
-    assert code == ["_c0*g + beta1*m", "_c1*(g*g) + beta2*v", "_c3*m__1/(_c2 + sqrtf(v__1)) + w"]
-    assert all("pow(" in c["code"] or "beta" in c["code"] for c in data["prelude"])
+    assert code == [
+        "beta1*m + g*one_minus_beta1",
+        "beta2*v + (g*g)*one_minus_beta2",
+        "m_new*neg_step_size/(eps_hat + sqrtf(v_new)) + w",
+    ]
+    assert all(
+        "pow(" in c["code"] or "beta" in c["code"] or "eps" in c["code"] for c in data["prelude"]
+    )
     source = (GENERATED / "src" / "adam.c").read_text()
     assert source.count("for (_i = 0; _i < n; ++_i)") == 2  # one fused loop per precision
     assert source.count("#pragma omp parallel") == 2  # one region per call, for all tensors
-    assert "const double _c3 = -lr*sqrt(1 - pow(beta2, t))/(1 - pow(beta1, t));" in source
+    assert (
+        "const double neg_step_size = -lr*sqrt_bias_correction_beta2/(1 - pow(beta1, t));" in source
+    )
 
 
 def test_every_generated_file_has_a_header_and_the_set_is_complete():
     specs = list(builtin_specs().values())
     files = CBackend().files(specs)
     paths = {f.path for f in files}
-    # five files per generated spec of either kind, six shared ones, and the second-order
-    # modules' helpers; block-diagonal Newton and K-FAC are not generated in C
-    assert len(paths) == len(files) == 5 * (len(SPECS) + len(C_MODELS)) + 6 + 1
+    # five files per generated spec of either kind, the element-wise specs' TOML for their tests,
+    # four shared rendered files and the static runtime; block-diagonal Newton and K-FAC are not
+    # generated in C
+    assert len(paths) == len(files) == 5 * (len(SPECS) + len(C_MODELS)) + len(SPECS) + 4 + 8
     assert {"block_newton", "kfac"} <= set(MODELS) - set(C_MODELS)
     assert {
         "c/src/newton.c",
         "c/tests/test_trust_region.py",
         "c/symopt_c/_second_order.py",
+        "c/src/runtime.c",
+        "c/tests/specs/adam.toml",
     } <= paths
     for f in files:
         first = f.text.splitlines()[0]
@@ -185,7 +195,8 @@ def test_element_wise_output_does_not_depend_on_the_second_order_specs():
     """The C target takes every spec and splits them itself; without second-order specs the
     shared files are what they were before second-order specs existed."""
     alone = {f.path: f.text for f in CBackend().files(list(SPECS.values()))}
-    both = {f.path: f.text for f in plan(["c"], list(builtin_specs().values()))}
+    every = [s for s in builtin_specs().values() if CBackend().unsupported(s) is None]
+    both = {f.path: f.text for f in CBackend().files(every)}
     changed = {p for p in alone if alone[p] != both[p]}
     assert changed == {"c/Makefile", "c/include/symopt/symopt.h", "c/symopt_c/__init__.py"}
     assert (
@@ -357,7 +368,7 @@ def test_generated_tests_catch_a_wrong_kernel(tmp_path):
     copy = tmp_path / "c"
     shutil.copytree(GENERATED, copy, ignore=shutil.ignore_patterns("build", "__pycache__"))
     source = copy / "src" / "adam.c"
-    right = "const double m__1 = _c0*g + beta1*m;"
+    right = "const double m_new = beta1*m + g*one_minus_beta1;"
     assert right in source.read_text()
     source.write_text(source.read_text().replace(right, right.replace("beta1*m", "beta2*m")))
     done = subprocess.run(
@@ -387,7 +398,7 @@ def test_second_order_code_solves_the_derived_system():
     assert c_pieces(MODELS["newton"])["entry"] == "H[i * n + j]"
     source = (GENERATED / "src" / "trust_region.c").read_text()
     assert "    return lam*(double)(i == j) + H[i * n + j];\n" in source
-    assert "        d[i] = -g[i];\n" in source
+    assert "    return -g[i];\n" in source
     assert "    return -1.0/2.0*dHd - gd;\n" in source
     header = (GENERATED / "include" / "symopt" / "trust_region.h").read_text()
     assert "//     (lam*I + H)*d = -g\n" in header
@@ -511,18 +522,18 @@ def test_user_second_order_specs_generate_c_whose_tests_pass(tmp_path):
 @pytest.mark.parametrize(
     ("name", "right", "wrong", "test"),
     [
-        ("trust_region", "        d[i] = -g[i];\n", "        d[i] = g[i];\n", "cholesky_and_solve"),
+        ("trust_region", "    return -g[i];\n", "    return g[i];\n", "cholesky_and_solve"),
         (
             "trust_region",
             "    return lam*(double)(i == j) + H[i * n + j];\n",
             "    return 0.5*lam*(double)(i == j) + H[i * n + j];\n",
-            "optimality",
+            "cholesky_and_solve",
         ),
         ("newton", "    return H[i * n + j];\n", "    return H[i * n + i];\n", "match_numpy"),
         (
             "diag_newton",
-            "c[_k] + _a, lr, lam);\n        }\n    }\n}\n\nvoid symopt_diag_newton_step_multi_f64(",
-            "c[_k] + _a, lam, lr);\n        }\n    }\n}\n\nvoid symopt_diag_newton_step_multi_f64(",
+            "_a, lam, neg_lr);\n        }\n    }\n}\n\nvoid symopt_diag_newton_step_multi_f64(",
+            "_a, neg_lr, lam);\n        }\n    }\n}\n\nvoid symopt_diag_newton_step_multi_f64(",
             "numpy_formula",
         ),
     ],

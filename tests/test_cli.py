@@ -107,5 +107,5 @@ def test_missing_spec_file():
 
 def test_unknown_target():
     result = run("generate", "--target", "fortran", "--check")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     assert "unknown target 'fortran'" in result.output

@@ -8,7 +8,7 @@ one of N random points, evaluated with 50-digit arithmetic; a sampled failure is
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import sympy
@@ -76,15 +76,21 @@ def _is_zero_number(value: sympy.Expr, scale: sympy.Expr) -> bool:
 def prove_zero(
     expr: sympy.Expr, domains: Mapping[sympy.Symbol, Domain] = {}, *, allow_sampling: bool = True
 ) -> Verdict:
-    """Is ``expr`` identically zero? Try SymPy first; fall back to sampling when allowed."""
+    """Is ``expr`` identically zero? Try SymPy first; fall back to sampling when allowed.
+
+    When sampling is allowed, the first sample point where ``expr`` is defined is tried right after
+    ``expand``: a clearly nonzero value there is the counterexample the sampling would end with, and
+    it spares the slower transforms (and ``simplify``) their search for a proof that cannot exist.
+    """
     if expr == 0:
         return Verdict(True, SYMBOLIC)
-    for transform in (sympy.expand, sympy.cancel, sympy.factor_terms):
-        try:
-            if transform(expr) == 0:
-                return Verdict(True, SYMBOLIC)
-        except (sympy.PolynomialError, TypeError, ValueError):
-            pass
+    if _becomes_zero(expr, sympy.expand):
+        return Verdict(True, SYMBOLIC)
+    witness = _first_point_witness(expr, domains) if allow_sampling else None
+    if witness is not None:
+        return Verdict(False, SAMPLED, witness)
+    if _becomes_zero(expr, sympy.cancel) or _becomes_zero(expr, sympy.factor_terms):
+        return Verdict(True, SYMBOLIC)
     if sympy.count_ops(expr) <= SIMPLIFY_MAX_OPS and sympy.simplify(expr) == 0:
         return Verdict(True, SYMBOLIC)
     if not allow_sampling:
@@ -99,6 +105,29 @@ def prove_zero(
         if not _is_zero_number(value, _numeric(scale_expr, point)):
             return Verdict(False, SAMPLED, {s.name: v for s, v in point.items()})
     return Verdict(defined >= SAMPLES // 2, SAMPLED)
+
+
+def _becomes_zero(expr: sympy.Expr, transform: Callable[[sympy.Expr], sympy.Expr]) -> bool:
+    try:
+        return transform(expr) == 0
+    except (sympy.PolynomialError, TypeError, ValueError):
+        return False
+
+
+def _first_point_witness(
+    expr: sympy.Expr, domains: Mapping[sympy.Symbol, Domain]
+) -> dict[str, sympy.Expr] | None:
+    """The first sample point where ``expr`` is defined, when its value there is clearly nonzero
+    (the counterexample the sampling would end with); None when it is 0 there."""
+    scale_expr = sum((abs(a) for a in sympy.Add.make_args(expr)), sympy.Integer(0))
+    for point in sample_points(expr, domains):
+        value = _numeric(expr, point)
+        if value.has(sympy.zoo, sympy.nan):
+            continue
+        if _is_zero_number(value, _numeric(scale_expr, point)):
+            return None
+        return {s.name: v for s, v in point.items()}
+    return None
 
 
 SIGN_TESTS = {

@@ -8,10 +8,12 @@ compared with the derivation for a general ``n`` over matrix symbols where SymPy
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import sympy
 
+from symopt.checks.curvature import run_curvature_checks, stated
 from symopt.checks.result import CheckResult
 from symopt.lowering.derive import Derivation, damping_symbol, derive, is_zero_matrix, model_symbols
 from symopt.spec.model import ModelSpec
@@ -20,13 +22,24 @@ from symopt.spec.parse import inverse
 DIMENSIONS = (2, 3)
 MU = sympy.Symbol("mu", positive=True)
 
+Check = Callable[[ModelSpec, Mapping[str, object]], Iterable[CheckResult]]
+
+#: Steps parsed (and their inverses worked out) once per formula, damping and dimension.
+_STEPS: dict[tuple[str | None, str | None, int | None], sympy.Basic] = {}
+
 
 def step_at(spec: ModelSpec, n: int | None) -> sympy.Basic:
     """The step under test at dimension ``n``: the spec's formula, or the derived one."""
-    written = spec.step_expr(model_symbols(spec.damping, n))
-    if written is None:
-        return derive(spec, n).step
-    return written.doit() if n is not None else written
+    key = (spec.step_text, spec.damping, n)
+    if key not in _STEPS:
+        written = spec.step_expr(model_symbols(spec.damping, n))
+        if written is None:
+            written = derive(spec, n).step
+        elif n is not None:
+            written = written.doit()
+        _STEPS[key] = written
+    step = _STEPS[key]
+    return step.copy() if isinstance(step, sympy.MutableDenseMatrix) else step
 
 
 def _simplified(x: sympy.Basic) -> sympy.Basic:
@@ -89,14 +102,18 @@ def check_stationary(spec: ModelSpec, others: Mapping[str, object]) -> Iterator[
 
 
 def check_minimiser(spec: ModelSpec, others: Mapping[str, object]) -> Iterator[CheckResult]:
-    """m(d* + e) - m(d*) = 1/2 e^T (H + lam I) e: positive for e != 0 when H + lam I is PD."""
+    """m(d* + e) - m(d*) = 1/2 e^T (H + lam I) e: positive for e != 0 when H + lam I is PD. The
+    difference is expanded as a polynomial in the step variables first (exact, and much smaller
+    than expanding it over the step's rational entries), then the step is put in."""
 
     def residual(D: Derivation, d: sympy.Matrix) -> sympy.Expr:
         n = D.n or 0
         e = sympy.Matrix(n, 1, lambda i, _: sympy.Symbol(f"e_{i + 1}", real=True))
         damped = D.symbols["H"] + damping_symbol(spec.damping) * D.symbols["I"]
         half = sympy.Rational(1, 2) * (e.T * damped * e)[0, 0]
-        return D.model_at(d + e) - D.model_at(d) - half
+        step = sympy.Matrix(D.symbols["d"])
+        difference = sympy.expand(D.model_at(step + e) - D.model_at(step) - half)
+        return difference.xreplace(dict(zip(step, d, strict=True)))
 
     result = _identity(
         "for positive definite H + lam I the step is the model's minimiser", spec, residual
@@ -265,23 +282,41 @@ STRUCTURE_IDENTITIES = {
 
 def check_curvature(spec: ModelSpec, others: Mapping[str, object]) -> Iterator[CheckResult]:
     """The identities behind the spec's curvature and structure (symopt.checks.curvature)."""
-    from symopt.checks.curvature import CHECKS as IDENTITIES
-    from symopt.checks.curvature import stated
-
     names = CURVATURE_IDENTITIES[spec.curvature] + STRUCTURE_IDENTITIES[spec.structure]
-    for name in names:
-        yield stated(name, IDENTITIES[name]())
+    for name, result in zip(names, run_curvature_checks(names), strict=True):
+        yield stated(name, result)
+
+
+def _once_per_model(check: Check) -> Check:
+    """``check`` run once per process for each (damping, step formula): it reads nothing else of
+    the spec, and the damped specs (trust region, diagonal, block-diagonal Newton, K-FAC) share
+    one model."""
+    results: dict[tuple[str | None, str | None], list[CheckResult]] = {}
+
+    @functools.wraps(check)
+    def cached(spec: ModelSpec, others: Mapping[str, object]) -> list[CheckResult]:
+        key = (spec.damping, spec.step_text)
+        if key not in results:
+            results[key] = list(check(spec, others))
+        return list(results[key])
+
+    return cached
 
 
 CHECKS = [
-    check_derivation,
-    check_stationary,
-    check_minimiser,
-    check_predicted_decrease,
-    check_newton_limit,
-    check_gradient_limit,
-    check_norm_decreasing,
-    check_quadratic_one_step,
-    check_first_order_model,
+    *map(
+        _once_per_model,
+        [
+            check_derivation,
+            check_stationary,
+            check_minimiser,
+            check_predicted_decrease,
+            check_newton_limit,
+            check_gradient_limit,
+            check_norm_decreasing,
+            check_quadratic_one_step,
+            check_first_order_model,
+        ],
+    ),
     check_curvature,
 ]

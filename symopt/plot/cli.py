@@ -21,7 +21,7 @@ def _friendly(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from symopt.cli import friendly_errors
+        from symopt.cli_support import friendly_errors
         from symopt.plot.common import MissingMatplotlib, require_matplotlib
 
         try:
@@ -69,7 +69,7 @@ def _shared(fn: Callable) -> Callable:
 def choose_specs(names: Sequence[str], spec_files: Sequence[str]) -> list:
     """Specs to picture: built-ins by name (or all) plus user files, which replace a same-named
     built-in. Second-order specs (Newton, trust region) run their NumPy minimiser."""
-    from symopt.cli import select_specs
+    from symopt.cli_support import select_specs
 
     chosen, _ = select_specs(names, spec_files)
     return list({spec.name: spec for spec in chosen}.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from symopt import __version__
 from symopt.backends.base import Backend, generated, split_kinds
@@ -20,6 +21,27 @@ from symopt.backends.second_order import kind
 from symopt.files.writer import GeneratedFile
 from symopt.lowering.kernel import lower
 from symopt.spec import AnySpec, Spec
+
+#: Static sources copied verbatim into the generated folder: (file here, path there).
+STATIC = (
+    ("runtime.h", "c/include/symopt/runtime.h", "//"),
+    ("runtime.c", "c/src/runtime.c", "//"),
+    ("_lib.py", f"c/{PACKAGE}/_lib.py", "#"),
+    ("_optimizer.py", f"c/{PACKAGE}/_optimizer.py", "#"),
+    ("_second_order.py", f"c/{PACKAGE}/_second_order.py", "#"),
+    ("_dense.py", f"c/{PACKAGE}/_dense.py", "#"),
+    ("_diagonal.py", f"c/{PACKAGE}/_diagonal.py", "#"),
+    ("_c_support.py", "c/tests/_c_support.py", "#"),
+)
+STATIC_DIR = Path(__file__).resolve().parent / "runtime"
+
+
+def static_files() -> list[GeneratedFile]:
+    """The runtime: the same files for every set of specs, tested once (tests/test_c_runtime.py)."""
+    return [
+        generated(path, (STATIC_DIR / source).read_text(), comment=comment)
+        for source, path, comment in STATIC
+    ]
 
 
 class CBackend(Backend):
@@ -45,6 +67,8 @@ class CBackend(Backend):
                 ("c/test_optimizer.py.jinja", f"c/tests/test_{spec.name}.py", "#"),
             ):
                 out.append(generated(path, render(template, **data), spec=spec, comment=comment))
+            # the tests load the spec from here (symopt.spec.load_spec)
+            out.append(generated(f"c/tests/specs/{spec.name}.toml", spec.text, spec=spec))
         out += second_order_c.files(models)
         names = [
             {
@@ -66,11 +90,9 @@ class CBackend(Backend):
         }
         for template, path, comment in (
             ("c/symopt.h.jinja", f"c/include/symopt/{RUNTIME}.h", "//"),
-            ("c/symopt.c.jinja", f"c/src/{RUNTIME}.c", "//"),
             ("c/Makefile.jinja", "c/Makefile", "#"),
             ("c/__init__.py.jinja", f"c/{PACKAGE}/__init__.py", "#"),
-            ("c/_lib.py.jinja", f"c/{PACKAGE}/_lib.py", "#"),
             ("c/conftest.py.jinja", "c/tests/conftest.py", "#"),
         ):
             out.append(generated(path, render(template, **shared), comment=comment))
-        return out
+        return out + static_files()

@@ -33,8 +33,10 @@ from symopt.lowering.kernel import Kernel
 from symopt.spec import G, Spec
 
 PACKAGE = "symopt_c"
-#: The runtime's files are include/symopt/symopt.h and src/symopt.c: no spec may take that name.
+#: The umbrella header is include/symopt/symopt.h, the runtime include/symopt/runtime.h and
+#: src/runtime.c (functions symopt_runtime_*): no spec may take either name.
 RUNTIME = "symopt"
+RESERVED = (RUNTIME, "runtime")
 #: Compiler flags of every build (Makefile, Python loader, tests). -fno-math-errno lets sqrt
 #: vectorize (errno is never read; results are unchanged); -ffp-contract=off keeps every multiply
 #: and add separately rounded, so results do not depend on the machine having FMA. No -ffast-math
@@ -164,12 +166,19 @@ def _comment(text: str) -> str:
     return " ".join(text.replace("??", "? ?").split()).rstrip("\\")
 
 
-def template_data(spec: Spec, kernel: Kernel) -> dict:
-    if spec.name == RUNTIME:
+def check_name(spec) -> None:
+    """SpecError for a spec whose files or functions would be the runtime's."""
+    if spec.name in RESERVED:
         raise SpecError(
-            f"the C target cannot generate a spec named {RUNTIME!r} (its runtime has that name)",
+            f"the C target cannot generate a spec named {spec.name!r} (its runtime has that name)",
             key="name",
         )
+
+
+def template_data(spec: Spec, kernel: Kernel, *, counter: bool = True) -> dict:
+    """What the kernel templates get; ``counter=False`` leaves the step counter t out of the
+    entry points (diagonal Newton has none)."""
+    check_name(spec)
     names = [*kernel.arrays, *kernel.hypers, "t"]
     names += [s.name for s in kernel.scalars] + [st.target.name for st in kernel.body]
     ident = c_identifiers(names)
@@ -178,8 +187,11 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
     used = {s.name for st in kernel.body for s in st.expr.free_symbols}
     in_prelude = {s.name for _, e in kernel.prelude for s in e.free_symbols}
     direct = [h for h in (*kernel.hypers, "t") if h in used]
-    loop_scalars = [ident[h] for h in direct] + [ident[s.name] for s in kernel.scalars]
-    unused = [ident[h] for h in (*kernel.hypers, "t") if h not in used | in_prelude]
+    # prelude scalars the loop reads (others only feed the prelude's later scalars)
+    loop_scalars = [ident[h] for h in direct]
+    loop_scalars += [ident[s.name] for s in kernel.scalars if s.name in used]
+    clock = ["t"] if counter else []
+    unused = [ident[h] for h in (*kernel.hypers, *clock) if h not in used | in_prelude]
     pointer = {a: f"_{ident[a]}" for a in kernel.arrays}
     pointer = {a: p if p not in ident.values() else f"_a{p}" for a, p in pointer.items()}
     arrays = [
@@ -195,6 +207,7 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
     stores = [{"ptr": pointer[a], "value": ident[kernel.ssa_name(a).name]} for a in kernel.outputs]
     hyper_params = [f"double {ident[h]}" for h in kernel.hypers]
     hyper_args = [ident[h] for h in kernel.hypers]
+    t_param = ["long t"] if counter else []
     precisions = []
     for precision, ctype in (("f32", "float"), ("f64", "double")):
         printer = CPrinter(precision, ident, helpers)
@@ -235,13 +248,19 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
                     "n",
                     *(f"({ctype}){s}" if ctype == "float" else s for s in loop_scalars),
                 ],
-                "single_params": [*restrict, "size_t n", "long t", *hyper_params],
-                "single_args": ["1", *(f"&{a['ptr']}" for a in arrays), "&n", "t", *hyper_args],
+                "single_params": [*restrict, "size_t n", *t_param, *hyper_params],
+                "single_args": [
+                    "1",
+                    *(f"&{a['ptr']}" for a in arrays),
+                    "&n",
+                    *clock,
+                    *hyper_args,
+                ],
                 "multi_params": [
                     "size_t count",
                     *tables,
                     "const size_t *n",
-                    "long t",
+                    *t_param,
                     *hyper_params,
                 ],
                 "driver_tables": [
@@ -253,7 +272,7 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
                 "header_single": [
                     *(r.replace("*restrict", "*SYMOPT_RESTRICT") for r in restrict),
                     "size_t n",
-                    "long t",
+                    *t_param,
                     *hyper_params,
                 ],
             }

@@ -39,19 +39,19 @@ from symopt.backends.base import generated, isort_key
 from symopt.backends.c.elementwise import (
     PACKAGE,
     PARALLEL_MIN,
-    RUNTIME,
     CPrinter,
     _comment,
-    c_identifiers,
+    check_name,
     comment_block,
     wrap_call,
 )
-from symopt.backends.numpy.second_order import entry_step, entry_update
+from symopt.backends.c.elementwise import template_data as elementwise_data
 from symopt.backends.render import render
 from symopt.backends.second_order import derived_pieces, kind, supported, template_data
 from symopt.errors import SpecError
 from symopt.files.writer import GeneratedFile
-from symopt.spec.model import ModelSpec
+from symopt.lowering.diagonal import entry_step, entry_update, lower_diagonal
+from symopt.spec.model import RULES, ModelSpec
 
 #: The shared Python module of the second-order bindings (spec names cannot start with "_").
 SHARED_MODULE = "_second_order"
@@ -126,65 +126,21 @@ def c_pieces(spec: ModelSpec) -> dict:
 
 
 def diagonal_data(spec: ModelSpec) -> dict:
-    """The element-wise kernels of a diagonal spec: the printed update per precision and the
-    parameter lists of its functions (as the element-wise kernels have them)."""
-    hyper_names = list(spec.hyper_names)
-    names = c_identifiers(["w", "g", "c", "n", "count", *hyper_names])
-    w, g, c = names["w"], names["g"], names["c"]
-    hypers = [names[h] for h in hyper_names]
-    precisions = []
-    for precision, ctype in (("f32", "float"), ("f64", "double")):
-        arrays = [f"{ctype} *restrict {w}", f"const {ctype} *restrict {g}"]
-        arrays += [f"const {ctype} *restrict {c}"]
-        tables = [f"{ctype} *const *{w}"] + [f"const {ctype} *const *{a}" for a in (g, c)]
-        scalars = [f"const {ctype} {h}" for h in hypers]
-        single = [*arrays, "size_t n", *(f"double {h}" for h in hypers)]
-        precisions.append(
-            {
-                "suffix": precision,
-                "ctype": ctype,
-                "update_code": CPrinter(precision, names, set()).doprint(entry_update(spec)),
-                "update_params": [
-                    "size_t n",
-                    f"{ctype} *restrict _w",
-                    f"const {ctype} *restrict _g",
-                    f"const {ctype} *restrict _c",
-                    *scalars,
-                ],
-                "update_args": ["_b - _a", *(f"{a}[_k] + _a" for a in (w, g, c)), *hypers],
-                "range_params": [
-                    "size_t _lo",
-                    "size_t _hi",
-                    "size_t _count",
-                    *tables,
-                    "const size_t *_n",
-                    *scalars,
-                ],
-                "range_args": [
-                    "count",
-                    w,
-                    g,
-                    c,
-                    "n",
-                    *(f"({ctype}){h}" if ctype == "float" else h for h in hypers),
-                ],
-                "multi_params": [
-                    "size_t count",
-                    *tables,
-                    "const size_t *n",
-                    *(f"double {h}" for h in hypers),
-                ],
-                "single_params": single,
-                "header_single": [a.replace("*restrict", "*SYMOPT_RESTRICT") for a in single],
-            }
-        )
+    """Diagonal Newton as an element-wise kernel (symopt.lowering.diagonal.lower_diagonal, the
+    kernel path of the element-wise specs, without a step counter), and what its header, driver,
+    module and tests add: the names of its arrays and hyperparameters in C."""
+    kernel = lower_diagonal(spec)
+    data = elementwise_data(kernel.spec, kernel, counter=False)
+    names = {a["name"]: a["c"] for a in data["arrays"]}
+    hypers = [h["c"] for h in data["hypers"]]
     return {
-        "precisions": precisions,
+        "kernel": data,
+        "precisions": data["precisions"],
         "names": names,
-        "lam": names[spec.damping],
+        "lam": hypers[list(spec.hyper_names).index(spec.damping)],
         "hyper_c": hypers,
         "driver_hypers": [f"h[{i}]" for i in range(len(hypers))],
-        "lam_index": hyper_names.index(spec.damping),
+        "lam_index": list(spec.hyper_names).index(spec.damping),
         "test_imports": sorted(
             [
                 "DEFAULTS",
@@ -201,12 +157,12 @@ def diagonal_data(spec: ModelSpec) -> dict:
 
 
 def spec_data(spec: ModelSpec) -> dict:
-    if spec.name == RUNTIME:
-        raise SpecError(
-            f"the C target cannot generate a spec named {RUNTIME!r} (its runtime has that name)",
-            key="name",
-        )
+    check_name(spec)
     base = template_data(spec)
+    if kind(spec) == "trust_region":
+        # the runtime's symopt_runtime_radius_hyper has the rule's order
+        order = list(RULES["radius"])
+        base["hypers"] = sorted(base["hypers"], key=lambda row: order.index(row["name"]))
     upper = spec.name.upper()
     hypers = [
         {**row, "macro": f"SYMOPT_{upper}_{row['name'].upper()}", "c_doc": _comment(row["doc"])}
@@ -244,17 +200,24 @@ def files(specs: Sequence[ModelSpec]) -> list[GeneratedFile]:
     for spec in specs:
         data = spec_data(spec)
         rule = TEMPLATES[kind(spec)]
+        # diagonal Newton's loop is the element-wise kernel's, plus a check of c + lam > 0
+        source = (
+            render(
+                "c/kernel.c.jinja",
+                **data["diagonal"]["kernel"],
+                extra=render("c/second_order/diagonal.c.jinja", **data),
+            )
+            if rule == "diagonal"
+            else render(f"c/second_order/{rule}.c.jinja", **data)
+        )
+        out.append(generated(f"c/src/{spec.name}.c", source, spec=spec, comment="//"))
         for template, path, comment in (
             (f"c/second_order/{rule}.h.jinja", f"c/include/symopt/{spec.name}.h", "//"),
-            (f"c/second_order/{rule}.c.jinja", f"c/src/{spec.name}.c", "//"),
             (f"c/second_order/driver_{rule}.c.jinja", f"c/tests/driver_{spec.name}.c", "//"),
             (f"c/second_order/{rule}.py.jinja", f"c/{PACKAGE}/{spec.name}.py", "#"),
             (f"c/second_order/test_{rule}.py.jinja", f"c/tests/test_{spec.name}.py", "#"),
         ):
             out.append(generated(path, render(template, **data), spec=spec, comment=comment))
-    if specs:
-        body = render("c/second_order/_second_order.py.jinja", version=__version__)
-        out.append(generated(f"c/{PACKAGE}/{SHARED_MODULE}.py", body, comment="#"))
     return out
 
 

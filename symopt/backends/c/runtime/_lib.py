@@ -4,7 +4,7 @@ On first use the generated C sources (``../src``, ``../include``) are compiled w
 compiler into ``../build/libsymopt-HASH.so`` (or, when that folder is not writable, into
 ``~/.cache/symopt/c/``); HASH covers the sources, the compiler command and the flags, so editing or
 regenerating the sources rebuilds the library and a stale one is never loaded. Flags:
-``{{ cflags | join(" ") }}``, plus ``-fopenmp`` when the compiler
+``-std=c99 -O3 -fPIC -fno-math-errno -ffp-contract=off``, plus ``-fopenmp`` when the compiler
 supports it (without, the library runs one thread; results are bit-identical either way).
 
 Environment:
@@ -33,7 +33,7 @@ import numpy as np
 
 #: The generated C folder: src/, include/, build/.
 ROOT = Path(__file__).resolve().parents[1]
-CFLAGS = ("{{ cflags | join('", "') }}")
+CFLAGS = ("-std=c99", "-O3", "-fPIC", "-fno-math-errno", "-ffp-contract=off")
 OPENMP_FLAGS = ("-fopenmp",)
 #: Flags of the sanitizer build in the generated tests.
 SANITIZE_FLAGS = (
@@ -43,7 +43,7 @@ SANITIZE_FLAGS = (
     "-g",
 )
 #: Steps over fewer elements run in the calling thread (SYMOPT_PARALLEL_MIN in the C sources).
-PARALLEL_MIN = {{ parallel_min }}
+PARALLEL_MIN = 32768
 SHARED_SUFFIX = ".dylib" if sys.platform == "darwin" else ".so"
 NO_COMPILER = (
     "symopt_c builds its C library on first use and needs a C compiler for that, but {why}. "

@@ -1,0 +1,125 @@
+"""What every generated element-wise optimizer of symopt_c shares: the class API over the C
+kernels (constructor, step, state_dict, load_state_dict) and the checked functional step.
+
+A generated module binds what its spec derives: the hyperparameters with their defaults and
+domains, the state with its initial values, and the kernels' name. This module is the same for
+every spec (tested once, in symopt's tests/test_c_runtime.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _lib
+
+_kernels: dict = {}
+
+
+def kernels(name: str, arrays: int, hypers: int) -> dict:
+    """dtype -> (single-tensor, multi-tensor) ctypes functions of ``symopt_NAME_step``, built and
+    bound on first use."""
+    if name not in _kernels:
+        _kernels[name] = _lib.kernels(name, arrays, hypers)
+    return _kernels[name]
+
+
+def step_in_place(cls, arrays: tuple, t: int, hyper: tuple) -> None:
+    """The functional step of ``cls``'s algorithm: ``arrays`` in the order of ``cls.ARRAYS`` (w, g,
+    then the state), checked and updated in place by the single-tensor kernel."""
+    w = arrays[0]
+    for name, a in zip(cls.ARRAYS, arrays, strict=True):
+        _lib.check_array(name, a, w, writeable=name != "g")
+    outputs = [(name, a) for name, a in zip(cls.ARRAYS, arrays, strict=True) if name != "g"]
+    _lib.check_disjoint(outputs, [("g", arrays[1])])
+    hyper = tuple(float(h) for h in hyper)
+    cls.check_hyper(*hyper)
+    single = cls.kernels()[w.dtype][0]
+    single(*(_lib.address(a) for a in arrays), w.size, int(t), *hyper)
+
+
+class Optimizer:
+    """An optimizer over a list of float32/float64 NumPy arrays, updated in place by one call into
+    the C kernels per dtype and step. Hyperparameters are attributes and may be changed between
+    steps (learning-rate schedules). Subclasses set NAME, T_START, DEFAULTS, STATE and ARRAYS and
+    define ``check_hyper`` and ``initial_state``."""
+
+    NAME: str
+    T_START: int
+    DEFAULTS: dict
+    STATE: tuple
+    ARRAYS: tuple
+
+    def __init__(self, params, **hyper) -> None:
+        self.params = list(params)
+        for i, p in enumerate(self.params):
+            _lib.check_array(f"params[{i}]", p, p)
+        for name, value in hyper.items():
+            setattr(self, name, value)
+        self.check_hyper(*(float(hyper[name]) for name in self.DEFAULTS))
+        self._kernels = self.kernels()  # builds the library now if needed, so errors show early
+        #: Steps taken so far; the next step runs with t = T_START + steps.
+        self.steps = 0
+        self.state = [self.initial_state(p) for p in self.params]
+        self._batch = _lib.Batch(self.STATE)
+
+    @classmethod
+    def kernels(cls) -> dict:
+        """dtype -> (single-tensor, multi-tensor) ctypes functions; builds the library if needed."""
+        return kernels(cls.NAME, len(cls.ARRAYS), len(cls.DEFAULTS))
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.hyperparameters = tuple(cls.DEFAULTS)
+
+    @staticmethod
+    def check_hyper(*hyper: float) -> None:
+        raise NotImplementedError
+
+    def initial_state(self, p: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def step(self, grads) -> None:
+        """Apply one step given one gradient array per parameter array."""
+        grads = list(grads)
+        if len(grads) != len(self.params):
+            raise ValueError(f"expected {len(self.params)} gradient arrays, got {len(grads)}")
+        _lib.check_arrays("grads", grads, self.params, writeable=False)
+        hyper = [float(getattr(self, name)) for name in self.DEFAULTS]
+        self.check_hyper(*hyper)
+        t = self.T_START + self.steps
+        for dtype, count, tables, sizes in self._batch.prepare(self.params, self.state, grads):
+            multi = self._kernels[dtype][1]
+            multi(count, *tables, sizes, t, *hyper)
+        self.steps += 1
+
+    def state_dict(self) -> dict:
+        """A deep copy of everything needed to resume: steps, hyperparameters and state arrays."""
+        return {
+            "steps": self.steps,
+            "hyper": {name: getattr(self, name) for name in self.DEFAULTS},
+            "state": [{k: v.copy() for k, v in s.items()} for s in self.state],
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a :meth:`state_dict`; arrays are copied into this optimizer's own buffers."""
+        states = state_dict["state"]
+        if len(states) != len(self.params):
+            raise ValueError(
+                f"state_dict has {len(states)} parameter states, expected {len(self.params)}"
+            )
+        for i, (p, s) in enumerate(zip(self.params, states, strict=True)):
+            if set(s) != set(self.STATE):
+                raise ValueError(f"state[{i}] has keys {sorted(s)}, expected {sorted(self.STATE)}")
+            for k, v in s.items():
+                if np.shape(v) != p.shape:
+                    raise ValueError(
+                        f"state[{i}][{k!r}] has shape {np.shape(v)}, expected {p.shape}"
+                    )
+        for own, s in zip(self.state, states, strict=True):
+            for k, v in s.items():
+                np.copyto(own[k], v)
+        for name, value in state_dict["hyper"].items():
+            if name not in self.DEFAULTS:
+                raise ValueError(f"unknown hyperparameter {name!r} in state_dict")
+            setattr(self, name, value)
+        self.steps = int(state_dict["steps"])

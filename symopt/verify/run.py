@@ -1,0 +1,126 @@
+"""``verify``: drive an implementation and the reference on every stream, compare, diagnose."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from symopt.errors import SpecError
+from symopt.spec import Spec
+from symopt.verify.adapters import adapter_factory
+from symopt.verify.arguments import split_hyper
+from symopt.verify.comparison import Difference, Run, compare, reference_run, seeded
+from symopt.verify.diagnose import Diagnosis, closest_variant
+from symopt.verify.streams import SHAPES, STREAMS
+
+TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
+#: A variant "matches" when it explains the implementation to this relative error (looser than
+#: TOLERANCE: torch keeps some scalar state such as NAdam's mu_product in float32).
+MATCH = {"float64": 1e-7, "float32": 1e-3}
+
+
+@dataclass
+class Report:
+    target: str
+    against: str
+    passed: bool
+    max_error: float
+    tolerance: float
+    steps: int
+    runs: int
+    first_difference: Difference | None = None
+    diagnosis: Diagnosis | None = None
+    compared_state: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        what = f"{self.target} against {self.against}"
+        checked = ", ".join(["w", *self.compared_state])
+        if self.passed:
+            return (
+                f"PASS  {what}: {checked} agree to {self.max_error:.1e} (relative) over "
+                f"{self.runs} runs x {self.steps} steps"
+            )
+        d = self.first_difference
+        lines = [f"FAIL  {what}: largest relative difference {self.max_error:.1e}"]
+        if d is not None:
+            lines.append(
+                f"  first parts at step {d.step} of the {d.stream} stream (seed {d.seed}, shape "
+                f"{d.shape}), in {d.quantity}{list(d.index)}: {d.implementation:.17g} vs "
+                f"{d.reference:.17g} (relative {d.relative:.1e})"
+            )
+        if self.diagnosis is not None:
+            g = self.diagnosis
+            verb = "matches" if g.exact else "closest known variant:"
+            lines.append(
+                f"  diagnosis: {verb} {self.against} with {g.description} (to {g.error:.1e})"
+            )
+        else:
+            lines.append("  diagnosis: no known convention difference explains it")
+        return "\n".join(lines)
+
+
+def verify(
+    target: object,
+    spec: Spec,
+    *,
+    target_name: str | None = None,
+    hyper: Mapping[str, object] | None = None,
+    state_map: Mapping[str, str] | None = None,
+    steps: int = 40,
+    seeds: int = 2,
+    dtype: str = "float64",
+    streams: Sequence[str] = tuple(STREAMS),
+    diagnose: bool = True,
+) -> Report:
+    """Run ``target`` and the reference on the same streams and compare every step."""
+    if dtype not in TOLERANCE:
+        raise SpecError(f"dtype must be float64 or float32, got {dtype!r}", key="--dtype")
+    factory = adapter_factory(target)
+    spec_hyper, extra = split_hyper(spec, hyper or {})
+    tol = TOLERANCE[dtype]
+    runs: list[Run] = []
+    worst, first = 0.0, None
+    extras_seen: dict[str, float] = {}
+    compared: set[str] = set()
+    for stream in streams:
+        for seed in range(seeds):
+            for shape in SHAPES:
+                rng = np.random.default_rng(seed)
+                w0 = (rng.standard_normal(shape) * 0.5).astype(dtype)
+                impl = factory(target, w0, spec, spec_hyper, extra, dict(state_map or {}))
+                extras_seen.update(getattr(impl, "extras", {}))
+                run = Run(stream, seed, shape)
+                grad_rng = np.random.default_rng(1000 + seed)
+                for k in range(steps):
+                    g = STREAMS[stream](grad_rng, shape, k, impl.params()).astype(dtype)
+                    run.grads.append(g)
+                    impl.step(g, spec.t_start + k)
+                    run.params.append(impl.params())
+                    run.states.append(impl.state())
+                compared |= set(run.states[-1]) if run.states else set()
+                ref_params, ref_states = reference_run(spec, seeded(run), w0, spec_hyper, steps)
+                err, diff = compare(run, ref_params, ref_states, tol)
+                worst = max(worst, err)
+                first = first or diff
+                runs.append(run)
+    report = Report(
+        target=target_name or getattr(target, "__qualname__", str(target)),
+        against=spec.name,
+        passed=worst <= tol,
+        max_error=worst,
+        tolerance=tol,
+        steps=steps,
+        runs=len(runs),
+        first_difference=first,
+        compared_state=sorted(compared),
+    )
+    if not report.passed and diagnose:
+        report.diagnosis = closest_variant(
+            spec, runs, spec_hyper, {**extras_seen, **extra}, steps, tol, MATCH[dtype]
+        )
+    return report
