@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from symopt import __version__
 from symopt.backends.base import Backend, generated, split_kinds
@@ -14,14 +15,38 @@ from symopt.files.writer import GeneratedFile
 from symopt.lowering.kernel import lower
 from symopt.spec import Spec
 
+#: Static files shipped verbatim (with a header) beside the generated code: the runtime that
+#: every generated module calls, and what the generated tests share.
+RUNTIME = Path(__file__).resolve().parent / "runtime"
+STATIC = {
+    "_runtime.py": f"numpy/{PACKAGE}/_runtime.py",
+    "_second_order.py": f"numpy/{PACKAGE}/_second_order.py",
+    "_dense.py": f"numpy/{PACKAGE}/_dense.py",
+    "_trust_region.py": f"numpy/{PACKAGE}/_trust_region.py",
+    "_newton.py": f"numpy/{PACKAGE}/_newton.py",
+    "_block_newton.py": f"numpy/{PACKAGE}/_block_newton.py",
+    "_kfac.py": f"numpy/{PACKAGE}/_kfac.py",
+    "_numpy_support.py": "numpy/tests/_numpy_support.py",
+}
+
+
+def static_files() -> list[GeneratedFile]:
+    return [generated(path, (RUNTIME / name).read_text()) for name, path in STATIC.items()]
+
+
+def spec_file(spec) -> GeneratedFile:
+    """The spec's text beside the tests, which load it for the reference stepper."""
+    return generated(f"numpy/tests/specs/{spec.name}.toml", spec.text, spec=spec)
+
 
 class NumpyBackend(Backend):
     name = "numpy"
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
         specs, models = split_kinds(specs)
-        out = []
+        out = static_files()
         for spec in specs:
+            out.append(spec_file(spec))
             data = template_data(spec, lower(spec))
             for template, path in (
                 ("numpy/optimizer.py.jinja", f"numpy/{PACKAGE}/{spec.name}.py"),

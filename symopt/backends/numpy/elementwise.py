@@ -61,6 +61,7 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
     used = {s.name for st in kernel.body for s in st.expr.free_symbols}
     direct = [h for h in (*kernel.hypers, "t") if h in used]
     init_names = {s.name for st in spec.states for s in st.init.free_symbols}
+    state_names = [s.name for s in spec.states]
     hypers = hyper_rows(spec)
     return {
         "spec": spec,
@@ -77,6 +78,8 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
         ],
         "direct": direct,
         "scalar_args": direct + [s.name for s in kernel.scalars],
+        # the read-only arrays after the gradient (a curvature), then the state
+        "inputs": [a for a in kernel.arrays[1:] if a not in state_names],
         "init_hypers": [h for h in spec.hyper_names if h in init_names],
         "arrays": list(kernel.arrays),
         "scratch": program.scratch,
@@ -85,7 +88,6 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
         "executed": [a.text for a in spec.executable_update],
         "lookahead": spec.lookahead_free,
         "test_imports": sorted(
-            ["CHUNK_BYTES", "DEFAULTS", "STATE", spec.class_name, f"{spec.name}_step"],
-            key=isort_key,
+            ["DEFAULTS", "STATE", spec.class_name, f"{spec.name}_step"], key=isort_key
         ),
     }

@@ -1,16 +1,19 @@
 """Second-order specs in the NumPy target: a module per spec, and its tests.
 
-Dense methods (Newton, trust region) are ``minimize`` drivers; the solvers (Cholesky,
-More-Sorensen, Steihaug-CG) are the templates' own code; the damped system, its right-hand side
-and the predicted decrease are printed from the derivation, and the rule's constants are the
-spec's hyperparameters.
+Dense methods (Newton, trust region) are ``minimize`` drivers. The solvers (Cholesky,
+More-Sorensen, Steihaug-CG, the drivers and line search, the block solve, K-FAC's bookkeeping)
+are static runtime modules shipped in the package (``runtime/_dense.py``, ``_trust_region.py``,
+``_newton.py``, ``_block_newton.py``, ``_kfac.py``); a generated module binds what is derived
+(the damped system, its right-hand side, the predicted decrease, the per-entry step, printed
+from the derivation) and the spec's constants and hyperparameters, and calls the runtime.
 
 Structured curvature ("damped" rule) gets optimizer classes over lists of arrays, like the
 element-wise optimizers, each with a ``minimize`` for a dense curvature too:
 
 * diagonal: ``DiagNewton(params).step(grads, diagonals)``. With ``H = diag(c)`` the model
-  separates into one-dimensional models, so the per-coordinate step is the ``n = 1`` derivation,
-  printed here as an expression over arrays (:func:`entry_step`);
+  separates into one-dimensional models: the update is element-wise, lowered by
+  :func:`symopt.lowering.diagonal.lower_diagonal` and rendered like Adam's (the template extends
+  the element-wise one);
 * block_diagonal: ``BlockNewton(params, blocks=...).step(grads, curvature_blocks)``, the printed
   damped system per block, factorised by LAPACK's Cholesky;
 * kfac: ``KFAC(params).step(grads, inputs, output_grads)``; in the eigenbases of the Kronecker
@@ -24,11 +27,18 @@ from collections.abc import Sequence
 
 import sympy
 
+from symopt.backends.numpy import elementwise
 from symopt.backends.numpy.elementwise import ScalarPrinter
-from symopt.backends.second_order import MatrixCodePrinter, module_files, python_code, template_data
+from symopt.backends.second_order import (
+    MatrixCodePrinter,
+    kind,
+    module_files,
+    python_code,
+    template_data,
+)
 from symopt.errors import SpecError
 from symopt.files.writer import GeneratedFile
-from symopt.lowering.derive import derive
+from symopt.lowering.diagonal import elementwise_spec, entry_step, entry_update, lower_diagonal
 from symopt.spec.model import ModelSpec
 
 PACKAGE = "symopt_numpy"
@@ -43,22 +53,6 @@ TEMPLATES = {
 #: Names the damped rule's templates give their own variables: the damping may not take them.
 RESERVED = {"A", "D", "G", "H", "R", "V", "W", "a", "b", "c", "d", "f", "g", "h", "k", "n", "np"}
 RESERVED |= {"math", "nu", "s", "u", "w", "x", "lr", "layer", "one"}
-#: The names of the per-coordinate step's inputs: the gradient, the curvature (a diagonal entry
-#: or an eigenvalue product) and the parameter.
-G, C, W, LR = (sympy.Symbol(n, real=True) for n in ("g", "c", "w", "lr"))
-
-
-def entry_step(spec: ModelSpec) -> sympy.Expr:
-    """The step of the one-dimensional model ``g d + (c + lam) d^2 / 2``: the ``n = 1``
-    derivation with ``h_11 = c``, over the scalars (or arrays) ``g`` and ``c``."""
-    d = derive(spec, 1)
-    s = d.symbols
-    return d.step[0].xreplace({s["g"][0]: G, s["H"][0, 0]: C})
-
-
-def entry_update(spec: ModelSpec) -> sympy.Expr:
-    """``w + lr d``: the damped rule's update of one coordinate."""
-    return W + LR * entry_step(spec)
 
 
 def data(spec: ModelSpec) -> dict:
@@ -81,6 +75,11 @@ def data(spec: ModelSpec) -> dict:
             "step_math": sympy.sstr(entry_step(spec)),
             "update_math": sympy.sstr(entry_update(spec)),
         }
+    if kind(spec) == "diagonal":
+        # element-wise: the kernel of lowering.diagonal, rendered like Adam's
+        kernel = lower_diagonal(spec)
+        lowered = elementwise.template_data(elementwise_spec(spec), kernel)
+        out = {**out, **lowered, "equations": out["equations"]}
     return out
 
 
