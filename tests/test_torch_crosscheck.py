@@ -9,6 +9,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors: on a busy machine the intra-op thread pool only contends on them."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 import symopt_numpy as gen  # noqa: E402
 from torch_cases import CASES  # noqa: E402
 

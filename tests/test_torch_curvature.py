@@ -33,8 +33,8 @@ F = torch.nn.functional
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "generated" / "torch"))
 
-from symopt_torch.block_newton import BlockNewton, ggn_blocks  # noqa: E402
-from symopt_torch.diag_newton import DiagNewton, ggn_diagonal  # noqa: E402
+from symopt_torch.block_newton import MAX_BLOCK, BlockNewton, ggn_blocks  # noqa: E402
+from symopt_torch.diag_newton import DiagNewton, NotPositiveDefiniteError, ggn_diagonal  # noqa: E402
 from symopt_torch.kfac import KFAC, eigen_damped_step  # noqa: E402
 
 
@@ -257,3 +257,220 @@ def test_each_optimizer_fits_two_moons(name):
     steps, loss, accuracy = train(*RUNS[name])
     assert loss <= 0.1, f"{name}: loss {loss:.3f} after {steps} steps"
     assert accuracy >= 0.95, f"{name}: accuracy {accuracy:.3f} after {steps} steps"
+
+
+# --- the damped diagonal runtime (_curvature.DiagonalOptimizer), once -------------------------
+
+
+def diag_data(loss, n, n_in, n_out, dtype=torch.float64, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, n_in, generator=gen, dtype=dtype)
+    if loss == "cross_entropy":
+        return X, torch.randint(0, n_out, (n,), generator=gen)
+    return X, torch.randn(n, n_out, generator=gen, dtype=dtype)
+
+
+def test_diag_newton_a_given_diagonal_takes_the_step_the_exact_one_takes():
+    X, y = diag_data("mse", 12, 3, 2)
+    exact, given = mlp([3, 4, 2]), mlp([3, 4, 2])
+    opt = DiagNewton(exact.parameters(), model=exact, loss_fn=F.mse_loss)
+    opt.step(inputs=X, targets=y)
+    diag = ggn_diagonal(given, F.mse_loss, list(given.parameters()), X, y)
+    opt = DiagNewton(given.parameters())
+
+    def closure():
+        opt.zero_grad()
+        loss = F.mse_loss(given(X), y)
+        loss.backward()
+        return loss
+
+    loss = opt.step(closure, diag=diag)
+    assert float(loss) == opt.state[next(iter(given.parameters()))]["loss"]
+    for p, q in zip(exact.parameters(), given.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+
+
+def test_diag_newton_a_loss_that_is_not_convex_in_the_outputs_is_refused():
+    model = mlp([3, 4, 2])
+    X, y = diag_data("mse", 12, 3, 2)
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = DiagNewton(model.parameters(), model=model, loss_fn=lambda f, t: -F.mse_loss(f, t))
+    with pytest.raises(NotPositiveDefiniteError, match="step 0"):
+        opt.step(inputs=X, targets=y)
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before, strict=True))
+
+
+def test_diag_newton_a_loss_that_is_not_the_batch_mean_is_refused():
+    model = mlp([3, 4, 2])
+    X, y = diag_data("mse", 12, 3, 2)
+    opt = DiagNewton(
+        model.parameters(), model=model, loss_fn=lambda f, t: F.mse_loss(f, t, reduction="sum")
+    )
+    with pytest.raises(ValueError, match="reduction='mean'"):
+        opt.step(inputs=X, targets=y)
+
+
+def test_diag_newton_state_dict_round_trip_continues_identically():
+    X, y = diag_data("cross_entropy", 20, 3, 3)
+    model = mlp([3, 5, 3])
+    opt = DiagNewton(model.parameters(), lr=0.3, model=model, loss_fn=F.cross_entropy)
+    for _ in range(3):
+        opt.step(inputs=X, targets=y)
+    saved_model, saved = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
+    ours = []
+    for _ in range(3):
+        opt.step(inputs=X, targets=y)
+        ours.append([p.detach().clone() for p in model.parameters()])
+    again = mlp([3, 5, 3], seed=7)
+    again.load_state_dict(saved_model)
+    opt2 = DiagNewton(again.parameters(), model=again, loss_fn=F.cross_entropy)
+    opt2.load_state_dict(saved)
+    assert opt2.param_groups[0]["lr"] == 0.3
+    for expected in ours:
+        opt2.step(inputs=X, targets=y)
+        for p, q in zip(again.parameters(), expected, strict=True):
+            assert torch.equal(p.detach(), q)
+    assert opt2.state[next(iter(again.parameters()))] == opt.state[next(iter(model.parameters()))]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_diag_newton_on_cuda_takes_the_steps_cpu_takes():
+    X, y = diag_data("cross_entropy", 32, 3, 3)
+    found = []
+    for device in ("cpu", "cuda"):
+        model = mlp([3, 8, 3]).to(device)
+        opt = DiagNewton(model.parameters(), lr=0.5, model=model, loss_fn=F.cross_entropy)
+        for _ in range(5):
+            opt.step(inputs=X.to(device), targets=y.to(device))
+        found.append([p.detach().cpu() for p in model.parameters()])
+    for a, b in zip(*found, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_diag_newton_misuse_is_a_clear_error():
+    model = mlp([3, 4, 2])
+    X, y = diag_data("mse", 5, 3, 2)
+    params = list(model.parameters())
+    with pytest.raises(ValueError, match="both model and loss_fn"):
+        DiagNewton(params, model=model)
+    with pytest.raises(ValueError, match="not parameters of the model"):
+        extra = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+        DiagNewton(params + [extra], model=model, loss_fn=F.mse_loss)
+    with pytest.raises(ValueError, match="lr must be in"):
+        DiagNewton(params, lr=0.0)
+    with pytest.raises(ValueError, match="needs model and loss_fn"):
+        DiagNewton(params).step(inputs=X, targets=y)
+    opt = DiagNewton(params, model=model, loss_fn=F.mse_loss)
+    with pytest.raises(ValueError, match="needs inputs and targets"):
+        opt.step()
+    with pytest.raises(ValueError, match="not both"):
+        opt.step(inputs=X, targets=y, diag=[torch.ones_like(p) for p in params])
+    with pytest.raises(ValueError, match="no closure"):
+        opt.step(lambda: F.mse_loss(model(X), y), inputs=X, targets=y)
+    with pytest.raises(ValueError, match="one tensor shaped like each"):
+        opt.step(diag=[torch.ones(1)])
+
+
+# --- the block Newton runtime (_block_newton.BlockOptimizer), once -----------------------------
+
+
+def test_block_newton_given_blocks_take_the_step_the_exact_ones_take():
+    X, y = diag_data("mse", 12, 3, 2)
+    exact, given = mlp([3, 4, 2]), mlp([3, 4, 2])
+    opt = BlockNewton(exact.parameters(), model=exact, loss_fn=F.mse_loss)
+    opt.step(inputs=X, targets=y)
+    curvature = ggn_blocks(given, F.mse_loss, [[p] for p in given.parameters()], X, y)
+    opt = BlockNewton(given.parameters())
+
+    def closure():
+        opt.zero_grad()
+        loss = F.mse_loss(given(X), y)
+        loss.backward()
+        return loss
+
+    loss = opt.step(closure, curvature=curvature)
+    assert float(loss) == opt.state[next(iter(given.parameters()))]["loss"]
+    for p, q in zip(exact.parameters(), given.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+
+
+def test_block_newton_a_loss_that_is_not_convex_in_the_outputs_is_refused():
+    model = mlp([3, 4, 2])
+    X, y = diag_data("mse", 12, 3, 2)
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = BlockNewton(model.parameters(), model=model, loss_fn=lambda f, t: -F.mse_loss(f, t))
+    with pytest.raises(NotPositiveDefiniteError, match="step 0"):
+        opt.step(inputs=X, targets=y)
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before, strict=True))
+
+
+def test_block_newton_blocks_must_partition_the_parameters_within_groups():
+    model = mlp([3, 4, 2])
+    params = list(model.parameters())
+    with pytest.raises(ValueError, match="partition"):
+        BlockNewton(params, blocks=[params[:2]])
+    with pytest.raises(ValueError, match="partition"):
+        BlockNewton(params, blocks=[params, params[:1]])
+    with pytest.raises(ValueError, match="spans several parameter groups"):
+        BlockNewton([{"params": params[:2]}, {"params": params[2:]}], blocks=[params])
+    with pytest.raises(ValueError, match=f"more than max_block = {MAX_BLOCK}"):
+        BlockNewton(torch.nn.Linear(70, 60).parameters(), blocks=None)
+    BlockNewton(torch.nn.Linear(70, 60).parameters(), max_block=4200)
+
+
+def test_block_newton_state_dict_round_trip_continues_identically():
+    X, y = diag_data("cross_entropy", 20, 3, 3)
+    model = mlp([3, 5, 3])
+    opt = BlockNewton(model.parameters(), lr=0.3, model=model, loss_fn=F.cross_entropy)
+    for _ in range(3):
+        opt.step(inputs=X, targets=y)
+    saved_model, saved = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
+    ours = []
+    for _ in range(3):
+        opt.step(inputs=X, targets=y)
+        ours.append([p.detach().clone() for p in model.parameters()])
+    again = mlp([3, 5, 3], seed=7)
+    again.load_state_dict(saved_model)
+    opt2 = BlockNewton(again.parameters(), model=again, loss_fn=F.cross_entropy)
+    opt2.load_state_dict(saved)
+    assert opt2.param_groups[0]["lr"] == 0.3
+    for expected in ours:
+        opt2.step(inputs=X, targets=y)
+        for p, q in zip(again.parameters(), expected, strict=True):
+            assert torch.equal(p.detach(), q)
+    assert opt2.state[next(iter(again.parameters()))] == opt.state[next(iter(model.parameters()))]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_block_newton_cuda_takes_the_steps_cpu_takes():
+    X, y = diag_data("cross_entropy", 32, 3, 3)
+    found = []
+    for device in ("cpu", "cuda"):
+        model = mlp([3, 8, 3]).to(device)
+        opt = BlockNewton(model.parameters(), lr=0.5, model=model, loss_fn=F.cross_entropy)
+        for _ in range(5):
+            opt.step(inputs=X.to(device), targets=y.to(device))
+        found.append([p.detach().cpu() for p in model.parameters()])
+    for a, b in zip(*found, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_block_newton_misuse_is_a_clear_error():
+    model = mlp([3, 4, 2])
+    X, y = diag_data("mse", 5, 3, 2)
+    params = list(model.parameters())
+    with pytest.raises(ValueError, match="both model and loss_fn"):
+        BlockNewton(params, loss_fn=F.mse_loss)
+    with pytest.raises(ValueError, match="lr must be in"):
+        BlockNewton(params, lr=-1.0)
+    with pytest.raises(ValueError, match="need model and loss_fn"):
+        BlockNewton(params).step(inputs=X, targets=y)
+    opt = BlockNewton(params, model=model, loss_fn=F.mse_loss)
+    with pytest.raises(ValueError, match="needs inputs and targets"):
+        opt.step()
+    with pytest.raises(ValueError, match="not both"):
+        opt.step(inputs=X, targets=y, curvature=[])
+    with pytest.raises(ValueError, match=r"one \(n_b, n_b\) matrix per block"):
+        opt.step(curvature=[torch.eye(2)])
+    with pytest.raises(ValueError, match="blocks are fixed"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(1))]})

@@ -1,8 +1,14 @@
-"""The PyTorch backend: a ``torch.optim.Optimizer`` subclass per spec and its tests."""
+"""The PyTorch backend: a ``torch.optim.Optimizer`` subclass per spec and its tests.
+
+Generated modules are thin: they bind what is derived from a spec and call the static runtime
+(``runtime/``, copied verbatim into the generated package and tests, tested once by
+``tests/test_torch_runtime.py``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from symopt import __version__
 from symopt.backends.base import Backend, generated, split_kinds
@@ -14,13 +20,40 @@ from symopt.files.writer import GeneratedFile
 from symopt.lowering.kernel import lower
 from symopt.spec import Spec
 
+#: The static runtime files (``runtime/NAME``) -> the folder they are shipped to.
+RUNTIME = {
+    "_runtime.py": f"torch/{PACKAGE}",
+    "_second_order.py": f"torch/{PACKAGE}",
+    "_trust_region.py": f"torch/{PACKAGE}",
+    "_newton.py": f"torch/{PACKAGE}",
+    "_kfac.py": f"torch/{PACKAGE}",
+    "_curvature.py": f"torch/{PACKAGE}",
+    "_block_newton.py": f"torch/{PACKAGE}",
+    "torch_support.py": "torch/tests",
+}
+RUNTIME_DIR = Path(__file__).with_name("runtime")
+
+
+def runtime_files() -> list[GeneratedFile]:
+    """The static runtime, verbatim (with the do-not-edit header)."""
+    out = []
+    for name, folder in RUNTIME.items():
+        text = (RUNTIME_DIR / name).read_text(encoding="utf-8")
+        out.append(generated(f"{folder}/{name}", text))
+    return out
+
+
+def spec_file(spec) -> GeneratedFile:
+    """The spec, shipped beside the generated tests that load it."""
+    return generated(f"torch/tests/specs/{spec.name}.toml", spec.text, spec=spec)
+
 
 class TorchBackend(Backend):
     name = "torch"
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
         specs, models = split_kinds(specs)
-        out = []
+        out = runtime_files()
         for spec in specs:
             data = template_data(spec, lower(spec))
             for template, path in (
@@ -28,6 +61,7 @@ class TorchBackend(Backend):
                 ("torch/test_optimizer.py.jinja", f"torch/tests/test_{spec.name}.py"),
             ):
                 out.append(generated(path, render(template, **data), spec=spec))
+            out.append(spec_file(spec))
         out += second_order.files(models)
         names = [{"module": s.name, "class_name": s.class_name} for s in specs]
         closures = [

@@ -18,7 +18,7 @@ import dataclasses
 import sympy
 
 from symopt import __version__
-from symopt.backends.base import hyper_rows, isort_key
+from symopt.backends.base import hyper_rows
 from symopt.backends.numpy.elementwise import ScalarPrinter
 from symopt.lowering.kernel import Kernel
 from symopt.lowering.tac import Operand, _Compiler, compile_kernel
@@ -44,28 +44,6 @@ BINARY = {
     "power": ("pow", "pow"),
 }
 COMMUTATIVE = {"add", "multiply", "maximum", "minimum"}
-
-
-def expression_printer():
-    """SymPy's TorchPrinter, with element-wise ``Max``/``Min`` (SymPy 1.14 prints ``torch.max``,
-    a reduction). Used for the element-wise expressions quoted in the generated modules.
-    Imported here, so that the other targets work with SymPy versions that lack the printer."""
-    from sympy.printing.pytorch import TorchPrinter
-
-    class ElementwisePrinter(TorchPrinter):
-        def _print_Max(self, expr) -> str:
-            return self._nested("torch.maximum", expr.args)
-
-        def _print_Min(self, expr) -> str:
-            return self._nested("torch.minimum", expr.args)
-
-        def _nested(self, fn: str, args) -> str:
-            out = self._print(args[0])
-            for a in args[1:]:
-                out = f"{fn}({out}, {self._print(a)})"
-            return out
-
-    return ElementwisePrinter()
 
 
 class _FusingCompiler(_Compiler):
@@ -312,8 +290,6 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
     printer = ScalarPrinter()
     kernel = inline_scaled_temporaries(kernel)
     program = compile_kernel(kernel, printer.doprint, compiler_class=_FusingCompiler)
-    expr_printer = expression_printer()
-    exprs = {st.array: expr_printer.doprint(st.expr) for st in kernel.body if st.array}
     foreach_body: list[dict] = []
     single_body: list[dict] = []
     zero_dim: list[str] = []
@@ -355,9 +331,7 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
         "zero_dim_names": [f"{name}{ZERO_DIM}" for name in zero_dim],
         "foreach_body": foreach_body,
         "single_body": single_body,
-        "exprs": exprs,
         "equations": [a.text for a in spec.update],
         "executed": [a.text for a in spec.executable_update],
         "lookahead": spec.lookahead_free,
-        "test_imports": sorted(["DEFAULTS", "STATE", spec.class_name], key=isort_key),
     }

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from symopt import __version__
 from symopt.backends.base import isort_key
+from symopt.backends.numpy.elementwise import ScalarPrinter
 from symopt.backends.second_order import (
     MatrixCodePrinter,
     kind,
@@ -24,7 +25,10 @@ from symopt.backends.second_order import (
     python_code,
     template_data,
 )
+from symopt.backends.torch.elementwise import _FusingCompiler, _single, inline_scaled_temporaries
 from symopt.files.writer import GeneratedFile
+from symopt.lowering.diagonal import lower_diagonal
+from symopt.lowering.tac import compile_kernel
 from symopt.spec.model import ModelSpec
 
 PACKAGE = "symopt_torch"
@@ -64,15 +68,39 @@ def sorted_imports(names: Sequence[str]) -> list[str]:
     return sorted(names, key=lambda name: (isort_key(name)[0], name.lower()))
 
 
+def elementwise_update(spec: ModelSpec) -> dict:
+    """Diagonal Newton's ``w <- w + lr d`` lowered like a first-order update
+    (:func:`symopt.lowering.diagonal.lower_diagonal`) and printed as the single-tensor body of
+    the element-wise optimizers: arrays ``w, g, c`` (``c`` the curvature, read only)."""
+    scalar = ScalarPrinter()
+    kernel = inline_scaled_temporaries(lower_diagonal(spec))
+    program = compile_kernel(kernel, scalar.doprint, compiler_class=_FusingCompiler)
+    used = {s.name for st in kernel.body for s in st.expr.free_symbols}
+    direct = [h for h in kernel.hypers if h in used]
+    return {
+        "arrays": list(kernel.arrays),
+        "scratch": program.scratch,
+        "prelude": [{"name": s.name, "code": scalar.doprint(e)} for s, e in kernel.prelude],
+        "scalar_args": direct + [s.name for s in kernel.scalars],
+        "body": [
+            {"comments": list(comments), "line": _single(op, dst, args)}
+            for op, dst, args, comments in program.instructions
+        ],
+    }
+
+
 def module_data(spec: ModelSpec) -> dict:
     """What the module and test templates of one spec get."""
     code_printer = DiagonalCodePrinter() if kind(spec) in DIAGONAL_KINDS else printer()
-    return template_data(spec) | {
+    data = template_data(spec) | {
         "code": python_code(spec, code_printer),
         "sorted_imports": sorted_imports,
         "version": __version__,
         "package": PACKAGE,
     }
+    if kind(spec) == "diagonal":
+        data["update"] = elementwise_update(spec)
+    return data
 
 
 def files(specs: Sequence[ModelSpec]) -> list[GeneratedFile]:
