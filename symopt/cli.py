@@ -206,7 +206,7 @@ def generate(
         specs,
         builtin_specs(),
         force=force,
-        explicit=bool(names or spec_files),
+        explicit=[*names, *(s.name for s in specs if s.source in spec_files)],
         progress=progress,
     )
     for refused in planned.refused:

@@ -13,6 +13,8 @@ from symopt.spec.domains import DOMAINS
 
 class Backend(ABC):
     name: str
+    #: Whether the pipeline refuses specs whose checks fail (code is; documents show failures).
+    gated: bool = True
 
     def unsupported(self, spec: AnySpec) -> str | None:
         """Why this backend cannot generate ``spec`` (the feature, in a few words), or None.

@@ -177,6 +177,7 @@ def template_data(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
 
 class DocsBackend(Backend):
     name = "docs"
+    gated = False
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
         from symopt.resources import builtin_specs
