@@ -4,7 +4,8 @@ specs), and the helpers the backends share."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from symopt.files.writer import GeneratedFile, with_header
 from symopt.spec import AnySpec, Spec
@@ -43,6 +44,24 @@ def generated(
     return GeneratedFile(
         path, with_header(body, comment=comment, source=source, spec_digest=digest, end=end)
     )
+
+
+def static_files(folder: Path, shipped: Iterable[tuple[str, str]]) -> list[GeneratedFile]:
+    """Runtime sources copied verbatim, with the do-not-edit header: (file in ``folder``, path
+    in the output). C sources get ``//`` headers, everything else ``#``."""
+    return [
+        generated(
+            path,
+            (folder / name).read_text(encoding="utf-8"),
+            comment="//" if name.endswith((".c", ".h")) else "#",
+        )
+        for name, path in shipped
+    ]
+
+
+def spec_data_file(target: str, spec: AnySpec) -> GeneratedFile:
+    """The spec's text beside the generated tests, which load it for the reference stepper."""
+    return generated(f"{target}/tests/specs/{spec.name}.toml", spec.text, spec=spec)
 
 
 def split_kinds(specs: Sequence) -> tuple[list[Spec], list]:

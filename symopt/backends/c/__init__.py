@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from symopt import __version__
-from symopt.backends.base import Backend, generated, split_kinds
+from symopt.backends.base import Backend, generated, spec_data_file, split_kinds
+from symopt.backends.base import static_files as shipped_files
 from symopt.backends.c import second_order as second_order_c
 from symopt.backends.c.elementwise import (
     CFLAGS,
@@ -38,10 +39,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "runtime"
 
 def static_files() -> list[GeneratedFile]:
     """The runtime: the same files for every set of specs, tested once (tests/test_c_runtime.py)."""
-    return [
-        generated(path, (STATIC_DIR / source).read_text(), comment=comment)
-        for source, path, comment in STATIC
-    ]
+    return shipped_files(STATIC_DIR, ((source, path) for source, path, _ in STATIC))
 
 
 class CBackend(Backend):
@@ -68,7 +66,7 @@ class CBackend(Backend):
             ):
                 out.append(generated(path, render(template, **data), spec=spec, comment=comment))
             # the tests load the spec from here (symopt.spec.load_spec)
-            out.append(generated(f"c/tests/specs/{spec.name}.toml", spec.text, spec=spec))
+            out.append(spec_data_file("c", spec))
         out += second_order_c.files(models)
         names = [
             {

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from symopt import __version__
-from symopt.backends.base import Backend, generated, split_kinds
+from symopt.backends.base import Backend, generated, spec_data_file, split_kinds, static_files
 from symopt.backends.numpy import second_order
 from symopt.backends.numpy.elementwise import PACKAGE, template_data
 from symopt.backends.render import render
@@ -30,13 +30,8 @@ STATIC = {
 }
 
 
-def static_files() -> list[GeneratedFile]:
-    return [generated(path, (RUNTIME / name).read_text()) for name, path in STATIC.items()]
-
-
 def spec_file(spec) -> GeneratedFile:
-    """The spec's text beside the tests, which load it for the reference stepper."""
-    return generated(f"numpy/tests/specs/{spec.name}.toml", spec.text, spec=spec)
+    return spec_data_file("numpy", spec)
 
 
 class NumpyBackend(Backend):
@@ -44,7 +39,7 @@ class NumpyBackend(Backend):
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
         specs, models = split_kinds(specs)
-        out = static_files()
+        out = static_files(RUNTIME, STATIC.items())
         for spec in specs:
             out.append(spec_file(spec))
             data = template_data(spec, lower(spec))

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from symopt import __version__
-from symopt.backends.base import Backend, generated, split_kinds
+from symopt.backends.base import Backend, generated, spec_data_file, split_kinds, static_files
 from symopt.backends.render import render
 from symopt.backends.second_order import supported
 from symopt.backends.torch import second_order
@@ -36,16 +36,11 @@ RUNTIME_DIR = Path(__file__).with_name("runtime")
 
 def runtime_files() -> list[GeneratedFile]:
     """The static runtime, verbatim (with the do-not-edit header)."""
-    out = []
-    for name, folder in RUNTIME.items():
-        text = (RUNTIME_DIR / name).read_text(encoding="utf-8")
-        out.append(generated(f"{folder}/{name}", text))
-    return out
+    return static_files(RUNTIME_DIR, ((n, f"{folder}/{n}") for n, folder in RUNTIME.items()))
 
 
 def spec_file(spec) -> GeneratedFile:
-    """The spec, shipped beside the generated tests that load it."""
-    return generated(f"torch/tests/specs/{spec.name}.toml", spec.text, spec=spec)
+    return spec_data_file("torch", spec)
 
 
 class TorchBackend(Backend):
