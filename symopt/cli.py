@@ -154,22 +154,27 @@ def check(names: tuple[str, ...], spec_files: tuple[str, ...]) -> None:
 
     specs, known = select_specs(names, spec_files)
     start = time.perf_counter()
-    failed = 0
+    failed = not_shown = 0
     counts: dict[str, int] = {}
     for spec in specs:
         results = run_checks(spec, known)
         click.echo(f"\n{spec.name} ({spec.source})")
         for r in results:
-            counts[r.method] = counts.get(r.method, 0) + 1
-            failed += not r.passed
+            if r.not_shown:
+                not_shown += 1
+            else:
+                counts[r.method] = counts.get(r.method, 0) + 1
+            failed += r.failed
             click.echo(f"  {r.status:4}  {r.method:8}  {r.name}")
             if r.detail and not r.passed:
                 click.echo(f"        {r.detail}")
-    total = sum(counts.values())
-    how = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    total = sum(counts.values()) + not_shown
+    how = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none shown"
     elapsed = time.perf_counter() - start
+    passed = total - failed - not_shown
+    open_ = f", {not_shown} not shown" if not_shown else ""
     click.echo(
-        f"\n{total} checks on {len(specs)} spec(s): {total - failed} passed, {failed} failed "
+        f"\n{total} checks on {len(specs)} spec(s): {passed} passed, {failed} failed{open_} "
         f"({how}) in {elapsed:.1f} s"
     )
     sys.exit(1 if failed else 0)

@@ -75,6 +75,21 @@ class Landscape:
         return min(float(np.hypot(*(p - np.asarray(m)))) for m in self.minima)
 
 
+#: The first-order built-ins pictured by default: each landscape has a learning rate tuned for
+#: them (the others are pictured when named, with their spec's defaults).
+PICTURED = (
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "rmsprop",
+    "adam",
+    "adamax",
+    "nadam",
+    "adabelief",
+)
+
+
 def _lr(sgd, momentum, adagrad, rmsprop, adam, adamax, nadam, adabelief) -> dict[str, float]:
     """Learning rates per built-in algorithm; Nesterov takes momentum's (the same friction)."""
     return dict(

@@ -22,6 +22,7 @@ from symopt.errors import SpecError, Unsupported
 from symopt.files.format import format_python
 from symopt.files.writer import GeneratedFile
 from symopt.lowering.kernel import lower
+from symopt.lowering.program import lower_tensor
 from symopt.spec import AnySpec
 
 Progress = Callable[[str], None]
@@ -68,9 +69,10 @@ def plan(
             if reason is None:
                 chosen[target].append(spec)
             elif spec.name in explicit:
+                able = [t for t in BACKENDS if t != target and not BACKENDS[t].unsupported(spec)]
                 raise Unsupported(
                     f"the {target} target cannot generate {spec.name!r}: {reason}; "
-                    f"try --target {' or '.join(t for t in BACKENDS if t != target)}",
+                    f"try --target {' or '.join(able)}",
                     file=spec.source,
                 )
             else:
@@ -83,9 +85,10 @@ def plan(
             "(see 'symopt check'; --force generates anyway)",
             key="generate",
         )
-    for spec in specs:  # lowered once here; every backend reuses it
+    code_specs = {s.name: s for t in targets if BACKENDS[t].gated for s in chosen[t]}
+    for spec in code_specs.values():  # lowered once here; every backend reuses it
         if spec.kind == "elementwise":
-            lower(spec)
+            lower(spec) if spec.elementwise else lower_tensor(spec)
     for target in targets:
         progress(f"{target}: rendering {len(chosen[target])} spec(s)")
         result.files += BACKENDS[target].files(chosen[target])

@@ -16,7 +16,9 @@ import sympy
 
 from symopt.errors import SpecError
 from symopt.spec import Assignment, G, Spec, T, W, symbol_table
+from symopt.spec.common import COLS, ROWS
 from symopt.spec.parse import Grad
+from symopt.spec.tensor import MatProduct, Reduction, Transposed
 
 GradientFn = Callable[[np.ndarray], np.ndarray]
 
@@ -41,6 +43,9 @@ class _Float64:
     def array(self, x) -> np.ndarray:
         return np.array(x, dtype=np.float64)
 
+    def tensor_sqrt(self, x):
+        return math.sqrt(x)
+
 
 class _Mpmath:
     """Element-wise mpmath arithmetic on object arrays (slow; for precision studies)."""
@@ -52,7 +57,9 @@ class _Mpmath:
         self.mp.dps = digits
         self.mpmath = mpmath
         ufunc = lambda f, n=1: np.frompyfunc(f, n, 1)  # noqa: E731
-        self.sqrt = ufunc(self.mp.sqrt)
+        # a root of a negative is nan, as in float64 (not complex): RAdam's rectification
+        # before rho_t > 5 is computed and then not chosen
+        self.sqrt = ufunc(self._sqrt)
         self.power = ufunc(lambda a, b: self.mp.power(a, b), 2)
         self.abs = ufunc(abs)
         self.exp = ufunc(self.mp.exp)
@@ -60,6 +67,12 @@ class _Mpmath:
         self.sign = ufunc(self.mp.sign)
         self.maximum = ufunc(lambda a, b: a if a >= b else b, 2)
         self.minimum = ufunc(lambda a, b: a if a <= b else b, 2)
+
+    def _sqrt(self, x):
+        return self.mp.sqrt(x) if x >= 0 else self.mp.nan
+
+    def tensor_sqrt(self, x):
+        return self._sqrt(x)
 
     def number(self, x: sympy.Expr):
         return (
@@ -110,11 +123,71 @@ def evaluate(expr: sympy.Expr, env: Mapping[sympy.Symbol, object], arith, grad=N
         return arith.log(ev(expr.args[0]))
     if isinstance(expr, sympy.sign):
         return arith.sign(ev(expr.args[0]))
+    if isinstance(expr, Reduction):
+        return _reduce(expr, ev(expr.args[0]), arith)
+    if isinstance(expr, MatProduct):
+        return np.matmul(ev(expr.args[0]), ev(expr.args[1]))
+    if isinstance(expr, Transposed):
+        return np.transpose(ev(expr.args[0]))
+    if isinstance(expr, sympy.Piecewise):
+        # Both branches are evaluated, then chosen element by element (np.where's semantics):
+        # the unchosen branch may hold inf or nan, which the choice drops.
+        out = ev(expr.args[-1].expr)
+        for branch in reversed(expr.args[:-1]):
+            out = np.where(ev(branch.cond), ev(branch.expr), out)
+        return out[()] if isinstance(out, np.ndarray) and out.ndim == 0 else out
+    if isinstance(expr, sympy.core.relational.Relational):
+        return RELATIONS[type(expr)](ev(expr.lhs), ev(expr.rhs))
+    if isinstance(expr, sympy.And):
+        return reduce(np.logical_and, (ev(a) for a in expr.args))
+    if isinstance(expr, sympy.Or):
+        return reduce(np.logical_or, (ev(a) for a in expr.args))
+    if isinstance(expr, sympy.Not):
+        return np.logical_not(ev(expr.args[0]))
+    if expr in (sympy.true, sympy.false):
+        return bool(expr)
     if isinstance(expr, Grad):
         if grad is None:
             raise ValueError("grad(...) needs a gradient function; pass grad_fn to step()")
         return grad(ev(expr.args[0]))
     raise TypeError(f"the reference stepper cannot evaluate {type(expr).__name__}: {expr}")
+
+
+RELATIONS = {
+    sympy.StrictLessThan: np.less,
+    sympy.LessThan: np.less_equal,
+    sympy.StrictGreaterThan: np.greater,
+    sympy.GreaterThan: np.greater_equal,
+    sympy.Equality: np.equal,
+    sympy.Unequality: np.not_equal,
+}
+#: Reduction axes: rows -> one value per row (reduce over columns), cols -> one per column.
+AXES = {None: None, "rows": 1, "cols": 0}
+
+
+def _reduce(node: Reduction, x, arith):
+    """A reduction in the arithmetic of ``arith`` (object arrays for mpmath)."""
+    x = np.asarray(x)
+    if node.axis is not None and x.ndim != 2:
+        raise ValueError(f"{type(node).__name__} needs a 2-D value, got shape {x.shape}")
+    axis = AXES[node.axis]
+    keep = axis is not None
+    if node.op == "sum":
+        return np.sum(x, axis=axis, keepdims=keep)
+    if node.op == "mean":
+        return np.sum(x, axis=axis, keepdims=keep) / (x.size if axis is None else x.shape[axis])
+    if node.op == "norm":
+        return arith.tensor_sqrt(np.sum(x * x))
+    return np.max(x)
+
+
+def state_shape(shape: str, p_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The array shape of a state of the given kind (full, scalar, rows, cols) for a parameter."""
+    if shape == "full":
+        return p_shape
+    if shape == "scalar":
+        return ()
+    return (p_shape[0], 1) if shape == "rows" else (1, p_shape[1])
 
 
 class ReferenceStepper:
@@ -143,6 +216,11 @@ class ReferenceStepper:
         for form in (spec.update, spec.executable_update):
             for a in form:
                 self.symbols.setdefault(a.target, sympy.Symbol(a.target, real=True))
+        for p in self.params:
+            if spec.applies_to == "matrix" and p.ndim != 2 and not spec.otherwise:
+                raise ValueError(
+                    f"{spec.name} applies to 2-D parameters only, got one of shape {p.shape}"
+                )
         self.state = [self._initial_state(p) for p in self.params]
 
     def set_hyper(self, **hyper: float) -> None:
@@ -167,12 +245,28 @@ class ReferenceStepper:
         }
         return env
 
-    def _initial_state(self, p: np.ndarray) -> dict[str, np.ndarray]:
+    def _matrix(self, p: np.ndarray) -> bool:
+        return self.spec.applies_to == "matrix" and p.ndim == 2
+
+    def _update_for(self, p: np.ndarray, update: Sequence[Assignment]) -> Sequence[Assignment]:
+        """The matrix update for a 2-D parameter of a matrix spec, else ``otherwise``."""
+        if self.spec.applies_to == "matrix" and not self._matrix(p):
+            return self.spec.otherwise
+        return update
+
+    def _initial_state(self, p: np.ndarray, g: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The state a parameter's update assigns; state set from g or w waits for the step."""
         env = self._scalars()
+        env[self.symbols[W]] = p
+        if g is not None:
+            env[self.symbols[G]] = g
+        first_step = {self.symbols[W], self.symbols[G]}
         out = {}
-        for s in self.spec.states:
+        for s in self.spec.states_of(self._update_for(p, self.spec.update)):
+            if s.init.free_symbols & first_step and g is None:
+                continue
             value = evaluate(s.init, env, self.arith)
-            out[s.name] = self.arith.array(np.broadcast_to(value, p.shape))
+            out[s.name] = self.arith.array(np.broadcast_to(value, state_shape(s.shape, p.shape)))
         return out
 
     def step(
@@ -201,13 +295,22 @@ class ReferenceStepper:
         env[self.symbols[T]] = self.t
         env[self.symbols[W]] = w
         env[self.symbols[G]] = self.arith.array(grad_fn(w) if grad_fn is not None else g)
-        for name, value in state.items():
-            env[self.symbols[name]] = value
+        if w.ndim == 2:
+            env[self.symbols[ROWS]], env[self.symbols[COLS]] = w.shape
+        update = self._update_for(w, update)
+        shapes = {s.name: state_shape(s.shape, w.shape) for s in self.spec.states_of(update)}
+        shapes[W] = w.shape
         with np.errstate(all="ignore"):
+            if len(state) < len(shapes) - 1:  # the first step: state set from g and w
+                state = {**self._initial_state(w, env[self.symbols[G]]), **state}
+            for name, value in state.items():
+                env[self.symbols[name]] = value
             for a in update:
                 value = evaluate(a.expr, env, self.arith, grad_fn)
-                env[self.symbols[a.target]] = self.arith.array(np.broadcast_to(value, w.shape))
-        return env[self.symbols[W]], {k: env[self.symbols[k]] for k in state}
+                if a.target in shapes:  # w and the state keep their shapes
+                    value = np.broadcast_to(value, shapes[a.target])
+                env[self.symbols[a.target]] = self.arith.array(value)
+        return env[self.symbols[W]], {k: env[self.symbols[k]] for k in shapes if k != W}
 
 
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:

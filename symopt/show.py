@@ -6,7 +6,8 @@ import textwrap
 
 import sympy
 
-from symopt.spec import Spec
+from symopt.backends.docs.update import SHAPE_WORDS, split_repeats
+from symopt.spec import Assignment, Spec, StateVar
 from symopt.spec.model import ModelSpec
 
 
@@ -50,19 +51,46 @@ def describe_model(spec: ModelSpec, domains) -> str:
     return "\n".join(out + _notes(spec))
 
 
+def _lines(update: tuple[Assignment, ...]) -> list[str]:
+    """The update as written: a repeat block once, under ``repeat N times:``."""
+    out = []
+    for repeat, lines in split_repeats(update):
+        if repeat is None:
+            out += [f"  {a.text}" for a in lines]
+        else:
+            out += [f"  repeat {repeat.count} times:", *(f"    {a.text}" for a in lines)]
+    return out
+
+
+def _state(s: StateVar) -> str:
+    marks = [SHAPE_WORDS[s.shape]] if s.shape != "full" else []
+    if {"g", "w"} & {x.name for x in s.init.free_symbols}:
+        marks.append("set at the first step")
+    mark = f"({', '.join(marks)}) " if marks else ""
+    return f"  {s.name:8} = {sympy.sstr(s.init):<8} {mark}{s.doc}".rstrip()
+
+
 def describe(spec: Spec | ModelSpec, domains) -> str:
     if isinstance(spec, ModelSpec):
         return describe_model(spec, domains)
     out = _head(spec, domains)
     if spec.states:
-        out += ["", "state (initial value):"]
-        out += [f"  {s.name:8} = {sympy.sstr(s.init):<8} {s.doc}" for s in spec.states]
-    out += [
-        "",
-        f"update, for t = {spec.t_start}, {spec.t_start + 1}, ... (g is the gradient at w):",
-    ]
-    out += [f"  {a.text}" for a in spec.update]
+        out += ["", "state (initial value):", *(_state(s) for s in spec.states)]
+    steps = f"for t = {spec.t_start}, {spec.t_start + 1}, ... (g is the gradient at w)"
+    if spec.applies_to == "matrix":
+        out += ["", f"update of 2-D parameters (rows x cols), {steps}:", *_lines(spec.update)]
+        if spec.otherwise:
+            out += ["", "update of every other parameter:", *_lines(spec.otherwise)]
+        else:
+            out += ["", "every other parameter: refused (the optimizer raises an error)"]
+    else:
+        out += ["", f"update, {steps}:", *_lines(spec.update)]
     if spec.lookahead_free:
         out += ["", "look-ahead-free form (used by generated code):"]
-        out += [f"  {a.text}" for a in spec.lookahead_free.update]
+        out += _lines(spec.lookahead_free.update)
+    if spec.check_scopes:
+        out += ["", "checks stated for some hyperparameter values ([checks.NAME] where):"]
+    for check, scope in spec.check_scopes.items():
+        where = ", ".join(f"{k} = {sympy.sstr(v)}" for k, v in scope.items())
+        out.append(f"  {check}: {where}")
     return "\n".join(out + _notes(spec))

@@ -28,10 +28,15 @@ class Variant:
 
 
 def flatten(spec: Spec) -> tuple[Flat, dict[str, sympy.Symbol]]:
-    """The executable update with every intermediate inlined (sequential semantics kept)."""
+    """The executable update with every intermediate inlined (sequential semantics kept).
+
+    A tensor-level spec keeps its lines: inlining a repeated matrix iteration (Muon's
+    Newton-Schulz) would grow the expression exponentially."""
     symbols = symbol_table(spec)
     for a in spec.executable_update:
         symbols.setdefault(a.target, sympy.Symbol(a.target, real=True))
+    if not spec.elementwise:
+        return [(a.target, a.expr) for a in spec.executable_update], symbols
     outputs = {W, *spec.state_names}
     inline: dict[sympy.Symbol, sympy.Expr] = {}
     flat: Flat = []
@@ -226,8 +231,8 @@ def sign(spec, flat, sym, extra):
 
 
 def frozen_state(spec, flat, sym, extra):
-    for target, _ in flat:
-        if target != W:
+    for target in dict.fromkeys(t for t, _ in flat):
+        if target in spec.state_names:
             new = [(t, sym[t] if t == target else e) for t, e in flat]
             yield f"frozen_{target}", f"state {target} is never updated", rebuild(spec, new)
 
@@ -235,7 +240,7 @@ def frozen_state(spec, flat, sym, extra):
 def weight_decay(spec, flat, sym, extra):
     """L2 weight decay (wd w added to g) and decoupled weight decay (w shrunk by lr wd first)."""
     wd_value = float(extra.get("weight_decay", 0.0) or 0.0)
-    if wd_value == 0.0:
+    if wd_value == 0.0 or "weight_decay" in spec.hyper_names:  # the spec has its own
         return
     wd = sympy.Symbol("weight_decay", positive=True)
     hyper = (Hyper("weight_decay", wd_value, "positive", r"\lambda"),)

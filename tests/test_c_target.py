@@ -1,8 +1,11 @@
 """The C target: warning-free C99 with gcc and clang, the printer, names that clash with C, the
 loader (missing compiler, rebuilds), the Makefile, results without OpenMP, agreement with the
-NumPy target, and the second-order specs (the derived system in the Cholesky solve, user specs
-with other choices, generated tests that catch a wrong step)."""
+NumPy target, the second-order specs (the derived system in the Cholesky solve, user specs with
+other choices, generated tests that catch a wrong step), and updates past element-wise algebra:
+conditionals, state set from the first gradient and per-tensor reductions (in passes) against the
+reference stepper, and the one-line refusal of what the C target does not generate."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -22,6 +25,7 @@ from symopt.backends.second_order import kind
 from symopt.cli import main
 from symopt.lowering.kernel import lower
 from symopt.resources import builtin_specs, elementwise_specs, second_order_specs
+from symopt.spec import load_spec_text
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED = ROOT / "generated" / "c"
@@ -31,7 +35,8 @@ sys.path.insert(0, str(ROOT / "generated" / "numpy"))
 import symopt_c  # noqa: E402
 import symopt_numpy  # noqa: E402
 
-SPECS = elementwise_specs()
+#: The element-wise built-ins the C target generates (it refuses matrix updates and the like).
+SPECS = {n: s for n, s in elementwise_specs().items() if CBackend().unsupported(s) is None}
 MODELS = second_order_specs()
 #: The second-order specs the C target generates (dense Newton, trust region, diagonal Newton).
 C_MODELS = {n: s for n, s in MODELS.items() if kind(s) in C_KINDS}
@@ -165,7 +170,7 @@ def test_adam_kernel_is_fused_and_the_prelude_is_in_double():
 
 
 def test_every_generated_file_has_a_header_and_the_set_is_complete():
-    specs = list(builtin_specs().values())
+    specs = [s for s in builtin_specs().values() if CBackend().unsupported(s) is None]
     files = CBackend().files(specs)
     paths = {f.path for f in files}
     # five files per generated spec of either kind, the element-wise specs' TOML for their tests,
@@ -557,3 +562,240 @@ def test_generated_second_order_tests_catch_a_wrong_step(name, right, wrong, tes
     )
     assert done.returncode == 1, done.stdout[-2000:]
     assert " failed" in done.stdout
+
+
+def test_conditionals_print_as_one_line_ternaries_and_truth_values_are_int():
+    x, y = sympy.symbols("x y", real=True)
+    f32 = CPrinter("f32", {}, set())
+    inner = sympy.Piecewise((y, y < 0), (0, True))
+    nested = sympy.Piecewise((x, x > 0), (inner, True))
+    assert f32.doprint(nested) == "(x > 0 ? x : (y < 0 ? y : 0))"
+    either = sympy.Or(sympy.And(x > 0, y > 0), x < -1)
+    assert f32.doprint(either) == "x < -1 || (x > 0 && y > 0)"  # no -Wparentheses
+    chosen = sympy.Piecewise((x, either), (y, True))
+    assert f32.doprint(chosen) == "((x < -1 || (x > 0 && y > 0)) ? x : y)"
+    assert f32.doprint(sympy.Not(sympy.And(x > 0, y > 0))) == "!(x > 0 && y > 0)"
+    assert c_identifiers(["const", "int"]) == {"const": "const_", "int": "int_"}
+    rprop = template_data(SPECS["rprop"], lower(SPECS["rprop"]))
+    body = {st["name"]: st for st in rprop["precisions"][0]["body"]}
+    assert body["tmp1"]["ctype"] == "int" and body["tmp1"]["code"] == "tmp0 < 0"
+    assert body["tmp2"]["code"] == "(tmp1 ? 0 : g)"
+    radam = template_data(SPECS["radam"], lower(SPECS["radam"]))
+    kinds = {c["name"]: c["ctype"] for c in radam["prelude"]}
+    assert kinds["condition"] == "int" and kinds["neg_step_size"] == "double"
+
+
+def test_unsupported_features_are_refused_in_one_line_and_nothing_is_written(tmp_path):
+    assert CBackend.supports == {
+        "conditionals",
+        "state initialised from the first gradient",
+        "per-tensor reductions",
+    }
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["generate", "--target", "c", "--spec", str(ROOT / "specs" / "muon.toml")]
+        + ["--no-builtins", "--out", str(out)],
+    )
+    assert result.exit_code == 2, result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(
+        f"error: {ROOT / 'specs' / 'muon.toml'}: the c target cannot generate 'muon': "
+        "fixed-count iterations, matrix products, transposes, updates that apply to 2-D "
+        "parameters only; try --target "
+    )
+    assert not out.exists()
+
+
+TENSOR_SPECS = {
+    "trusty": """
+name = "trusty"
+class_name = "Trusty"
+title = "A LARS-like trust ratio"
+summary = "A test spec: momentum on a gradient rescaled by a trust ratio of norms, where() on them."
+reference = "none"
+update = [
+  "w_norm = norm(w)",
+  "g_norm = norm(g)",
+  "ratio = where(w_norm > 0 and g_norm > 0, coeff*w_norm/(g_norm + decay*w_norm), 1)",
+  "b = momentum*b + ratio*(g + decay*w)",
+  "w = w - lr*b",
+]
+[hyper.lr]
+default = 0.01
+domain = "positive"
+[hyper.momentum]
+default = 0.9
+domain = "unit_closed_open"
+[hyper.decay]
+default = 0.01
+domain = "nonnegative"
+[hyper.coeff]
+default = 0.5
+domain = "positive"
+[state.b]
+init = "g"
+doc = "momentum buffer, set to the first gradient"
+""",
+    "centred": """
+name = "centred"
+class_name = "Centred"
+title = "Centred, normalised momentum"
+summary = "A test spec: three passes (a mean, then the norm of the centred momentum)."
+reference = "none"
+update = ["m = beta*m + (1 - beta)*g", "c = m - mean(m)", "w = w - lr*c/(norm(c) + eps)"]
+[hyper.lr]
+default = 0.01
+domain = "positive"
+[hyper.beta]
+default = 0.9
+domain = "unit_closed_open"
+[hyper.eps]
+default = 1e-8
+domain = "positive"
+[state.m]
+init = "0"
+""",
+    "peak": """
+name = "peak"
+class_name = "Peak"
+title = "Gradient differences over their norm, gradients over their peak"
+summary = "A test spec: a state read in the last pass, a maximum and a sum."
+reference = "none"
+update = [
+  "d = g - p",
+  "p = g",
+  "w = w - lr*d/(norm(d) + eps) - lr*g/(max(abs(g)) + eps) - lr*sum(g)/(sum(abs(g)) + eps)",
+]
+[hyper.lr]
+default = 0.01
+domain = "positive"
+[hyper.eps]
+default = 1e-8
+domain = "positive"
+[state.p]
+init = "0"
+""",
+}
+
+COMPARE = """
+import json, sys
+import numpy as np
+import symopt_c
+from symopt.reference import ReferenceStepper, relative_error
+from symopt.spec import load_spec
+names = sys.argv[1].split(",")
+out = {}
+for name in names:
+    spec = load_spec(f"{sys.argv[2]}/tests/specs/{name}.toml")
+    rng = np.random.default_rng(5)
+    sizes = [5000, 1, 33, 300000]  # 2 blocks, one, one, 64 blocks
+    ws = [rng.standard_normal(n) for n in sizes]
+    grads = [[rng.standard_normal(n) * 10.0 ** rng.uniform(-2, 1) for n in sizes] for _ in range(8)]
+    ref = ReferenceStepper(spec, ws)
+    for gs in grads:
+        ref.step(gs)
+    for dtype in ("float64", "float32"):
+        results = []
+        for threads in (1, 3):
+            symopt_c.set_num_threads(threads)
+            opt = symopt_c.OPTIMIZERS[name]([w.astype(dtype) for w in ws])
+            for gs in grads:
+                opt.step([g.astype(dtype) for g in gs])
+            results.append(opt)
+        one, three = results
+        arrays = lambda o: [*o.params, *(s[k] for s in o.state for k in sorted(s))]
+        ref_arrays = [*ref.params, *(s[k] for s in ref.state for k in sorted(s))]
+        out[f"{name} {dtype}"] = {
+            "error": max(relative_error(a, r) for a, r in zip(arrays(one), ref_arrays)),
+            "threads agree": all(np.array_equal(a, b) for a, b in zip(arrays(one), arrays(three))),
+        }
+out["openmp"] = symopt_c.openmp()
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def tensor_c(tmp_path_factory) -> Path:
+    """The C target's files for conditionals, first-gradient state and reductions: the built-in
+    rprop, radam and lamb, and the test specs above."""
+    specs = [SPECS[name] for name in ("rprop", "radam", "lamb")]
+    specs += [load_spec_text(text, file=f"{name}.toml") for name, text in TENSOR_SPECS.items()]
+    folder = tmp_path_factory.mktemp("tensor")
+    for f in CBackend().files(specs):
+        (folder / f.path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / f.path).write_text(f.text)
+    return folder / "c"
+
+
+@pytest.mark.parametrize("cc", ["gcc", "clang"])
+def test_conditionals_and_passes_compile_without_warnings(cc, tensor_c, tmp_path):
+    if shutil.which(cc) is None:
+        pytest.skip(f"{cc} is not installed")
+    sources = [*sorted(tensor_c.glob("src/*.c")), *sorted(tensor_c.glob("tests/driver_*.c"))]
+    assert len(sources) == 2 * 6 + 1
+    modes = [[], ["-fopenmp"]] if accepts(cc, "-fopenmp", tmp_path) else [[]]
+    for openmp in modes:
+        for source in sources:
+            done = subprocess.run(
+                [cc, *CFLAGS, *STRICT, *openmp, f"-I{tensor_c / 'include'}", "-c", str(source)]
+                + ["-o", str(tmp_path / "x.o")],
+                capture_output=True,
+                text=True,
+            )
+            assert done.returncode == 0 and done.stderr == "", f"{source.name}: {done.stderr}"
+    lamb = (tensor_c / "src" / "lamb.c").read_text()
+    assert lamb.count("#pragma omp single") == 2 and "static void lamb_pass2_f32(" in lamb
+
+
+def test_conditionals_and_reductions_match_the_reference_stepper(tensor_c):
+    """float64 to 1e-12 of each array's scale and float32 loosely, over tensors of one block,
+    two and sixty-four, with results that do not depend on the number of threads."""
+    names = ["rprop", "radam", "lamb", *TENSOR_SPECS]
+    env = {**os.environ, "PYTHONPATH": f"{tensor_c}{os.pathsep}{ROOT}"}
+    env.pop("SYMOPT_C_LIB", None)
+    done = subprocess.run(
+        [sys.executable, "-c", COMPARE, ",".join(names), str(tensor_c)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout)
+    for name in names:
+        assert results[f"{name} float64"]["error"] < 1e-12, (name, results[f"{name} float64"])
+        assert results[f"{name} float32"]["error"] < 1e-4, (name, results[f"{name} float32"])
+        assert all(results[f"{name} {dtype}"]["threads agree"] for dtype in ("float64", "float32"))
+
+
+def test_generated_tests_of_passes_pass_and_catch_a_wrong_sum(tensor_c, tmp_path):
+    """The generated tests of a three-pass spec (reference comparisons, the sanitizer driver with
+    three threads sharing a tensor's blocks) pass, and fail when a block's partial sum is lost."""
+    env = {k: v for k, v in os.environ.items() if k != "SYMOPT_C_LIB"}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
+    done = subprocess.run(
+        [*command, str(tensor_c / "tests" / "test_centred.py")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env=env,
+    )
+    assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:]
+    assert "skipped" not in done.stdout, done.stdout[-3000:]
+    copy = tmp_path / "c"
+    shutil.copytree(tensor_c, copy, ignore=shutil.ignore_patterns("build", "__pycache__"))
+    source = copy / "src" / "centred.c"
+    right = "acc_c += _part[_b * CENTRED_ACC + 0];"
+    assert source.read_text().count(right) == 4  # float and double, shared and whole
+    source.write_text(source.read_text().replace(right, "acc_c = _part[_b * CENTRED_ACC + 0];"))
+    done = subprocess.run(
+        [*command, "-k", "matches_reference and float64", str(copy / "tests" / "test_centred.py")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env=env,
+    )
+    assert done.returncode == 1 and "exceeds the tolerance" in done.stdout, done.stdout[-3000:]

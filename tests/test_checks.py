@@ -1,6 +1,7 @@
 """Each check passes on every built-in spec and fails on a spec broken the way it guards against."""
 
 import re
+from collections import Counter
 
 import pytest
 
@@ -15,14 +16,34 @@ def results_for(spec):
     return {r.name: r for r in run_checks(spec, SPECS)}
 
 
+#: The only claims a built-in may leave "not shown": per-coordinate descent through matrix products.
+NOT_SHOWN_EXPECTED = {("muon", "descent")}
+#: The specs of the first release, whose checks were all shown before tensor constructs existed.
+FIRST_SPECS = "adabelief adagrad adam adamax momentum nadam nesterov rmsprop sgd muon rprop".split()
+
+
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_builtin_spec_passes_every_check(name):
-    results = run_checks(SPECS[name], SPECS)
-    failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
+    spec = SPECS[name]
+    results = run_checks(spec, SPECS)
+    failed = [f"{r.name}: {r.detail}" for r in results if not r.passed and not r.not_shown]
     assert not failed
-    assert all(r.method in ("symbolic", "sampled") for r in results)
+    open_ = {(name, r.name.split(":")[0].split(" (")[0]) for r in results if r.not_shown}
+    assert open_ <= NOT_SHOWN_EXPECTED
+    assert all(r.method in ("symbolic", "sampled", "not shown") for r in results)
     generic = [r for r in results if not r.name.startswith(("relation", "property", "look-ahead"))]
-    assert len(generic) == 3
+    assert len(generic) == 3 * (2 if spec.otherwise else 1)
+
+
+def test_first_specs_are_all_symbolic_now():
+    """128 symbolic and 1 sampled before case splitting; Adamax's scale invariance, through
+    max(beta2*u, abs(g)), is now proven too. Muon's descent is the one claim not shown."""
+    methods = Counter(
+        (name, r.method) for name in FIRST_SPECS for r in run_checks(SPECS[name], SPECS)
+    )
+    assert {m for _, m in methods} == {"symbolic", "not shown"}
+    assert methods[("muon", "not shown")] == 1
+    assert sum(n for (_, m), n in methods.items() if m == "symbolic") == 44
 
 
 def test_declared_relations_and_properties_are_all_checked():

@@ -15,12 +15,15 @@ from symopt.backends.docs.latex import (
     escape_latex,
     escape_markdown,
     format_number,
+    safe_symbol,
 )
 from symopt.checks import run_checks
+from symopt.checks.result import CheckResult
 from symopt.cli import main
 from symopt.files.writer import edited
 from symopt.resources import builtin_specs
-from symopt.spec.parse import Grad
+from symopt.spec import load_spec_text
+from symopt.spec.parse import Grad, parse_expr
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,6 +128,293 @@ def test_text_is_escaped():
     assert escape_markdown("a*b_c $x$ <b> [l](u) |") == r"a\*b\_c \$x\$ \<b\> \[l\](u) \|"
 
 
+# -- the tensor-level constructs ---------------------------------------------------------------
+
+
+def section(monkeypatch, spec, results=()) -> tuple[str, str]:
+    """A spec's LaTeX and Markdown, with ``results`` as its checks (the notation does not
+    depend on them, and the real checks of every built-in run in ``generated``)."""
+    monkeypatch.setattr(
+        "symopt.backends.docs.backend.check_specs",
+        lambda specs, known: {s.name: list(results) for s in specs},
+    )
+    files = {f.path: f.text for f in DocsBackend().files([spec])}
+    return files[f"docs/{spec.name}.tex"], files[f"docs/{spec.name}.md"]
+
+
+MUON_ALIGN = "\n".join(
+    [
+        r"\begin{align}",
+        r"B &\leftarrow \mu B + (1 - \mu) g \label{eq:muon:b} \\",
+        r"u &\leftarrow \mu B + (1 - \mu) g \label{eq:muon:u} \\",
+        r"x &\leftarrow \frac{u}{\max(\lVert u \rVert_2, \epsilon)} \label{eq:muon:x} \\",
+        r"\intertext{Repeat 5 times, in order:}",
+        r"a_{mat} &\leftarrow x x^{\top} \label{eq:muon:a_mat} \\",
+        r"b_{mat} &\leftarrow b a_{mat} + c a_{mat} a_{mat} \label{eq:muon:b_mat} \\",
+        r"x &\leftarrow a x + b_{mat} x \label{eq:muon:x:2} \\",
+        r"\intertext{After the loop:}",
+        r"w &\leftarrow (1 - \eta \lambda) w \label{eq:muon:w} \\",
+        r"w &\leftarrow w - \eta \sqrt{\max\left(1, \frac{\mathrm{rows}}{\mathrm{cols}}\right)} x"
+        r" \label{eq:muon:w:2}",
+        r"\end{align}",
+        "",
+    ]
+)
+
+
+def test_muon_shows_the_norm_the_transpose_and_the_loop_once(monkeypatch):
+    spec = builtin_specs()["muon"]
+    assert len(spec.update) == 20  # stored unrolled: 5 + 5 x 3 lines
+    tex, md = section(monkeypatch, spec)
+    assert MUON_ALIGN in tex
+    assert tex.count(r"x x^{\top}") == 1 and md.count(r"x x^{\top}") == 1
+    labels = re.findall(r"\\label\{(eq:[^}]*)\}", tex)
+    assert len(labels) == len(set(labels)) == 8
+    assert r"\paragraph{2-D parameters.} For a matrix $w$, of shape" in tex
+    assert (
+        r"\paragraph{Every other parameter.} Any parameter that is not a matrix is refused" in tex
+    )
+    assert "$x$ and $w$ are assigned on more than one line: each line reads the value" in tex
+    assert r"$u$ \eqref{eq:muon:u}, $x$ \eqref{eq:muon:x}, $a_{mat}$" in tex
+    notation = tex.split(r"\paragraph{Notation.}")[1]
+    assert r"$\lVert x \rVert_2$ is the 2-norm of the whole array $x$" in notation
+    assert r"$A^{\top}$ is the transpose of $A$" in notation and "cases" not in notation
+
+
+def test_muon_markdown_numbers_the_lines_across_the_loop(monkeypatch):
+    _, md = section(monkeypatch, builtin_specs()["muon"])
+    assert (
+        "x &\\leftarrow \\frac{u}{\\max(\\lVert u \\rVert_2, \\epsilon)} && (3)\n"
+        "\\end{aligned}\n$$\n\nRepeat 5 times, in order:\n\n$$\n\\begin{aligned}\n"
+        "a_{mat} &\\leftarrow x x^{\\top} && (4) \\\\\n"
+    ) in md
+    assert "\\end{aligned}\n$$\n\nAfter the loop:\n\n$$\n\\begin{aligned}\nw &" in md
+    assert "### 2-D parameters" in md and "### Every other parameter" in md
+    assert "&& (8)\n\\end{aligned}" in md and "(9)" not in md
+
+
+def test_rprop_shows_where_as_cases(monkeypatch):
+    tex, md = section(monkeypatch, builtin_specs()["rprop"])
+    step = (
+        r"\Delta &\leftarrow \begin{cases} \min(\eta^+ \Delta, \Delta_{\max}) & \text{if } s > 0"
+        r" \\ \max(\eta^- \Delta, \Delta_{\min}) & \text{else if } s < 0"
+        r" \\ \Delta & \text{otherwise} \end{cases} \label{eq:rprop:step} \\"
+    )
+    assert step in tex
+    assert (
+        r"gz &\leftarrow \begin{cases} 0 & \text{if } s < 0 \\ g & \text{otherwise} \end{cases}"
+        in md
+    )
+    assert "each element takes the value of the first case whose condition holds" in tex
+
+
+SYM = {n: sympy.Symbol(n, real=True) for n in ("x", "y", "a", "b")}
+
+
+def printed(text: str, **kw) -> str:
+    names = {"x": "x", "y": "y", "a": "A", "b": "B"}
+    printer = SpecLatexPrinter(names, variables=["x", "y", "a", "b"], **kw)
+    return printer.expr(parse_expr(text, SYM))
+
+
+@pytest.mark.parametrize(
+    "text, tex",
+    [
+        ("norm(x)", r"\lVert x \rVert_2"),
+        ("norm(x)**2", r"\lVert x \rVert_2^{2}"),
+        ("norm(x/(y + 1))", r"\left\lVert \frac{x}{y + 1} \right\rVert_2"),
+        ("sum(x**2)", r"{\textstyle\sum}(x^{2})"),
+        ("mean(x)**2", r"(\operatorname{mean}(x))^{2}"),
+        ("max(x)", r"\max(x)"),
+        ("max(x, y)", r"\max(x, y)"),
+        ("row_sum(x)", r"\operatorname{rowsum}(x)"),
+        ("row_mean(x)", r"\operatorname{rowmean}(x)"),
+        ("col_sum(x)", r"\operatorname{colsum}(x)"),
+        ("col_mean(x)", r"\operatorname{colmean}(x)"),
+        ("a @ b", "A B"),
+        ("a @ b @ a", "A B A"),
+        ("(a + b) @ a", "(A + B) A"),
+        ("transpose(a)", r"A^{\top}"),
+        ("transpose(a + b)", r"(A + B)^{\top}"),
+        ("transpose(a @ b)", r"(A B)^{\top}"),
+        (
+            "where(x > 0, x, 0)",
+            r"\begin{cases} x & \text{if } x > 0 \\ 0 & \text{otherwise} \end{cases}",
+        ),
+        (
+            "where(x >= 0 and y != 1 or not x == y, 1, 2)",
+            r"\begin{cases} 1 & \text{if } x \neq y \text{ or } (x \geq 0 \text{ and } y \neq 1)"
+            r" \\ 2 & \text{otherwise} \end{cases}",
+        ),
+        (
+            "y*where(x > 0, x, 0)",
+            r"y \left(\begin{cases} x & \text{if } x > 0 \\ 0 & \text{otherwise} "
+            r"\end{cases}\right)",
+        ),
+    ],
+)
+def test_tensor_notation(text, tex):
+    assert printed(text) == tex
+
+
+def test_element_wise_products_of_arrays_are_hadamard_where_matrix_products_juxtapose():
+    # x is a per-tensor scalar here, a and b arrays.
+    kw = {"arrays": ["a", "b"], "hadamard": True}
+    assert printed("a*b", **kw) == r"A \odot B"
+    assert printed("x*a*b", **kw) == r"x A \odot B"
+    assert printed("a**2", **kw) == r"A^{\odot 2}"
+    assert printed("sqrt(a)", **kw) == r"\sqrt{A}"
+    assert printed("a*(a @ b)", **kw) == r"A \odot (A B)"
+    assert printed("norm(a)*b", **kw) == r"\lVert A \rVert_2 B"
+    # Without matrix products, juxtaposition is the element-wise product, as in Adam.
+    assert printed("a*b") == "A B" and printed("a**2") == "A^{2}"
+
+
+def test_check_not_shown_is_neither_passed_nor_failed(monkeypatch):
+    results = [
+        CheckResult("at rest: g = 0 leaves w unchanged", True, "symbolic"),
+        CheckResult("descent: the first step", True, "not shown", "uses matrix products & 50%"),
+        CheckResult("well defined", False, "sampled", "division by zero"),
+    ]
+    tex, md = section(monkeypatch, builtin_specs()["muon"], results)
+    assert r"\texttt{symopt check} reports 1 of 3 checks passed, 1 not shown" in tex
+    assert r"\emph{not shown}: symopt cannot decide the claim for this" in tex
+    assert r"\emph{not shown} & - & descent: the first step: uses matrix products \& 50\% \\" in tex
+    assert r"\textbf{FAILED} & sampled & well defined: division by zero \\" in tex
+    assert "passed & not shown" not in tex
+    assert "| *not shown* | - | descent: the first step: uses matrix products & 50% |" in md
+    assert "reports 1 of 3 checks passed, 1 not shown (*symbolic*" in md
+
+
+SHAPES = """\
+name = "shapes"
+class_name = "Shapes"
+title = "Shapes"
+summary = "Every tensor-level construct."
+reference = "none"
+applies_to = "matrix"
+update = [
+  "m = beta*m + (1 - beta)*g",
+  "s = beta*s + (1 - beta)*sum(g**2)",
+  "r = row_sum(g**2)",
+  "c = col_mean(abs(g))",
+  "z = where(s > 0 and max(g) < 1, m/sqrt(s), 0)",
+  "w = w - lr*(z + r*c)",
+]
+
+[otherwise]
+update = ["m = beta*m + (1 - beta)*g", "w = w - lr*m"]
+
+[hyper.lr]
+default = 0.1
+domain = "positive"
+latex = "\\\\input{/etc/hostname}"
+
+[hyper.beta]
+default = 0.9
+domain = "unit_closed_open"
+latex = "\\\\beta & 100%"
+
+[state.m]
+init = "g"
+doc = "momentum"
+
+[state.s]
+init = "0"
+shape = "scalar"
+
+[state.r]
+init = "0"
+shape = "rows"
+
+[state.c]
+init = "0"
+shape = "cols"
+"""
+
+
+def test_state_shapes_first_step_state_and_the_otherwise_block(monkeypatch, tmp_path):
+    spec = load_spec_text(SHAPES, "shapes.toml")
+    tex, md = section(monkeypatch, spec)
+    assert "symbol & name & shape & initial value & meaning" in tex
+    assert r"$m$ & \texttt{m} & like $w$ & $g$ at the first step & momentum \\" in tex
+    for name, shape in (("s", "one per tensor"), ("r", "one per row"), ("c", "one per column")):
+        assert f"${name}$ & \\texttt{{{name}}} & {shape} & $0$ &" in tex
+        assert f"| ${name}$ | `{name}` | {shape} | $0$ |" in md
+    assert "$m$ is set at the first step, from its gradient $g$ and parameters $w$" in tex
+    assert "Matrix parameters keep $m$, $s$, $r$ and $c$; every other parameter keeps $m$." in md
+    assert r"\paragraph{Every other parameter.} One step runs, in order:" in tex
+    assert r"\label{eq:shapes:otherwise:w}" in tex and "### Every other parameter" in md
+    assert (
+        r"z &\leftarrow \begin{cases} \frac{m}{\sqrt{s}} & \text{if } s > 0 "
+        r"\text{ and } \max(g) < 1" in tex
+    )
+    for word in ("rowsum", "colmean"):
+        assert rf"$\operatorname{{{word}}}(x)$ is the" in tex
+    # The spec's LaTeX is untrusted: a symbol that could read a file or break the table is
+    # printed as escaped text.
+    assert r"\input{/etc" not in tex and r"\text{\textbackslash{}input\{/etc/hostname\}}" in tex
+    assert r"\text{\textbackslash{}beta \& 100\%}" in tex
+    if shutil.which("pdflatex") is not None:
+        from symopt.pdf import compile_pdf
+
+        (tmp_path / "shapes.tex").write_text(tex)
+        (tmp_path / "doc.tex").write_text(
+            "\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n"
+            "\\input{shapes}\n\\end{document}\n"
+        )
+        build = compile_pdf(tmp_path, "doc")
+        assert build.warnings == [] and "undefined" not in build.log.lower()
+
+
+@pytest.mark.parametrize(
+    "latex, safe",
+    [
+        (r"\hat{m}", True),
+        (r"\beta_{1}", True),
+        (r"\Delta_{\max}", True),
+        (r"\mathrm{lr}", True),
+        (r"\input{x}", False),
+        (r"\write18{rm -rf /}", False),
+        (r"\def\x{1}", False),
+        (r"\end{align}", False),
+        ("^^5cinput{x}", False),
+        ("a & b", False),
+        ("50%", False),
+        ("$x$", False),
+        ("{x", False),
+        ("x}{", False),
+        (r"x \\ y", False),
+    ],
+)
+def test_spec_latex_is_used_only_when_it_is_plain_math(latex, safe):
+    assert (safe_symbol(latex) == latex) is safe
+    if not safe:
+        assert safe_symbol(latex) == rf"\text{{{escape_latex(latex)}}}"
+
+
+def test_show_prints_a_loop_once_and_both_updates():
+    result = run("show", "muon")
+    assert result.exit_code == 0, result.output
+    assert (
+        "  x = u/max(norm(u), eps)\n  repeat 5 times:\n    a_mat = x @ transpose(x)\n"
+        "    b_mat = ns_b*a_mat + ns_c*(a_mat @ a_mat)\n    x = ns_a*x + b_mat @ x\n"
+        "  w = w*(1 - lr*weight_decay)\n"
+    ) in result.output
+    assert "every other parameter: refused (the optimizer raises an error)" in result.output
+    assert "  at_rest: weight_decay = 0" in result.output
+
+
+def test_show_prints_shapes_first_step_state_and_otherwise(tmp_path):
+    path = tmp_path / "shapes.toml"
+    path.write_text(SHAPES)
+    result = run("show", "--spec", str(path))
+    assert result.exit_code == 0, result.output
+    assert "  m        = g        (set at the first step) momentum\n" in result.output
+    assert "  r        = 0        (one per row)\n" in result.output
+    assert "update of every other parameter:\n  m = beta*m + (1 - beta)*g\n" in result.output
+
+
 # -- the document --------------------------------------------------------------------------------
 
 
@@ -146,11 +436,25 @@ def test_checks_listed_are_those_run_checks_reports(generated):
         tex = (generated / f"{name}.tex").read_text()
         md = (generated / f"{name}.md").read_text()
         results = run_checks(spec, specs)
-        assert f"reports {len(results)} of {len(results)} checks passed" in tex
+        hidden = [r for r in results if r.method == "not shown"]
+        shown = len(results) - len(hidden)
+        counts = f"reports {shown} of {len(results)} checks passed"
+        assert counts + (f", {len(hidden)} not shown" if hidden else "\n") in tex
         for r in results:
-            assert f"passed & {r.method} & {escape_latex(r.name)} \\\\" in tex
-            assert f"| passed | {r.method} | {escape_markdown(r.name)} |" in md
-    assert "passed & sampled & property: with eps = 0" in (generated / "adamax.tex").read_text()
+            if r.method == "not shown":
+                detail = f": {escape_latex(r.detail)}" if r.detail else ""
+                assert f"\\emph{{not shown}} & - & {escape_latex(r.name)}{detail} \\\\" in tex
+                assert f"| *not shown* | - | {escape_markdown(r.name)}" in md
+            else:
+                assert f"passed & {r.method} & {escape_latex(r.name)} \\\\" in tex
+                assert f"| passed | {r.method} | {escape_markdown(r.name)} |" in md
+    assert (
+        "property: with eps = 0 the steps do not change" in (generated / "adamax.tex").read_text()
+    )
+    # Muon's descent claim goes through matrix products: the one-coordinate model cannot decide
+    # it, and the document says so rather than "passed".
+    muon = (generated / "muon.tex").read_text()
+    assert r"\emph{not shown} & - & descent: " in muon and "passed & not shown" not in muon
 
 
 def test_a_failed_check_is_shown_as_failed(tmp_path):

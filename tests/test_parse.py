@@ -24,6 +24,18 @@ from symopt.spec.parse import (
     parse_assignment,
     parse_expr,
 )
+from symopt.spec.tensor import (
+    ColMean,
+    ColSum,
+    MatProduct,
+    RowMean,
+    RowSum,
+    TensorMax,
+    TensorMean,
+    TensorNorm,
+    TensorSum,
+    Transposed,
+)
 
 NAMES = ("beta1", "m", "g", "w", "v", "rho", "lr", "eps")
 SYM = {name: sympy.Symbol(name, real=True) for name in NAMES}
@@ -124,6 +136,122 @@ def test_later_names_are_reported_as_used_before_assignment():
 
 
 # ---------------------------------------------------------------------------------------------
+# Tensor-level constructs and conditions
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("sum(g)", TensorSum(g)),
+        ("mean(g**2)", TensorMean(g**2)),
+        ("norm(m - g)", TensorNorm(m - g)),
+        ("max(g)", TensorMax(g)),  # one argument: the largest element
+        ("max(g, m)", sympy.Max(g, m)),  # two or more: element-wise, as before
+        ("row_sum(g)", RowSum(g)),
+        ("row_mean(g)", RowMean(g)),
+        ("col_sum(g)", ColSum(g)),
+        ("col_mean(abs(g))", ColMean(sympy.Abs(g))),
+        ("g/max(norm(g), eps)", g / sympy.Max(TensorNorm(g), eps)),
+        ("g @ m", MatProduct(g, m)),
+        ("g @ m @ v", MatProduct(MatProduct(g, m), v)),
+        ("transpose(g)", Transposed(g)),
+        ("transpose(transpose(g))", g),
+        ("g @ transpose(g)", MatProduct(g, Transposed(g))),
+        ("norm(0*g)", sympy.Integer(0)),  # a reduction of zero is zero: what 'at rest' needs
+        ("0*g @ m", sympy.Integer(0)),
+        ("where(g > 0, g, 0)", sympy.Piecewise((g, g > 0), (0, True))),
+        ("where(g*m < 0, 0, g)", sympy.Piecewise((0, g * m < 0), (g, True))),
+        ("where(g >= m, 1, 2)", sympy.Piecewise((1, g >= m), (2, True))),
+        ("where(g <= m, 1, 2)", sympy.Piecewise((1, g <= m), (2, True))),
+        ("where(g == 0, 1, g)", sympy.Piecewise((1, sympy.Eq(g, 0)), (g, True))),
+        ("where(g != 0, g, 1)", sympy.Piecewise((g, sympy.Ne(g, 0)), (1, True))),
+        ("where(0 < g <= 1, g, 0)", sympy.Piecewise((g, sympy.And(g > 0, g <= 1)), (0, True))),
+        (
+            "where(g > 0 and m > 0 or not v < 1, 1, 2)",
+            sympy.Piecewise((1, sympy.Or(sympy.And(g > 0, m > 0), v >= 1)), (2, True)),
+        ),
+        (
+            "where(norm(g) == 0, 1, g/norm(g))",
+            sympy.Piecewise((1, sympy.Eq(TensorNorm(g), 0)), (g / TensorNorm(g), True)),
+        ),
+    ],
+)
+def test_tensor_constructs_and_conditions_give_exact_sympy_objects(text, expected):
+    result = parse(text)
+    assert result == expected
+    assert sympy.srepr(result) == sympy.srepr(expected)
+
+
+def test_reductions_and_matrix_operations_carry_what_they_are():
+    assert [(type(e).op, type(e).axis) for e in (parse("norm(g)"), parse("row_mean(g)"))] == [
+        ("norm", None),
+        ("mean", "rows"),
+    ]
+    assert parse("col_sum(g)").axis == "cols" and parse("max(g)").op == "max"
+    # A matrix product does not commute: its operands keep their order.
+    assert parse("g @ m") != parse("m @ g")
+    assert parse("g*m") == parse("m*g")
+
+
+def test_where_picks_its_branch_at_numbers():
+    expr = parse("where(g > 0 and not m == 0, 1, where(g < 0, 2, 3))")
+    values = {(1, 1): 1, (1, 0): 3, (-1, 5): 2, (0, 5): 3}
+    for (gv, mv), want in values.items():
+        assert expr.subs({g: gv, m: mv}) == want
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("g < m", r"^a comparison is only allowed in the condition of where\(cond, a, b\)$"),
+        ("g == m", r"^a comparison is only allowed in the condition of where"),
+        ("0 < g < 1", r"^a comparison is only allowed in the condition of where"),
+        ("sqrt(g > 0)", r"^a comparison is only allowed in the condition of where"),
+        ("where(g > 0, g > 1, 0)", r"^a comparison is only allowed in the condition of where"),
+        ("g and m", r"^'and' is only allowed in the condition of where\(cond, a, b\)$"),
+        ("g or m", r"^'or' is only allowed in the condition of where\(cond, a, b\)$"),
+        ("not g", r"^'not' is only allowed in the condition of where\(cond, a, b\)$"),
+        (
+            "where(g, g, 0)",
+            r"^the condition of where\(\) must be a comparison such as 'g\*p > 0' "
+            r"\(joined with and, or, not\), got 'g'$",
+        ),
+        ("where(1, g, 0)", r"^the condition of where\(\) must be a comparison .* got '1'$"),
+        ("where(sign(g), g, 0)", r"must be a comparison .* got 'sign\(g\)'$"),
+        ("where(g > 0 and m, g, 0)", r"must be a comparison .* got 'm'$"),
+        ("where(not g, g, 0)", r"must be a comparison .* got 'g'$"),
+        ("where(g is m, g, 0)", r"^'is' is not a comparison; use <, <=, >, >=, == or !=$"),
+        ("where(g is not m, g, 0)", r"^'is not' is not a comparison"),
+        ("where(g in m, g, 0)", r"^'in' is not a comparison"),
+        ("where(g not in m, g, 0)", r"^'not in' is not a comparison"),
+        ("where(g > 0, g)", r"^where\(\) takes 3 argument\(s\), got 2$"),
+        ("where(g > 0, g, 0, 1)", r"^where\(\) takes 3 argument\(s\), got 4$"),
+        ("where(c=g > 0, a=g, b=0)", r"^where\(\) takes no keyword arguments$"),
+        ("g @", r"^invalid expression 'g @'"),
+        ("rows*g", r"^'rows' is only defined in the matrix update of a spec with applies_to"),
+        ("g/cols", r"^'cols' is only defined in the matrix update"),
+    ],
+)
+def test_bad_conditions_and_tensor_constructs_raise_spec_error(text, message):
+    with pytest.raises(SpecError, match=message):
+        parse(text)
+
+
+def test_rows_and_cols_are_symbols_where_the_caller_passes_them():
+    rows, cols = sympy.symbols("rows cols", positive=True, integer=True)
+    assert parse_expr("sqrt(max(1, rows/cols))*g", {**SYM, "rows": rows, "cols": cols}) == (
+        sympy.sqrt(sympy.Max(1, rows / cols)) * g
+    )
+
+
+def test_a_deeply_nested_condition_is_refused_like_any_expression():
+    text = "where(" + "not " * (MAX_DEPTH + 5) + "g > 0, 1, 2)"
+    with pytest.raises(SpecError, match=rf"nested deeper than {MAX_DEPTH} levels"):
+        parse(text)
+
+
+# ---------------------------------------------------------------------------------------------
 # Forbidden constructs: always a SpecError with a useful message
 # ---------------------------------------------------------------------------------------------
 
@@ -145,17 +273,11 @@ def test_later_names_are_reported_as_used_before_assignment():
         ("(g for g in m)", r"a comprehension is not allowed"),
         ("{g for g in m}", r"SetComp is not allowed"),
         ("[g, m]", r"List is not allowed"),
-        ("g if m else v", r"IfExp is not allowed"),
+        ("g if m else v", r"^'a if c else b' \(write where\(c, a, b\)\) is not allowed"),
         ("(g := 1)", r"NamedExpr is not allowed"),
-        ("g < m", r"a comparison is not allowed"),
-        ("g == m", r"a comparison is not allowed"),
-        ("g and m", r"a boolean operator is not allowed"),
-        ("g or m", r"a boolean operator is not allowed"),
-        ("not g", r"the operator 'not' or '~' .* is not allowed"),
-        ("~g", r"the operator 'not' or '~' .* is not allowed"),
-        ("g // m", r"operator FloorDiv is not allowed \(use \+ - \* / \*\*\)"),
+        ("~g", r"^the operator '~' \(only unary minus and plus\) is not allowed"),
+        ("g // m", r"operator FloorDiv is not allowed \(use \+ - \* / \*\* @\)"),
         ("g % m", r"operator Mod is not allowed"),
-        ("g @ m", r"operator MatMult is not allowed"),
         ("g & m", r"operator BitAnd is not allowed"),
         ("g << 1", r"operator LShift is not allowed"),
         ("max(g, m, key=v)", r"max\(\) takes no keyword arguments"),
@@ -165,8 +287,12 @@ def test_later_names_are_reported_as_used_before_assignment():
         ("sqrt(*m)", r"sqrt\(\) does not accept \*arguments"),
         ("sqrt(g, m)", r"sqrt\(\) takes 1 argument\(s\), got 2"),
         ("sqrt()", r"sqrt\(\) takes 1 argument\(s\), got 0"),
-        ("max(g)", r"max\(\) takes at least 2 argument\(s\), got 1"),
+        ("max()", r"max\(\) takes at least 1 argument\(s\), got 0"),
+        ("min(g)", r"min\(\) takes at least 2 argument\(s\), got 1"),
         ("min()", r"min\(\) takes at least 2 argument\(s\), got 0"),
+        ("norm(g, m)", r"norm\(\) takes 1 argument\(s\), got 2"),
+        ("transpose()", r"transpose\(\) takes 1 argument\(s\), got 0"),
+        ("row_mean(g, 2)", r"row_mean\(\) takes 1 argument\(s\), got 2"),
         ("_g", r"names starting with '_' are not allowed: '_g'"),
         ("__builtins__", r"names starting with '_' are not allowed: '__builtins__'"),
         ("g + __x__", r"names starting with '_' are not allowed: '__x__'"),
@@ -189,14 +315,24 @@ def test_forbidden_construct_raises_spec_error(text, message):
 
 @pytest.mark.parametrize(
     "text, suggestion",
-    [("sqr(v)", "sqrt"), ("Sqrt(v)", "sqrt"), ("mx(v, g)", "max"), ("exq(g)", "exp")],
+    [
+        ("sqr(v)", "sqrt"),
+        ("Sqrt(v)", "sqrt"),
+        ("mx(v, g)", "max"),
+        ("exq(g)", "exp"),
+        ("rowsum(g)", "row_sum"),
+        ("colmean(g)", "col_mean"),
+        ("transp(g)", "transpose"),
+        ("norm2(g)", "norm"),
+    ],
 )
 def test_unknown_function_suggests_the_closest(text, suggestion):
     name = text.split("(")[0]
     with pytest.raises(
         SpecError,
         match=rf"unknown function '{name}' \(did you mean '{suggestion}'\?\); "
-        r"allowed: sqrt, abs, exp, log, sign, max, min, grad",
+        r"allowed: sqrt, abs, exp, log, sign, max, min, grad, sum, mean, norm, row_sum, row_mean, "
+        r"col_sum, col_mean, transpose, where$",
     ):
         parse(text)
 
@@ -428,6 +564,7 @@ FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCh
 EXPR_ALPHABET = st.sampled_from(
     list("gmvw019.e+-*/(), _=")
     + ["**", "sqrt(", "abs(", "max(", "min(", "log(", "exp(", "grad(", "lambda", "'x'", "[0]"]
+    + ["where(", " > ", " == ", " and ", " or ", "not ", " @ ", "norm(", "transpose(", "row_sum("]
 )
 EXPR_LIKE_TEXT = st.lists(EXPR_ALPHABET, max_size=30).map("".join)
 
@@ -456,7 +593,8 @@ def test_random_text_gives_assignment_or_spec_error(text):
 
 
 # Random valid expression trees: ("num", k) | ("name", n) | ("neg", a) | (op, a, b) | ("pow", a, k)
-# | (fn, a) | (fn2, a, b). Rendered fully parenthesised; evaluated by Python with the math module.
+# | (fn, a) | (fn2, a, b) | ("where", a, b, x, y) for where(a > b, x, y). Rendered fully
+# parenthesised; evaluated by Python with the math module (where: only the branch taken).
 
 TREE_NAMES = ("g", "m", "v")
 LEAVES = st.one_of(
@@ -472,6 +610,7 @@ def _extend(children):
         st.tuples(st.just("pow"), children, st.integers(-2, 3)),
         st.tuples(st.sampled_from(["sqrt", "abs"]), children),
         st.tuples(st.sampled_from(["max", "min"]), children, children),
+        st.tuples(st.just("where"), children, children, children, children),
     )
 
 
@@ -492,6 +631,9 @@ def render(tree) -> str:
         return f"({render(tree[1])})**({tree[2]})"
     if kind in ("sqrt", "abs"):
         return f"{kind}({render(tree[1])})"
+    if kind == "where":
+        a, b, x, y = (render(t) for t in tree[1:])
+        return f"where({a} > {b}, {x}, {y})"
     return f"{kind}({render(tree[1])}, {render(tree[2])})"
 
 
@@ -522,6 +664,11 @@ def evaluate(tree, env: dict[str, float], track: list[float]) -> float:
         r = math.sqrt(evaluate(tree[1], env, track))
     elif kind == "abs":
         r = abs(evaluate(tree[1], env, track))
+    elif kind == "where":
+        a, b = evaluate(tree[1], env, track), evaluate(tree[2], env, track)
+        if abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b)):
+            raise _Skip("the condition is too close to call in floating point")
+        r = evaluate(tree[3] if a > b else tree[4], env, track)
     else:
         fn = max if kind == "max" else min
         r = fn(evaluate(tree[1], env, track), evaluate(tree[2], env, track))
@@ -544,7 +691,13 @@ def test_random_valid_tree_matches_python_evaluation(tree, quarters):
     except SpecError as exc:
         # A tree of allowed constructs is refused only for a divisor that is the constant 0, or for
         # a constant that is not a finite real number, e.g. sqrt(-1) or max(0, 0**-1).
-        reasons = ("division by the constant 0", "is not comparable", "complex or infinite")
+        # A comparison of such constants inside where() is refused the same way.
+        reasons = (
+            "division by the constant 0",
+            "is not comparable",
+            "complex or infinite",
+            "Invalid comparison",
+        )
         assert any(r in str(exc) for r in reasons), (text, exc)
         return
     assert isinstance(expr, sympy.Expr)
@@ -570,6 +723,10 @@ def test_render_and_evaluate_agree_on_a_known_tree():
     assert render(tree) == "((g)**(2) + sqrt(max(m, 4)))"
     assert parse(render(tree)) == g**2 + sympy.sqrt(sympy.Max(m, 4))
     assert evaluate(tree, {"g": 3.0, "m": 1.0}, []) == 11.0
+    branch = ("where", ("name", "g"), ("num", 0), ("name", "m"), ("neg", ("name", "m")))
+    assert render(branch) == "where(g > 0, m, (-m))"
+    assert parse(render(branch)) == sympy.Piecewise((m, g > 0), (-m, True))
+    assert [evaluate(branch, {"g": x, "m": 2.0}, []) for x in (1.0, -1.0)] == [2.0, -2.0]
 
 
 @pytest.mark.parametrize("text", ["exp(1000)*g", "g + exp(exp(exp(10)))"])

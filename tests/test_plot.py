@@ -18,7 +18,7 @@ import symopt_numpy  # noqa: E402  (tests/conftest.py puts generated/numpy on sy
 
 from symopt import moons  # noqa: E402
 from symopt.cli import main  # noqa: E402
-from symopt.landscapes import LANDSCAPES, get_landscape  # noqa: E402
+from symopt.landscapes import LANDSCAPES, PICTURED, get_landscape  # noqa: E402
 from symopt.plot import landscape as pl  # noqa: E402
 from symopt.plot import steppers  # noqa: E402
 from symopt.plot import train as pt  # noqa: E402
@@ -27,7 +27,8 @@ from symopt.resources import builtin_specs  # noqa: E402
 from symopt.spec import load_spec, load_spec_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-FIRST_ORDER = [s for s in builtin_specs().values() if s.kind == "elementwise"]
+#: The first-order specs pictured by default (those with tuned learning rates).
+FIRST_ORDER = [s for s in builtin_specs().values() if s.name in PICTURED]
 NAMES = [s.name for s in FIRST_ORDER]
 
 

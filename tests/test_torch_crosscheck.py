@@ -1,4 +1,5 @@
-"""The generated NumPy optimizers reproduce torch.optim where the mathematics agree (float64).
+"""The generated NumPy optimizers reproduce torch.optim (and pytorch_optimizer) where the
+mathematics agree (float64).
 
 torch.optim is an implementation nobody here wrote; agreement to 1e-12 on the same gradient stream
 is evidence that spec, generator and generated code are all right.
@@ -36,7 +37,8 @@ def test_generated_numpy_matches_torch(name, foreach):
     param = torch.nn.Parameter(torch.tensor(w0, dtype=torch.float64))
     theirs = make_torch([param], hyper)
     for group in theirs.param_groups:
-        group["foreach"] = foreach
+        if "foreach" in group:  # torch.optim.Muon has one path only
+            group["foreach"] = foreach
     worst = 0.0
     for _ in range(STEPS):
         g = rng.standard_normal(SHAPE) * 10.0 ** rng.uniform(-2, 1)

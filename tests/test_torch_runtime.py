@@ -286,6 +286,46 @@ def test_a_minimal_subclass_runs_through_the_runtime():
         Plain([p], lr=-1.0)
 
 
+def test_boolean_masks_and_a_state_named_step():
+    """Masks (boolean scratch, after the float scratch) follow the parameter's shape; the step
+    counter moves to ``step_key`` when a state is named ``step`` (w = w - step where g > 0)."""
+
+    class Masked(ElementwiseOptimizer):
+        arrays = ("w", "g", "step")
+        masks = 1
+        step_key = "_step"
+        check_hyper = staticmethod(lambda: None)
+        initial_state = staticmethod(lambda p, group: {"step": torch.full_like(p, 0.25)})
+        scalars = staticmethod(lambda t: ())
+
+        @staticmethod
+        def update_single(w, g, step, mask, scalars):
+            assert mask.dtype == torch.bool and mask.shape == w.shape
+            torch.gt(g, 0, out=mask)
+            w.sub_(torch.where(mask, step, torch.zeros((), dtype=w.dtype)))
+
+        @staticmethod
+        def update_foreach(w, g, step, mask, scalars):
+            for args in zip(w, g, step, mask, strict=True):
+                Masked.update_single(*args, scalars)
+
+        def __init__(self, params, *, foreach=None):
+            super().__init__(params, {}, foreach)
+
+    for foreach in (True, False):
+        p = torch.nn.Parameter(torch.zeros(4, dtype=torch.float64))
+        opt = Masked([p], foreach=foreach)
+        for _ in range(2):
+            p.grad = torch.tensor([1.0, -1.0, 2.0, 0.0], dtype=torch.float64)
+            opt.step()
+        assert p.detach().tolist() == [-0.5, 0.0, -0.5, 0.0]
+        assert opt.state[p]["_step"] == 2 and opt.state[p]["step"].tolist() == [0.25] * 4
+        p.data, p.grad = torch.zeros(2, 3, dtype=torch.float64), torch.ones(2, 3).double()
+        opt.state[p]["step"] = torch.ones(2, 3, dtype=torch.float64)
+        opt.step()
+        assert opt._scratch[p][0].shape == (2, 3) and float(p.detach().sum()) == -6.0
+
+
 # --- the K-FAC runtime (_kfac.KFACOptimizer), once -------------------------------------------
 
 sys.path.insert(0, str(ROOT / "generated" / "torch" / "tests"))

@@ -1,7 +1,30 @@
-"""The torch.optim optimizers whose mathematics equal a spec, with hyperparameters that exercise
-them: the cases both the NumPy and the PyTorch targets are compared with."""
+"""The torch.optim (and pytorch_optimizer) optimizers whose mathematics equal a spec, with
+hyperparameters that exercise them: the cases both the NumPy and the PyTorch targets are compared
+with."""
 
+from unittest import mock
+
+import pytest
 import torch
+
+
+def po():
+    """pytorch_optimizer, imported when a case needs it (a test without it is skipped)."""
+    return pytest.importorskip("pytorch_optimizer")
+
+
+class MuonFloat(torch.optim.Muon):
+    """torch.optim.Muon without its bfloat16 cast of the Newton-Schulz iteration (the spec runs
+    it in the parameter's precision)."""
+
+    def step(self, closure=None):
+        with mock.patch.object(torch.Tensor, "bfloat16", lambda self: self.clone()):
+            return super().step(closure)
+
+
+def _betas(h):
+    return (h["beta1"], h["beta2"])
+
 
 # algorithm -> (our hyperparameters, torch constructor taking (params, our hyperparameters))
 CASES = {
@@ -25,6 +48,101 @@ CASES = {
     ),
     "adam": (
         {"lr": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-8},
-        lambda p, h: torch.optim.Adam(p, lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"]),
+        lambda p, h: torch.optim.Adam(p, lr=h["lr"], betas=_betas(h), eps=h["eps"]),
     ),
+    "adamw": (
+        {"lr": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-8, "weight_decay": 0.1},
+        lambda p, h: torch.optim.AdamW(
+            p, lr=h["lr"], betas=_betas(h), eps=h["eps"], weight_decay=h["weight_decay"]
+        ),
+    ),
+    "amsgrad": (
+        {"lr": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-8, "weight_decay": 0.1},
+        lambda p, h: torch.optim.Adam(
+            p,
+            lr=h["lr"],
+            betas=_betas(h),
+            eps=h["eps"],
+            weight_decay=h["weight_decay"],
+            amsgrad=True,
+        ),
+    ),  # fmt: skip
+    # beta2 = 0.9: rho_t passes 5 at t = 6, so both branches run
+    "radam": (
+        {"lr": 0.01, "beta1": 0.8, "beta2": 0.9, "eps": 1e-8, "weight_decay": 0.1},
+        lambda p, h: torch.optim.RAdam(
+            p, lr=h["lr"], betas=_betas(h), eps=h["eps"], weight_decay=h["weight_decay"]
+        ),
+    ),
+    "rprop": (
+        {"lr": 0.05, "etaminus": 0.4, "etaplus": 1.3, "step_min": 1e-4, "step_max": 0.5},
+        lambda p, h: torch.optim.Rprop(
+            p,
+            lr=h["lr"],
+            etas=(h["etaminus"], h["etaplus"]),
+            step_sizes=(h["step_min"], h["step_max"]),
+        ),
+    ),  # fmt: skip
+    "adafactor": (
+        {"lr": 0.02, "decay_rate": 0.7, "eps1": 1e-20, "eps2": 1e-3, "d": 1.5, "weight_decay": 0.1},
+        lambda p, h: torch.optim.Adafactor(
+            p,
+            lr=h["lr"],
+            beta2_decay=-h["decay_rate"],
+            eps=(h["eps1"], h["eps2"]),
+            d=h["d"],
+            weight_decay=h["weight_decay"],
+        ),
+    ),  # fmt: skip
+    "muon": (
+        {"lr": 0.02, "weight_decay": 0.05, "momentum": 0.9, "eps": 1e-7},
+        lambda p, h: MuonFloat(
+            p, lr=h["lr"], weight_decay=h["weight_decay"], momentum=h["momentum"], eps=h["eps"]
+        ),
+    ),
+    "lion": (
+        {"lr": 0.001, "beta1": 0.8, "beta2": 0.95, "weight_decay": 0.1},
+        lambda p, h: po().Lion(p, lr=h["lr"], betas=_betas(h), weight_decay=h["weight_decay"]),
+    ),
+    "yogi": (
+        {
+            "lr": 0.01,
+            "beta1": 0.8,
+            "beta2": 0.99,
+            "eps": 1e-3,
+            "initial_accumulator": 1e-6,
+            "weight_decay": 0.1,
+        },
+        lambda p, h: po().Yogi(
+            p,
+            lr=h["lr"],
+            betas=_betas(h),
+            eps=h["eps"],
+            initial_accumulator=h["initial_accumulator"],
+            weight_decay=h["weight_decay"],
+        ),
+    ),  # fmt: skip
+    "lamb": (
+        {"lr": 0.01, "beta1": 0.8, "beta2": 0.99, "weight_decay": 0.1, "eps": 1e-6},
+        lambda p, h: po().Lamb(
+            p, lr=h["lr"], betas=_betas(h), weight_decay=h["weight_decay"], eps=h["eps"]
+        ),
+    ),
+    "lars": (
+        {
+            "lr": 0.01,
+            "weight_decay": 0.01,
+            "momentum": 0.9,
+            "dampening": 0.1,
+            "trust_coefficient": 0.01,
+        },
+        lambda p, h: po().LARS(
+            p,
+            lr=h["lr"],
+            weight_decay=h["weight_decay"],
+            momentum=h["momentum"],
+            dampening=h["dampening"],
+            trust_coefficient=h["trust_coefficient"],
+        ),
+    ),  # fmt: skip
 }

@@ -16,11 +16,18 @@ class Backend(ABC):
     name: str
     #: Whether the pipeline refuses specs whose checks fail (code is; documents show failures).
     gated: bool = True
+    #: The tensor-level features of element-wise specs this backend generates
+    #: (:mod:`symopt.spec.tensor`); a spec using any other is refused by name.
+    supports: frozenset[str] = frozenset()
 
     def unsupported(self, spec: AnySpec) -> str | None:
         """Why this backend cannot generate ``spec`` (the feature, in a few words), or None.
 
         ``symopt generate`` names every refused spec instead of skipping it silently."""
+        if spec.kind == "elementwise":
+            missing = sorted(spec.features - self.supports)
+            if missing:
+                return ", ".join(missing)
         return None
 
     @abstractmethod

@@ -1,4 +1,5 @@
-"""Checks: each is ``Spec -> list[CheckResult]`` and says how it was shown (symbolic or sampled).
+"""Checks: each is ``Spec -> list[CheckResult]`` and says how it was shown (symbolic or sampled),
+or that it was not shown (a claim about constructs the one-coordinate model cannot decide).
 
 :func:`check_specs` is what the pipeline calls: every spec is checked once per digest (its text,
 the texts of the specs its relations name, and the source of symopt itself), remembered in memory
@@ -43,8 +44,8 @@ def check_specs(
 
 
 def failures(results: Mapping[str, Sequence[CheckResult]]) -> list[str]:
-    """``NAME: check`` for every failed check, in order."""
-    return [f"{name}: {r.name}" for name, rs in results.items() for r in rs if not r.passed]
+    """``NAME: check`` for every failed check, in order ("not shown" is no failure)."""
+    return [f"{name}: {r.name}" for name, rs in results.items() for r in rs if r.failed]
 
 
 def _timed(check: Check, spec: AnySpec, others: Mapping[str, AnySpec]) -> list[CheckResult]:

@@ -7,9 +7,10 @@ from collections.abc import Iterator, Mapping
 import sympy
 
 from symopt.checks.generic import hyper_domains
-from symopt.checks.prove import SYMBOLIC, prove_zero
-from symopt.checks.relations import Side, _apply_where, compare
+from symopt.checks.prove import NOT_SHOWN, SYMBOLIC, prove_zero
+from symopt.checks.relations import Side, _apply_where, compare, shared_symbols
 from symopt.checks.result import CheckResult
+from symopt.checks.tensors import TensorOracle
 from symopt.checks.unroll import initial_env, run_step, spec_symbols
 from symopt.spec import Property, Spec, W, make_symbol
 
@@ -23,7 +24,8 @@ def unbiased(spec: Spec, prop: Property) -> CheckResult:
     value x at step t - 1; the new value must be affine, x_t = a x_{t-1} + b, and its recurrence is
     solved by ``rsolve``. The closed form is re-checked against the step (base case and induction
     step, symbolic in t), and ``corrected``, as computed in that same step, must simplify to the
-    expected value for every t.
+    expected value for every t. A step through a reduction or matrix product is not shown: its
+    opaque value changes with the state, so the recurrence would not really be affine.
     """
     name = f"property: {prop.name}"
     symbols = spec_symbols(spec)
@@ -32,12 +34,18 @@ def unbiased(spec: Spec, prop: Property) -> CheckResult:
     n = sympy.Symbol("n", integer=True, positive=True)
     previous = sympy.Symbol(f"{state}_prev", real=True)
 
+    tensors = TensorOracle(hyper_domains(spec), shared_symbols(spec))
+
     def step(value: sympy.Expr, t: sympy.Expr) -> dict[str, sympy.Expr]:
-        env = initial_env(spec, {h: symbols[h] for h in spec.hyper_names}, make_symbol(W))
+        hyper = {h: symbols[h] for h in spec.hyper_names}
+        env = initial_env(spec, hyper, make_symbol(W), lambda _point: g, tensors)
         env[state] = value
-        return run_step(spec.update, env, t, lambda _point: g, symbols)
+        return run_step(spec.update, env, t, lambda _point: g, symbols, tensors=tensors)
 
     after = step(previous, n)
+    if tensors.involved(after[state]) or tensors.involved(after[corrected]):
+        reason = f"{state}'s update goes through reductions or matrix products"
+        return CheckResult(name, False, NOT_SHOWN, reason)
     rhs = sympy.expand(after[state])
     a_coef, b_coef = rhs.coeff(previous, 1), rhs.coeff(previous, 0)
     if (

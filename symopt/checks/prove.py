@@ -3,6 +3,12 @@
 ``symbolic`` means SymPy reduced the question to a certainty (a difference simplified to 0, or the
 assumption system decided a sign). ``sampled`` means no proof was found but the claim held at every
 one of N random points, evaluated with 50-digit arithmetic; a sampled failure is a counterexample.
+``not shown`` means neither: the claim depends on values the one-coordinate model leaves free (a
+reduction, a matrix product; see :mod:`symopt.checks.tensors`), so a failure is no counterexample.
+
+``Max``, ``Min`` and ``Piecewise`` are decided by case splitting (:mod:`symopt.checks.cases`):
+the points are sampled first, on the original expression (SymPy evaluates the branches exactly at a
+point), so a false claim is refuted without any algebra; then a proof must hold in every branch.
 """
 
 from __future__ import annotations
@@ -13,28 +19,33 @@ from dataclasses import dataclass
 
 import sympy
 
+from symopt.checks import cases
+from symopt.checks.reparam import reparametrize
 from symopt.spec.domains import DOMAINS, Domain
 
 SAMPLES = 24
+QUICK_SAMPLES = 4  # tried before a case split: a false claim is usually refuted at once
 DIGITS = 50
 SIMPLIFY_MAX_OPS = 400
 
-SYMBOLIC, SAMPLED = "symbolic", "sampled"
+SYMBOLIC, SAMPLED, NOT_SHOWN = "symbolic", "sampled", "not shown"
 
 
 @dataclass(frozen=True)
 class Verdict:
     holds: bool
-    method: str  # SYMBOLIC or SAMPLED
+    method: str  # SYMBOLIC, SAMPLED or NOT_SHOWN
     witness: dict[str, sympy.Expr] | None = None  # a counterexample, when sampled and false
+    reason: str = ""  # why not shown, or where a counterexample lives
 
 
 def _domain_of(sym: sympy.Symbol, domains: Mapping[sympy.Symbol, Domain]) -> Domain:
+    """A symbol's domain; a negative symbol is drawn from the positive one and negated."""
     if sym in domains:
         return domains[sym]
-    if sym.is_positive:
+    if sym.is_positive or sym.is_negative:
         return DOMAINS["positive"]
-    if sym.is_nonnegative:
+    if sym.is_nonnegative or sym.is_nonpositive:
         return DOMAINS["nonnegative"]
     return DOMAINS["real"]
 
@@ -57,6 +68,8 @@ def sample_points(
                 value = sympy.Integer(0)  # the first point probes zero wherever it is allowed
             if s.is_nonzero and value == 0:
                 value = sympy.Rational(1, 3)
+            if s.is_nonpositive and s not in domains:
+                value = -value
             if s.is_integer:
                 value = sympy.Integer(rng.randrange(1, 6))
             point[s] = value
@@ -64,7 +77,17 @@ def sample_points(
 
 
 def _numeric(expr: sympy.Expr, point) -> sympy.Expr:
-    return sympy.N(expr.xreplace(point), DIGITS)
+    """The value at a point; ``nan`` where SymPy cannot evaluate it (an undecidable branch)."""
+    try:
+        value = sympy.N(expr.xreplace(point), DIGITS)
+    except (TypeError, ValueError):
+        return sympy.nan
+    return value if value.is_number else sympy.nan
+
+
+def _scale(terms: tuple[sympy.Expr, ...], point) -> sympy.Expr:
+    """The sum of the terms' absolute values at a point: what "zero" is relative to."""
+    return sum((abs(_numeric(a, point)) for a in terms), sympy.Integer(0))
 
 
 def _is_zero_number(value: sympy.Expr, scale: sympy.Expr) -> bool:
@@ -78,12 +101,15 @@ def prove_zero(
 ) -> Verdict:
     """Is ``expr`` identically zero? Try SymPy first; fall back to sampling when allowed.
 
-    When sampling is allowed, the first sample point where ``expr`` is defined is tried right after
-    ``expand``: a clearly nonzero value there is the counterexample the sampling would end with, and
-    it spares the slower transforms (and ``simplify``) their search for a proof that cannot exist.
+    When sampling is allowed, the first few sample points where ``expr`` is defined are tried
+    right after ``expand``: a clearly nonzero value there is the counterexample the sampling would
+    end with, and it spares the slower transforms (and ``simplify``) their search for a proof that
+    cannot exist. An expression with branches is decided case by case (:func:`_by_cases`).
     """
     if expr == 0:
         return Verdict(True, SYMBOLIC)
+    if cases.conditional(expr):  # each leaf is expanded: expanding the whole is wasted work
+        return _by_cases(expr, domains, allow_sampling, _zero_leaf(domains), _sample_zero)
     if _becomes_zero(expr, sympy.expand):
         return Verdict(True, SYMBOLIC)
     witness = _first_point_witness(expr, domains) if allow_sampling else None
@@ -95,16 +121,35 @@ def prove_zero(
         return Verdict(True, SYMBOLIC)
     if not allow_sampling:
         return Verdict(False, SYMBOLIC)
-    scale_expr = sum((abs(a) for a in sympy.Add.make_args(expr)), sympy.Integer(0))
+    return _sample_zero(expr, domains)
+
+
+def _zero_leaf(domains: Mapping[sympy.Symbol, Domain]) -> Callable[[sympy.Expr], Verdict]:
+    """A leaf's proof of zero; a leaf that is undefined (``zoo``, ``nan``: a case such as
+    ``g = 0`` where both sides divide by 0) claims nothing, as with sampling."""
+
+    def leaf(e: sympy.Expr) -> Verdict:
+        if e.has(sympy.zoo, sympy.nan):
+            return Verdict(True, SYMBOLIC)
+        return prove_zero(e, domains, allow_sampling=False)
+
+    return leaf
+
+
+def _sample_zero(
+    expr: sympy.Expr, domains: Mapping[sympy.Symbol, Domain], count: int = SAMPLES
+) -> Verdict:
+    """Zero at every sample point where ``expr`` is defined (and defined at half of them)?"""
+    terms = sympy.Add.make_args(expr)
     defined = 0
-    for point in sample_points(expr, domains):
+    for point in sample_points(expr, domains, count=count):
         value = _numeric(expr, point)
         if value.has(sympy.zoo, sympy.nan):
             continue  # an identity is claimed where both sides are defined
         defined += 1
-        if not _is_zero_number(value, _numeric(scale_expr, point)):
+        if not _is_zero_number(value, _scale(terms, point)):
             return Verdict(False, SAMPLED, {s.name: v for s, v in point.items()})
-    return Verdict(defined >= SAMPLES // 2, SAMPLED)
+    return Verdict(defined >= count // 2, SAMPLED)
 
 
 def _becomes_zero(expr: sympy.Expr, transform: Callable[[sympy.Expr], sympy.Expr]) -> bool:
@@ -117,16 +162,20 @@ def _becomes_zero(expr: sympy.Expr, transform: Callable[[sympy.Expr], sympy.Expr
 def _first_point_witness(
     expr: sympy.Expr, domains: Mapping[sympy.Symbol, Domain]
 ) -> dict[str, sympy.Expr] | None:
-    """The first sample point where ``expr`` is defined, when its value there is clearly nonzero
-    (the counterexample the sampling would end with); None when it is 0 there."""
-    scale_expr = sum((abs(a) for a in sympy.Add.make_args(expr)), sympy.Integer(0))
+    """The first of the first :data:`QUICK_SAMPLES` defined sample points where ``expr`` is
+    clearly nonzero (the counterexample the sampling would end with); None when it is 0 at all
+    of them. The first point is all zeros where allowed, which many false claims survive."""
+    terms = sympy.Add.make_args(expr)
+    tried = 0
     for point in sample_points(expr, domains):
         value = _numeric(expr, point)
         if value.has(sympy.zoo, sympy.nan):
             continue
-        if _is_zero_number(value, _numeric(scale_expr, point)):
+        if not _is_zero_number(value, _scale(terms, point)):
+            return {s.name: v for s, v in point.items()}
+        tried += 1
+        if tried >= QUICK_SAMPLES:
             return None
-        return {s.name: v for s, v in point.items()}
     return None
 
 
@@ -138,26 +187,6 @@ SIGN_TESTS = {
 }
 
 
-def reparametrize(expr: sympy.Expr, domains: Mapping[sympy.Symbol, Domain]) -> sympy.Expr:
-    """Rewrite bounded hyperparameters through positive symbols so SymPy can reason about signs."""
-    # b^e with b in a unit interval and e > 0 stays in that interval: name it, so that facts like
-    # "1 - beta2**t > 0" reduce to the domain of a fresh symbol.
-    powers = {}
-    for node in expr.atoms(sympy.Pow):
-        base, e = node.args
-        dom = domains.get(base)
-        if dom is not None and dom.name.startswith("unit_") and e.is_positive:
-            powers[node] = sympy.Symbol(f"{base.name}__pow{len(powers)}", **dom.assumptions)
-            domains = {**domains, powers[node]: dom}
-    expr = expr.xreplace(powers)
-    mapping = {}
-    for sym, dom in domains.items():
-        if sym in expr.free_symbols:
-            base = sympy.Symbol(f"{sym.name}__x", **dom.base)
-            mapping[sym] = dom.reparam(base)
-    return expr.xreplace(mapping)
-
-
 def decide_sign(
     expr: sympy.Expr,
     want: str,
@@ -167,6 +196,15 @@ def decide_sign(
 ) -> Verdict:
     """Does ``expr`` satisfy ``want`` (nonzero, positive, ...) on the whole domain?"""
     holds, refuted, numeric_ok = SIGN_TESTS[want]
+    if cases.conditional(expr) and not holds(reparametrize(expr, domains)):
+
+        def leaf(e: sympy.Expr) -> Verdict:
+            return decide_sign(e, want, domains, allow_sampling=False)
+
+        def sample(e: sympy.Expr, doms: Mapping[sympy.Symbol, Domain], count: int) -> Verdict:
+            return _sample_sign(e, numeric_ok, doms, count)
+
+        return _by_cases(expr, domains, allow_sampling, leaf, sample)
     candidate = reparametrize(expr, domains)
     forms = (
         candidate,
@@ -184,8 +222,34 @@ def decide_sign(
             break
     if not allow_sampling:
         return Verdict(False, SYMBOLIC)
-    for point in sample_points(expr, domains):
+    return _sample_sign(expr, numeric_ok, domains)
+
+
+def _sample_sign(
+    expr: sympy.Expr, numeric_ok, domains: Mapping[sympy.Symbol, Domain], count: int = SAMPLES
+) -> Verdict:
+    for point in sample_points(expr, domains, count=count):
         value = _numeric(expr, point)
         if value.has(sympy.zoo, sympy.nan) or not value.is_real or not numeric_ok(value):
             return Verdict(False, SAMPLED, {s.name: v for s, v in point.items()})
     return Verdict(True, SAMPLED)
+
+
+def _by_cases(
+    expr: sympy.Expr,
+    domains: Mapping[sympy.Symbol, Domain],
+    allow_sampling: bool,
+    leaf: Callable[[sympy.Expr], Verdict],
+    sample: Callable[[sympy.Expr, Mapping[sympy.Symbol, Domain], int], Verdict],
+) -> Verdict:
+    """A claim about an expression with branches: refuted by sampling a few points of the
+    expression itself (cheap, and exact at each point), else proven in every leaf of
+    :func:`cases.split` (each leaf in any of its forms), else sampled at every point."""
+    if allow_sampling:
+        quick = sample(expr, domains, QUICK_SAMPLES)
+        if not quick.holds and quick.witness is not None:
+            return quick
+    leaves = cases.split(expr, domains)
+    if leaves is not None and all(any(leaf(f).holds for f in forms) for forms in leaves):
+        return Verdict(True, SYMBOLIC)
+    return sample(expr, domains, SAMPLES) if allow_sampling else Verdict(False, SYMBOLIC)

@@ -1,7 +1,9 @@
 """Relations between updates, proven by unrolling both with the same uninterpreted gradient.
 
 Covers the spec-declared ``[[relations]]`` (special cases, "differs only in", inline variants) and
-the equivalence of a ``[lookahead_free]`` form with the spec's own update.
+the equivalence of a ``[lookahead_free]`` form with the spec's own update. Both runs share one
+:class:`~symopt.checks.tensors.TensorOracle`, so the same reduction or matrix product on both sides
+is the same symbol; a difference that depends on one and is not proven is "not shown".
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from collections.abc import Iterator, Mapping
 import sympy
 
 from symopt.checks.generic import _combine, _witness, hyper_domains
-from symopt.checks.prove import prove_zero
+from symopt.checks.prove import NOT_SHOWN, prove_zero
 from symopt.checks.result import CheckResult
+from symopt.checks.tensors import TensorOracle
 from symopt.checks.unroll import GradientOracle, initial_env, run_step, spec_symbols
 from symopt.spec import Assignment, Relation, Spec, StateVar, W, make_symbol
+from symopt.spec.common import COLS, ROWS, T
 
 UNROLL_STEPS = 3
 
@@ -28,17 +32,23 @@ class Side:
     update: tuple[Assignment, ...]
     hyper: dict[str, sympy.Expr]
 
-    def start(self, w0: sympy.Expr) -> dict[str, sympy.Expr]:
-        return initial_env(self.spec, self.hyper, w0)
+    def start(self, w0: sympy.Expr, gradient, tensors: TensorOracle) -> dict[str, sympy.Expr]:
+        return initial_env(self.spec, self.hyper, w0, gradient, tensors)
 
-    def step(self, env, k: int, oracle) -> dict[str, sympy.Expr]:
+    def step(self, env, k: int, oracle, tensors: TensorOracle) -> dict[str, sympy.Expr]:
         symbols = spec_symbols(self.spec, self.update)
-        return run_step(self.update, env, self.spec.t_start + k, oracle, symbols)
+        return run_step(self.update, env, self.spec.t_start + k, oracle, symbols, tensors=tensors)
 
 
 def _evaluate(expr: sympy.Expr, spec: Spec, env: Mapping[str, sympy.Expr]) -> sympy.Expr:
     symbols = spec_symbols(spec)
     return expr.xreplace({symbols[k]: v for k, v in env.items() if k in symbols})
+
+
+def shared_symbols(spec: Spec, extra: tuple[sympy.Symbol, ...] = ()) -> set[sympy.Symbol]:
+    """The symbols with one value for every coordinate: hyperparameters, t, rows, cols."""
+    s = spec_symbols(spec)
+    return {s[h] for h in spec.hyper_names} | {s[T], s[ROWS], s[COLS], *extra}
 
 
 def compare(
@@ -55,21 +65,27 @@ def compare(
     Returns (holds, method, detail).
     """
     w0 = make_symbol(W)
-    env_a, env_b = a.start(w0), b.start(w0)
     oracle = GradientOracle(domains)
+    shared = shared_symbols(a.spec, tuple(b_gradient_scale.free_symbols))
+    tensors = TensorOracle(domains, shared | shared_symbols(b.spec))
 
     def grad_b(point):
         return b_gradient_scale * oracle(point)
 
+    env_a, env_b = a.start(w0, oracle, tensors), b.start(w0, grad_b, tensors)
     methods: list[str] = []
     for k in range(steps + 1):
         if k:
-            env_a = a.step(env_a, k - 1, oracle)
-            env_b = b.step(env_b, k - 1, grad_b)
+            env_a = a.step(env_a, k - 1, oracle, tensors)
+            env_b = b.step(env_b, k - 1, grad_b, tensors)
         for label, (expr_a, expr_b) in pairs.items():
             diff = _evaluate(expr_a, a.spec, env_a) - _evaluate(expr_b, b.spec, env_b)
+            diff = tensors(diff)
             verdict = prove_zero(diff, domains)
+            verdict = tensors.settle(verdict, diff, lambda e: prove_zero(e, domains))
             methods.append(verdict.method)
+            if verdict.method == NOT_SHOWN:
+                return False, NOT_SHOWN, f"after step {k}: {label}: {verdict.reason}"
             if not verdict.holds:
                 return False, verdict.method, f"after step {k}: {label} differs{_witness(verdict)}"
     methods.append(oracle.method)
@@ -136,9 +152,11 @@ def check_relation(spec: Spec, rel: Relation, others: Mapping[str, Spec]) -> Che
     if holds and rel.replace:
         # "Differs only in X" also claims that X makes a difference.
         plain = Side(spec, spec.update, ours)
-        same, _, _ = compare(plain, b, {"w": pairs["w"]}, domains)
+        same, how, why = compare(plain, b, {"w": pairs["w"]}, domains)
         if same:
             holds, detail = False, "the replaced assignments make no difference: nothing differs"
+        elif how == NOT_SHOWN:
+            method, detail = NOT_SHOWN, f"whether the replacement makes a difference: {why}"
         else:
             detail += "; without the replacement the updates differ"
     return CheckResult(name, holds, method, detail)

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from symopt.checks.prove import NOT_SHOWN
+
 
 @dataclass(frozen=True)
 class CheckResult:
     name: str
     passed: bool
-    method: str  # "symbolic", "sampled", or "-" when the check could not run
-    detail: str = ""
+    method: str  # "symbolic", "sampled", "not shown", or "-" when the check could not run
+    detail: str = ""  # for a failure, what failed; for "not shown", the one-line reason
     seconds: float = 0.0
 
     @property
+    def not_shown(self) -> bool:
+        """Neither shown nor refuted: does not fail ``symopt check``, and is never a pass."""
+        return self.method == NOT_SHOWN
+
+    @property
+    def failed(self) -> bool:
+        return not self.passed and not self.not_shown
+
+    @property
     def status(self) -> str:
+        if self.not_shown:
+            return "----"
         return "pass" if self.passed else "FAIL"

@@ -4,6 +4,10 @@ The gradient is a function G we know nothing about. Two runs share a :class:`Gra
 one asks for G at a point that SymPy proves equal to a point already seen, it gets the same symbol
 (congruence: x = y implies G(x) = G(y)); any other point gets a fresh symbol. So two updates that
 agree for *every* gradient function are shown equal, and nothing more is assumed.
+
+Reductions, matrix products and transposes become opaque symbols as they are computed (see
+:mod:`symopt.checks.tensors`); a state whose ``init`` reads ``g`` or ``w`` starts from the first
+step's gradient and parameters.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from dataclasses import dataclass, field
 import sympy
 
 from symopt.checks.prove import SAMPLED, SYMBOLIC, prove_zero
-from symopt.spec import Assignment, G, Spec, T, W, make_symbol
+from symopt.checks.tensors import TensorOracle
+from symopt.spec import Assignment, G, Spec, StateVar, T, W, make_symbol
 from symopt.spec.domains import Domain
 from symopt.spec.parse import Grad
 
@@ -42,14 +47,28 @@ class GradientOracle:
 
 
 def initial_env(
-    spec: Spec, hyper: Mapping[str, sympy.Expr], w0: sympy.Expr
+    spec: Spec,
+    hyper: Mapping[str, sympy.Expr],
+    w0: sympy.Expr,
+    gradient: Callable[[sympy.Expr], sympy.Expr] | None = None,
+    tensors: TensorOracle | None = None,
+    states: tuple[StateVar, ...] | None = None,
 ) -> dict[str, sympy.Expr]:
-    """Values by name at the start: hyperparameters (as given), w, and initial states."""
+    """Values by name at the start: hyperparameters (as given), w, and initial states.
+
+    An ``init`` that reads ``g`` or ``w`` is the first step's: ``w0`` and the gradient there
+    (asked of ``gradient``, which returns the same value when the step asks again).
+    """
     env: dict[str, sympy.Expr] = dict(hyper)
     env[W] = w0
     symbols = _symbols(spec)
-    for s in spec.states:
-        env[s.name] = s.init.xreplace({symbols[k]: v for k, v in env.items() if k in symbols})
+    first = {symbols[W]: w0}
+    for s in spec.states if states is None else states:
+        if symbols[G] in s.init.free_symbols:
+            first[symbols[G]] = gradient(w0) if gradient is not None else symbols[G]
+        values = {symbols[k]: v for k, v in env.items() if k in symbols and k != W}
+        value = s.init.xreplace({**values, **first})
+        env[s.name] = tensors(value) if tensors is not None else value
     return env
 
 
@@ -66,8 +85,15 @@ def run_step(
     gradient: Callable[[sympy.Expr], sympy.Expr],
     symbols: Mapping[str, sympy.Symbol],
     on_assign: Callable[[Assignment, dict], None] | None = None,
+    tensors: TensorOracle | None = None,
 ) -> dict[str, sympy.Expr]:
-    """One step with sequential semantics; returns the new env (intermediates included)."""
+    """One step with sequential semantics; returns the new env (intermediates included).
+
+    A name assigned twice (AdamW's decay, then its step) or in a repeat block (stored unrolled)
+    simply takes each value in turn. Tensor-level nodes go through ``tensors`` (a fresh oracle
+    when none is given: the same node in another call then gets another symbol, which is sound).
+    """
+    tensors = tensors if tensors is not None else TensorOracle()
     env = dict(env)
     env[T] = sympy.sympify(t)
     env[G] = gradient(env[W])
@@ -78,7 +104,7 @@ def run_step(
         value = a.expr.xreplace(mapping)
         if value.has(Grad):
             value = value.replace(Grad, gradient)
-        env[a.target] = value
+        env[a.target] = tensors(value)
     return env
 
 

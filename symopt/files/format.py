@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from symopt.errors import SpecError
+from symopt.files.wrap import wrap_long_lines
 from symopt.files.writer import GeneratedFile, body_of, rehash
 
 #: The settings of the generated code, whatever a user's project configures.
@@ -58,5 +59,5 @@ def format_python(files: Sequence[GeneratedFile]) -> list[GeneratedFile]:
             raise SpecError(f"ruff format failed on generated code: {' '.join(first)}")
         out = list(files)
         for i, path in zip(python, paths, strict=True):
-            out[i] = rehash(files[i], path.read_text(encoding="utf-8"))
+            out[i] = rehash(files[i], wrap_long_lines(path.read_text(encoding="utf-8")))
     return out

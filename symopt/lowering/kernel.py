@@ -19,7 +19,7 @@ import sympy
 
 from symopt.checks.prove import SYMBOLIC, decide_sign
 from symopt.lowering.names import readable
-from symopt.spec import G, Spec, T, W, symbol_table
+from symopt.spec import Assignment, G, Spec, T, W, symbol_table
 from symopt.spec.domains import DOMAINS
 
 
@@ -134,25 +134,48 @@ class _Hoister:
     def __call__(self, e: sympy.Expr) -> sympy.Expr:
         return self.hoist(self.rewrite(e))
 
-    def hoist(self, e: sympy.Expr) -> sympy.Expr:
+    def guarded(self, e: sympy.Expr, guard: sympy.Basic) -> sympy.Expr:
+        """A scalar hoisted out of a branch is computed only where its branch is taken (else it is
+        a harmless 1): the prelude runs eagerly, and RAdam's rectification is the root of a
+        negative number until rho_t > 5."""
+        if guard is sympy.true or e.is_Number or e.is_Symbol:
+            return e
+        return sympy.Piecewise((e, guard), (1, True))
+
+    def hoist(self, e: sympy.Expr, guard: sympy.Basic = sympy.true) -> sympy.Expr:
         if self.is_scalar(e):
-            return self.name(e)
+            return self.name(self.guarded(e, guard))
+        if isinstance(e, sympy.Piecewise):
+            return self.hoist_branches(e, guard)
         if isinstance(e, (sympy.Add, sympy.Mul)):
             scalar = [a for a in e.args if self.is_scalar(a)]
-            rest = [self.hoist(a) for a in e.args if not self.is_scalar(a)]
+            rest = [self.hoist(a, guard) for a in e.args if not self.is_scalar(a)]
             op = type(e)
             if not scalar:
                 return op(*rest)
             s = op(*scalar)
             if isinstance(e, sympy.Mul) and s.is_Number:
                 return op(s, *rest)
-            return op(self.name(s), *rest)
+            return op(self.name(self.guarded(s, guard)), *rest)
         if isinstance(e, sympy.Pow):
             base, ex = e.args
-            return sympy.Pow(self.hoist(base), ex if ex.is_Number else self.hoist(ex))
+            return sympy.Pow(self.hoist(base, guard), ex if ex.is_Number else self.hoist(ex, guard))
         if e.args:
-            return e.func(*(self.hoist(a) for a in e.args))
+            return e.func(*(self.hoist(a, guard) for a in e.args))
         return e
+
+    def hoist_branches(self, e: sympy.Piecewise, guard: sympy.Basic) -> sympy.Expr:
+        """Each branch under the conditions that select it, where those are scalars."""
+        pairs, before = [], []
+        for expr, cond in e.args:
+            if self.is_scalar(cond):
+                named = cond if cond is sympy.true else self.name(cond)
+                taken = sympy.And(guard, named, *[sympy.Not(c) for c in before])
+                pairs.append((self.hoist(expr, taken), named))
+                before.append(named)
+            else:
+                pairs.append((self.hoist(expr, guard), self.hoist(cond, guard)))
+        return sympy.Piecewise(*pairs)
 
 
 def lower(spec: Spec, inputs: tuple[str, ...] = ()) -> Kernel:
@@ -172,16 +195,69 @@ def lower(spec: Spec, inputs: tuple[str, ...] = ()) -> Kernel:
 _LOWERED: dict[tuple, Kernel] = {}
 
 
+def first_step_states(spec: Spec, symbols) -> tuple[Assignment, ...]:
+    """A state set from the first gradient starts at 0 and is set by the first step's first line:
+    ``s = where(t == t_start, init, s)`` (the condition is a per-step scalar)."""
+    first = {symbols[W], symbols[G]}
+    lines = []
+    for s in spec.states:
+        if s.init.free_symbols & first:
+            expr = sympy.Piecewise(
+                (s.init, sympy.Eq(symbols[T], spec.t_start)), (symbols[s.name], True)
+            )
+            lines.append(
+                Assignment(s.name, expr, f"{s.name} = {sympy.sstr(s.init)} at the first step")
+            )
+    return tuple(lines)
+
+
+def prelude_intermediates(
+    update: tuple[Assignment, ...], outputs: tuple[str, ...], scalars: set[sympy.Symbol]
+) -> set[str]:
+    """Intermediates that go to the prelude under their own names (RAdam's ``rho_t``): assigned
+    once, over hyperparameters, t and earlier such names only, and safe to compute eagerly (no
+    root or log: a branch of a where() may need its condition to be valid)."""
+    counts: dict[str, int] = {}
+    for a in update:
+        counts[a.target] = counts.get(a.target, 0) + 1
+    known = {s.name for s in scalars}
+    out: set[str] = set()
+    for a in update:
+        eager = not any(
+            isinstance(p, sympy.log) or isinstance(p, sympy.Pow) and not p.exp.is_integer
+            for p in sympy.preorder_traversal(a.expr)
+        )
+        if (
+            a.target not in outputs
+            and counts[a.target] == 1
+            and eager
+            and {s.name for s in a.expr.free_symbols} <= known | out
+        ):
+            out.add(a.target)
+    return out
+
+
+def initial_values(spec: Spec) -> dict[str, sympy.Expr]:
+    """What each state array holds before the first step (0 for state set from the first step)."""
+    first = {W, G}
+    return {
+        s.name: sympy.Integer(0) if {x.name for x in s.init.free_symbols} & first else s.init
+        for s in spec.states
+    }
+
+
 def _lower(spec: Spec, inputs: tuple[str, ...]) -> Kernel:
     symbols = symbol_table(spec)
-    update = spec.executable_update
+    update = (*first_step_states(spec, symbols), *spec.executable_update)
     for a in update:
         symbols.setdefault(a.target, sympy.Symbol(a.target, real=True))
     outputs = (W, *spec.state_names)
     hyper_syms = {symbols[h] for h in spec.hyper_names} | {symbols[T]}
     domains = {symbols[h.name]: DOMAINS[h.domain] for h in spec.hypers}
 
-    # 1. Sequential semantics -> SSA, intermediates inlined.
+    # 1. Sequential semantics -> SSA, intermediates inlined (but those of the prelude).
+    scalar_names = prelude_intermediates(update, outputs, hyper_syms)
+    named_scalars: dict[sympy.Expr, sympy.Symbol] = {}
     current: dict[sympy.Symbol, sympy.Expr] = {}
     pending_lines: list[str] = []
     statements: list[tuple[sympy.Symbol, sympy.Expr, str, tuple[str, ...]]] = []
@@ -194,12 +270,19 @@ def _lower(spec: Spec, inputs: tuple[str, ...]) -> Kernel:
             current[symbols[a.target]] = ssa
             statements.append((ssa, expr, a.target, (*pending_lines, a.text)))
             pending_lines = []
+        elif a.target in scalar_names:  # keeps the spec's name, in the prelude
+            named = sympy.Symbol(a.target, real=True)
+            named_scalars[expr] = named
+            hyper_syms.add(named)
+            current[symbols[a.target]] = named
+            pending_lines.append(a.text)
         else:
             current[symbols[a.target]] = expr
             pending_lines.append(a.text)
 
     # 2. Hoist loop invariants into the prelude.
     hoist = _Hoister(hyper_syms, domains)
+    hoist.prelude.update(named_scalars)
     hoisted = [(ssa, hoist(expr), arr, lines) for ssa, expr, arr, lines in statements]
 
     # 3. Common subexpressions across the whole body (SSA makes this valid).
@@ -218,7 +301,7 @@ def _lower(spec: Spec, inputs: tuple[str, ...]) -> Kernel:
         outputs,
         prelude,
         tuple(body),
-        {s.name: s.init for s in spec.states},
+        initial_values(spec),
     )
     return readable(kernel, set(symbols) | set(arrays))
 

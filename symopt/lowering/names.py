@@ -30,6 +30,10 @@ def describe(e: sympy.Expr, hypers: tuple[str, ...]) -> str:
         return e.name
     if e.is_Number:
         return "const"
+    if isinstance(e, sympy.Piecewise):  # a scalar computed only where its branch is taken
+        return describe(e.args[0].expr, hypers)
+    if isinstance(e, (sympy.core.relational.Relational, sympy.logic.boolalg.Boolean)):
+        return "condition"
     if isinstance(e, sympy.Pow) and e.exp == sympy.Rational(1, 2):
         return f"sqrt_{describe(e.base, hypers)}"
     if isinstance(e, sympy.Pow) and e.exp == -1:
@@ -55,7 +59,7 @@ def _order(hypers: tuple[str, ...]):
     return lambda name: (hypers.index(name) if name in hypers else len(hypers), name)
 
 
-class _Namer:
+class Namer:
     def __init__(self, taken: set[str]) -> None:
         self.taken = set(taken)
 
@@ -68,26 +72,34 @@ class _Namer:
         return name
 
 
-def readable(kernel: Kernel, taken: set) -> Kernel:
-    """The kernel with a CSE'd prelude and readable names for scalars, temporaries, new values."""
-    namer = _Namer({str(s) for s in taken})
-    hypers = kernel.hypers
-    # 1. common subexpressions of the prelude (only non-trivial ones: a power or a function)
-    exprs = [e for _, e in kernel.prelude]
-    temps, reduced = _shared_calls(exprs)
+def readable_prelude(
+    prelude: tuple[tuple[sympy.Symbol, sympy.Expr], ...], hypers: tuple[str, ...], namer: Namer
+) -> tuple[list[tuple[sympy.Symbol, sympy.Expr]], dict[sympy.Symbol, sympy.Symbol]]:
+    """A CSE'd prelude with readable names, and the renaming of the old scalar symbols."""
+    # common subexpressions of the prelude (only non-trivial ones: a power or a function)
+    temps, reduced = _shared_calls([e for _, e in prelude])
     rename: dict[sympy.Symbol, sympy.Symbol] = {}
-    prelude: list[tuple[sympy.Symbol, sympy.Expr]] = []
+    out: list[tuple[sympy.Symbol, sympy.Expr]] = []
     for sym, expr in temps:
         expr = expr.xreplace(rename)
         rename[sym] = sympy.Symbol(namer.fresh(describe(expr, hypers)), real=True)
-        prelude.append((rename[sym], expr))
-    for (old, _), expr in zip(kernel.prelude, reduced, strict=True):
+        out.append((rename[sym], expr))
+    for (old, _), expr in zip(prelude, reduced, strict=True):
         expr = expr.xreplace(rename)
         if expr.is_Symbol:  # the whole scalar is a shared one: no second name for it
             rename[old] = expr
             continue
-        rename[old] = sympy.Symbol(namer.fresh(describe(expr, hypers)), real=True)
-        prelude.append((rename[old], expr))
+        # a spec's own intermediate keeps its name; a derived scalar gets a descriptive one
+        own = not old.name.startswith("_")
+        rename[old] = old if own else sympy.Symbol(namer.fresh(describe(expr, hypers)), real=True)
+        out.append((rename[old], expr))
+    return out, rename
+
+
+def readable(kernel: Kernel, taken: set) -> Kernel:
+    """The kernel with a CSE'd prelude and readable names for scalars, temporaries, new values."""
+    namer = Namer({str(s) for s in taken})
+    prelude, rename = readable_prelude(kernel.prelude, kernel.hypers, namer)
     # 2. body: shared temporaries tmp0, tmp1, ...; the new value of NAME is NAME_new
     body = []
     count = 0

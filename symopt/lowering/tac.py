@@ -18,6 +18,15 @@ import sympy
 from symopt.lowering.kernel import Kernel
 
 Operand = tuple[str, str]  # ("value", id) or ("scalar", printed text)
+#: Comparisons, by the ufunc that computes them (a condition is a value like any other: 0 or 1).
+COMPARE = {
+    sympy.StrictGreaterThan: "greater",
+    sympy.GreaterThan: "greater_equal",
+    sympy.StrictLessThan: "less",
+    sympy.LessThan: "less_equal",
+    sympy.Equality: "equal",
+    sympy.Unequality: "not_equal",
+}
 
 
 @dataclass
@@ -76,6 +85,25 @@ class _Compiler:
         for cls, op in unary.items():
             if isinstance(e, cls):
                 return self.new(op, self.emit(e.args[0]))
+        if isinstance(e, sympy.Piecewise):
+            *branches, (otherwise, last) = e.args
+            if last is not sympy.true:
+                raise TypeError(f"a Piecewise without a default branch: {e}")
+            acc = self.emit(otherwise)
+            for expr, cond in reversed(branches):
+                acc = self.new("where", self.emit(cond), self.emit(expr), acc)
+            return acc
+        if type(e) in COMPARE:
+            return self.new(COMPARE[type(e)], self.emit(e.lhs), self.emit(e.rhs))
+        if isinstance(e, (sympy.And, sympy.Or)):
+            op = "logical_and" if isinstance(e, sympy.And) else "logical_or"
+            args = sorted(e.args, key=self.is_scalar)  # arrays first
+            acc = self.emit(args[0])
+            for a in args[1:]:
+                acc = self.new(op, acc, self.emit(a))
+            return acc
+        if isinstance(e, sympy.Not):
+            return self.new("logical_not", self.emit(e.args[0]))
         if isinstance(e, (sympy.Max, sympy.Min)):
             op = "maximum" if isinstance(e, sympy.Max) else "minimum"
             args = sorted(e.args, key=self.is_scalar)  # arrays first

@@ -42,7 +42,8 @@ def _shared(fn: Callable) -> Callable:
             "names",
             multiple=True,
             metavar="NAME",
-            help="A built-in algorithm (repeatable; default: all first-order built-ins).",
+            help="A built-in algorithm (repeatable; default: the nine classic first-order ones "
+            "and the second-order built-ins).",
         ),
         click.option(
             "--spec",
@@ -70,9 +71,35 @@ def choose_specs(names: Sequence[str], spec_files: Sequence[str]) -> list:
     """Specs to picture: built-ins by name (or all) plus user files, which replace a same-named
     built-in. Second-order specs (Newton, trust region) run their NumPy minimiser."""
     from symopt.cli_support import select_specs
+    from symopt.landscapes import PICTURED
 
     chosen, _ = select_specs(names, spec_files)
-    return list({spec.name: spec for spec in chosen}.values())
+    specs = list({spec.name: spec for spec in chosen}.values())
+    if not names:  # by default the first-order built-ins with tuned learning rates
+        builtin = _builtin_names()
+        files = {str(f) for f in spec_files}
+        specs = [
+            s
+            for s in specs
+            if s.kind != "elementwise"
+            or s.name in PICTURED
+            or s.name not in builtin
+            or s.source in files
+        ]
+    # A picture's parameters are vectors: a spec for 2-D parameters only (Muon) cannot run.
+    matrix_only = [
+        s.name
+        for s in specs
+        if s.kind == "elementwise" and s.applies_to == "matrix" and not s.otherwise
+    ]
+    named = [n for n in matrix_only if n in names or n not in _builtin_names()]
+    if named:
+        raise click.UsageError(
+            f"{', '.join(named)}: applies to 2-D parameters only; the pictures step vectors"
+        )
+    if matrix_only:
+        click.echo(f"skipping {', '.join(matrix_only)} (2-D parameters only)", err=True)
+    return [s for s in specs if s.name not in matrix_only]
 
 
 def first_order(specs: Sequence, names: Sequence[str]) -> list:

@@ -16,6 +16,8 @@ from symopt.spec.domains import DOMAINS
 from symopt.spec.parse import FUNCTIONS, parse_expr
 
 W, G, T = "w", "g", "t"
+#: The row and column counts of a 2-D parameter, usable in an ``applies_to = "matrix"`` update.
+ROWS, COLS = "rows", "cols"
 NAME = re.compile(r"[a-z][a-z0-9_]*")
 CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
 #: Module-level names of generated code that a class name must not shadow.
@@ -57,6 +59,8 @@ TARGET_KEYWORDS = {
     "volatile",
     "while",
     "np",
+    "range",
+    "len",
     "math",
     "torch",
     "n",
@@ -69,7 +73,7 @@ TARGET_KEYWORDS = {
     "params",
     "grads",
 }
-RESERVED = {W, G, T, "grad"}
+RESERVED = {W, G, T, "grad", ROWS, COLS}
 IDENTIFIER_HELP = "a lowercase identifier such as 'beta1'"
 
 
@@ -141,7 +145,9 @@ class Loader:
         if not NAME.fullmatch(name):
             raise self.fail(where, f"{name!r} is not a valid name ({IDENTIFIER_HELP})")
         if name in RESERVED:
-            raise self.fail(where, f"{name!r} is reserved (w, g, t and grad are built in)")
+            raise self.fail(
+                where, f"{name!r} is reserved (w, g, t, grad, rows and cols are built in)"
+            )
         if keyword.iskeyword(name) or name in FUNCTIONS or name in TARGET_KEYWORDS:
             raise self.fail(where, f"{name!r} is a keyword or function name; choose another")
         return name

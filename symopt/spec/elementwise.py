@@ -2,7 +2,9 @@
 
 An update is an ordered list of assignments with sequential semantics: on the right-hand side a
 name means its current value, so ``m = beta1*m + (1 - beta1)*g`` reads the old ``m``, and every
-later line sees the new one. Each name is assigned at most once per step.
+later line sees the new one. A name may be assigned again (AdamW's decay, then its step), and a
+``{ repeat = N, update = [...] }`` block runs its lines N times (stored unrolled, each line
+remembering its block, so documents and code can show the loop).
 """
 
 from __future__ import annotations
@@ -13,16 +15,30 @@ from typing import ClassVar
 
 import sympy
 
-from symopt.spec.common import G, Hyper, HyperparameterOwner, T, W, make_symbol
+from symopt.spec import tensor
+from symopt.spec.common import COLS, ROWS, G, Hyper, HyperparameterOwner, T, W, make_symbol
 from symopt.spec.domains import DOMAINS
+
+#: The shapes a state variable can have, relative to its parameter.
+STATE_SHAPES = ("full", "scalar", "rows", "cols")
 
 
 @dataclass(frozen=True)
 class StateVar:
     name: str
-    init: sympy.Expr
+    init: sympy.Expr  # over hyperparameters, and g and w for state set from the first step
     latex: str
     doc: str = ""
+    shape: str = "full"  # one of STATE_SHAPES: rows = one value per row of a 2-D parameter
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """Where an unrolled line of a ``repeat`` block came from."""
+
+    block: int  # the block's index among the update's repeat blocks
+    count: int  # how many times the block runs
+    iteration: int  # which run this line belongs to (0-based)
 
 
 @dataclass(frozen=True)
@@ -30,6 +46,7 @@ class Assignment:
     target: str
     expr: sympy.Expr
     text: str  # the line as written in the spec, for comments and messages
+    repeat: Repeat | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,12 @@ class Spec(HyperparameterOwner):
     t_start: int = 1
     source: str = "<python>"
     text: str = ""
+    #: "any": the update applies to every parameter; "matrix": to 2-D parameters, and every other
+    #: parameter takes ``otherwise`` (or is refused when that is empty, like torch's Muon).
+    applies_to: str = "any"
+    otherwise: tuple[Assignment, ...] = ()
+    #: A generic check's name -> hyperparameter values it is restricted to (``[checks.NAME]``).
+    check_scopes: Mapping[str, Mapping[str, sympy.Expr]] = field(default_factory=dict)
 
     #: Element-wise specs have an update; second-order ones (:mod:`symopt.spec.model`) a model.
     kind: ClassVar[str] = "elementwise"
@@ -103,7 +126,33 @@ class Spec(HyperparameterOwner):
     @property
     def intermediates(self) -> tuple[str, ...]:
         names = {W, *self.state_names}
-        return tuple(a.target for a in self.update if a.target not in names)
+        seen = dict.fromkeys(a.target for a in (*self.update, *self.otherwise))
+        return tuple(n for n in seen if n not in names)
+
+    @property
+    def features(self) -> frozenset[str]:
+        """The tensor-level constructs this spec uses (names from :mod:`symopt.spec.tensor`)."""
+        lines = (*self.update, *self.otherwise)
+        found = tensor.expression_features(a.expr for a in lines)
+        if any(a.repeat for a in lines):
+            found.add(tensor.REPEAT)
+        if any({G, W} & {s.name for s in st.init.free_symbols} for st in self.states):
+            found.add(tensor.FIRST_GRADIENT)
+        if any(st.shape != "full" for st in self.states):
+            found.add(tensor.SHAPED_STATE)
+        if self.applies_to == "matrix":
+            found.add(tensor.MATRIX_ONLY)
+        return frozenset(found)
+
+    @property
+    def elementwise(self) -> bool:
+        """True when every line reads one coordinate of each array (conditionals allowed)."""
+        return not self.features - {tensor.CONDITIONAL, tensor.FIRST_GRADIENT}
+
+    def states_of(self, update: tuple[Assignment, ...]) -> tuple[StateVar, ...]:
+        """The states an update assigns: a parameter has the states of the update it takes."""
+        targets = {a.target for a in update}
+        return tuple(s for s in self.states if s.name in targets)
 
     def latex_name(self, name: str) -> str:
         for h in self.hypers:
@@ -119,7 +168,9 @@ def symbol_table(spec: Spec) -> dict[str, sympy.Symbol]:
     """Every symbol a spec's expressions may contain, keyed by name (hypers carry their domain)."""
     table = {h.name: make_symbol(h.name, DOMAINS[h.domain].assumptions) for h in spec.hypers}
     table[T] = sympy.Symbol(T, positive=True, integer=True)
-    for name in (W, G, *spec.state_names, *assigned_names(spec.update)):
+    for name in (ROWS, COLS):
+        table[name] = sympy.Symbol(name, positive=True, integer=True)
+    for name in (W, G, *spec.state_names, *assigned_names((*spec.update, *spec.otherwise))):
         table.setdefault(name, make_symbol(name))
     return table
 

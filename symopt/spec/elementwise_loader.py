@@ -5,16 +5,19 @@ from __future__ import annotations
 import sympy
 
 from symopt.errors import SpecError
-from symopt.spec.common import G, Hyper, Loader, T, W, make_symbol
+from symopt.spec import tensor
+from symopt.spec.claims_loader import ClaimsLoader
+from symopt.spec.common import G, Hyper, T, W, make_symbol
 from symopt.spec.domains import DOMAINS
 from symopt.spec.elementwise import (
+    STATE_SHAPES,
     Assignment,
     LookaheadFree,
-    Property,
-    Relation,
+    Repeat,
     Spec,
     StateVar,
 )
+from symopt.spec.loader_symbols import initial_symbols, replace_spec
 from symopt.spec.parse import Grad, parse_assignment
 
 # ---------------------------------------------------------------------------------------------
@@ -36,11 +39,17 @@ TOP_KEYS = {
     "lookahead_free",
     "relations",
     "properties",
+    "applies_to",
+    "otherwise",
+    "checks",
 }
-PROPERTY_KINDS = {"unbiased", "scale_invariant"}
+#: Generic checks a spec may restrict with ``[checks.NAME] where = {...}``.
+SCOPED_CHECKS = ("at_rest", "well_defined", "descent")
+#: The most runs a ``repeat`` block may ask for (the loop is unrolled for checks and the oracle).
+MAX_REPEAT = 20
 
 
-class ElementwiseLoader(Loader):
+class ElementwiseLoader(ClaimsLoader):
     def load(self) -> Spec:
         d = self.data
         name, class_name = self.names(TOP_KEYS, "Adam")
@@ -58,8 +67,23 @@ class ElementwiseLoader(Loader):
             update=(),
             t_start=t_start,
         )
-        update = self.update(spec, d.get("update"), "update")
-        spec = _replace(spec, update=update)
+        applies_to = self.get(d, "applies_to", "", str, "any")
+        if applies_to not in ("any", "matrix"):
+            raise self.fail("applies_to", f"expected 'any' or 'matrix', got {applies_to!r}")
+        spec = replace_spec(spec, applies_to=applies_to)
+        has_otherwise = "otherwise" in d
+        update = self.update(
+            spec,
+            d.get("update"),
+            "update",
+            require_all=not has_otherwise,
+            base=initial_symbols(spec, matrix=applies_to == "matrix"),
+        )
+        spec = replace_spec(spec, update=update)
+        spec = replace_spec(spec, otherwise=self.otherwise(spec, has_otherwise))
+        self.check_state_shapes(spec)
+        self.check_axis_reductions(spec)
+        spec = replace_spec(spec, check_scopes=self.check_scopes(spec))
         inter = self.get(d, "intermediate", "", dict, {})
         latex: dict[str, str] = {}
         for key, table in inter.items():
@@ -68,8 +92,8 @@ class ElementwiseLoader(Loader):
                 raise self.fail(where, f"{key!r} is not an intermediate of the update")
             self.check_keys(self.get(inter, key, "intermediate", dict), {"latex"}, where)
             latex[key] = self.get(table, "latex", where, str, sympy.latex(sympy.Symbol(key)))
-        spec = _replace(spec, intermediate_latex=latex)
-        spec = _replace(spec, lookahead_free=self.lookahead_free(spec))
+        spec = replace_spec(spec, intermediate_latex=latex)
+        spec = replace_spec(spec, lookahead_free=self.lookahead_free(spec))
         if any(_uses_lookahead(a.expr) for a in spec.update) and spec.lookahead_free is None:
             raise self.fail(
                 "update",
@@ -84,10 +108,78 @@ class ElementwiseLoader(Loader):
             self.property(spec, p, f"properties[{i}]")
             for i, p in enumerate(self.get(d, "properties", "", list, []))
         )
-        return _replace(spec, relations=relations, properties=properties)
+        return replace_spec(spec, relations=relations, properties=properties)
+
+    def otherwise(self, spec: Spec, present: bool) -> tuple[Assignment, ...]:
+        """The update of the parameters an ``applies_to = "matrix"`` update does not cover."""
+        if not present:
+            return ()
+        where = "otherwise"
+        if spec.applies_to != "matrix":
+            raise self.fail(where, "[otherwise] needs applies_to = 'matrix'")
+        table = self.get(self.data, "otherwise", "", dict)
+        self.check_keys(table, {"update"}, where)
+        lines = self.update(spec, table.get("update"), f"{where}.update", require_all=False)
+        if W not in {a.target for a in lines}:
+            raise self.fail(f"{where}.update", "the parameter w is never updated")
+        assigned = {a.target for a in (*spec.update, *lines)}
+        for s in spec.state_names:
+            if s not in assigned:
+                raise self.fail("update", f"state variable {s!r} is never updated")
+        return lines
+
+    def check_state_shapes(self, spec: Spec) -> None:
+        """Row and column state exists only for 2-D parameters, so only in a matrix update."""
+        for st in spec.states:
+            if st.shape in ("rows", "cols"):
+                if spec.applies_to != "matrix":
+                    raise self.fail(
+                        f"state.{st.name}.shape",
+                        f"{st.shape!r} state needs applies_to = 'matrix' (2-D parameters)",
+                    )
+                if any(a.target == st.name for a in spec.otherwise):
+                    raise self.fail(
+                        "otherwise.update",
+                        f"{st.name!r} has shape {st.shape!r}: only the matrix update may assign it",
+                    )
+
+    def check_axis_reductions(self, spec: Spec) -> None:
+        """Row and column reductions need a 2-D parameter: only in a matrix update."""
+        for key, lines, allowed in (
+            ("update", spec.update, spec.applies_to == "matrix"),
+            ("otherwise.update", spec.otherwise, False),
+        ):
+            for a in lines:
+                axis = [r for r in a.expr.atoms(tensor.Reduction) if r.axis is not None]
+                if axis and not allowed:
+                    name = tensor.SPEC_NAMES[type(axis[0])]
+                    raise self.fail(
+                        key,
+                        f"{a.text!r}: {name}() needs a 2-D parameter: only the update of a spec "
+                        "with applies_to = 'matrix' may use row/column reductions",
+                    )
+
+    def check_scopes(self, spec: Spec) -> dict[str, dict[str, sympy.Expr]]:
+        out: dict[str, dict[str, sympy.Expr]] = {}
+        symbols = initial_symbols(spec)
+        for key, table in self.get(self.data, "checks", "", dict, {}).items():
+            where = f"checks.{key}"
+            if key not in SCOPED_CHECKS:
+                raise self.fail(where, f"unknown check; known: {', '.join(SCOPED_CHECKS)}")
+            if not isinstance(table, dict):
+                raise self.fail(where, "expected a table with where = { NAME = VALUE }")
+            self.check_keys(table, {"where"}, where)
+            scope = {}
+            for k, v in self.get(table, "where", where, dict).items():
+                if k not in spec.hyper_names:
+                    raise self.fail(f"{where}.where.{k}", f"{k!r} is not a hyperparameter")
+                scope[k] = self.expr(v, symbols, f"{where}.where.{k}")
+            out[key] = scope
+        return out
 
     def states(self, hypers: tuple[Hyper, ...]) -> tuple[StateVar, ...]:
         symbols = {h.name: make_symbol(h.name, DOMAINS[h.domain].assumptions) for h in hypers}
+        first_step = {**symbols, W: make_symbol(W), G: make_symbol(G)}
         out = []
         for key, table in self.get(self.data, "state", "", dict, {}).items():
             where = f"state.{key}"
@@ -96,7 +188,7 @@ class ElementwiseLoader(Loader):
                 raise self.fail(where, f"{key!r} is already a hyperparameter")
             if not isinstance(table, dict):
                 raise self.fail(where, "expected a table with init (and optionally latex, doc)")
-            self.check_keys(table, {"init", "latex", "doc"}, where)
+            self.check_keys(table, {"init", "latex", "doc", "shape"}, where)
             if "init" not in table:
                 raise self.fail(
                     where, f"state variable {key!r} has no initial value (add init = ...)"
@@ -105,11 +197,19 @@ class ElementwiseLoader(Loader):
                 table["init"]
                 if not isinstance(table["init"], (int, float))
                 else str(table["init"]),
-                symbols,
+                first_step,
                 f"{where}.init",
             )
+            shape = self.get(table, "shape", where, str, "full")
+            if shape not in STATE_SHAPES:
+                raise self.fail(
+                    f"{where}.shape", f"unknown shape {shape!r}; known: {', '.join(STATE_SHAPES)}"
+                )
+            if shape != "full" and init.free_symbols & {first_step[W], first_step[G]}:
+                raise self.fail(f"{where}.init", f"{shape!r} state cannot start from g or w")
             latex = self.get(table, "latex", where, str, sympy.latex(sympy.Symbol(key)))
-            out.append(StateVar(key, init, latex, self.get(table, "doc", where, str, "")))
+            doc = self.get(table, "doc", where, str, "")
+            out.append(StateVar(key, init, latex, doc, shape))
         return tuple(out)
 
     def update(
@@ -122,32 +222,31 @@ class ElementwiseLoader(Loader):
         base: dict[str, sympy.Symbol] | None = None,
         require_all: bool = True,
     ) -> tuple[Assignment, ...]:
-        if not isinstance(lines, list) or not lines or not all(isinstance(x, str) for x in lines):
-            raise self.fail(where, "expected a non-empty list of 'NAME = EXPRESSION' strings")
-        table = dict(base) if base is not None else _initial_symbols(spec)
-        targets = [_peek_target(line) for line in lines]
+        entries = self.flatten(lines, where)
+        table = dict(base) if base is not None else initial_symbols(spec)
+        targets = [_peek_target(line) for line, _, _ in entries]
         out: list[Assignment] = []
         seen: set[str] = set()
         protected = {G: "the gradient g", T: "the step counter t"}
         protected.update({h: f"the hyperparameter {h!r}" for h in spec.hyper_names})
-        for i, line in enumerate(lines):
-            key = f"{where}[{i}]"
+        parsed: dict[str, tuple[str, sympy.Expr]] = {}  # a repeat block's lines, parsed once
+        for i, (line, key, repeat) in enumerate(entries):
             later = frozenset(n for n in targets[i:] if n and n not in table)
             try:
-                target, expr = parse_assignment(line, table, later=later)
+                if key not in parsed:
+                    parsed[key] = parse_assignment(line, table, later=later)
+                target, expr = parsed[key]
             except SpecError as exc:
                 raise exc.located(file=self.file, key=key) from None
             if target in protected:
                 raise self.fail(key, f"cannot assign to {protected[target]}")
-            if target in seen:
-                raise self.fail(key, f"{target!r} is assigned twice (each name once per step)")
             if not allow_new and target not in table:
                 raise self.fail(key, f"{target!r} is not a variable of the spec")
             if target not in table:
                 self.identifier(target, key)
             seen.add(target)
             table.setdefault(target, make_symbol(target))
-            out.append(Assignment(target, expr, line.strip()))
+            out.append(Assignment(target, expr, line.strip(), repeat))
         if require_all:
             if W not in seen:
                 raise self.fail(where, "the parameter w is never updated")
@@ -155,6 +254,38 @@ class ElementwiseLoader(Loader):
                 if s not in seen:
                     raise self.fail(where, f"state variable {s!r} is never updated")
         return tuple(out)
+
+    def flatten(self, lines: object, where: str) -> list[tuple[str, str, Repeat | None]]:
+        """(line, key, repeat) per assignment, ``{ repeat = N, update = [...] }`` unrolled."""
+        if not isinstance(lines, list) or not lines:
+            raise self.fail(where, "expected a non-empty list of 'NAME = EXPRESSION' strings")
+        out: list[tuple[str, str, Repeat | None]] = []
+        blocks = 0
+        for i, entry in enumerate(lines):
+            key = f"{where}[{i}]"
+            if isinstance(entry, str):
+                out.append((entry, key, None))
+                continue
+            if not isinstance(entry, dict):
+                raise self.fail(
+                    key, "expected 'NAME = EXPRESSION' or { repeat = N, update = [..] }"
+                )
+            self.check_keys(entry, {"repeat", "update"}, key)
+            count = self.get(entry, "repeat", key, int)
+            if not 1 <= count <= MAX_REPEAT:
+                raise self.fail(f"{key}.repeat", f"expected 1 to {MAX_REPEAT} runs, got {count}")
+            inner = entry.get("update")
+            if not (isinstance(inner, list) and inner and all(isinstance(x, str) for x in inner)):
+                nested = isinstance(inner, list) and any(isinstance(x, dict) for x in inner)
+                why = "strings (a repeat block cannot hold another)" if nested else "strings"
+                raise self.fail(
+                    f"{key}.update", f"expected a non-empty list of 'NAME = EXPRESSION' {why}"
+                )
+            for run in range(count):
+                repeat = Repeat(blocks, count, run)
+                out += [(x, f"{key}.update[{j}]", repeat) for j, x in enumerate(inner)]
+            blocks += 1
+        return out
 
     def lookahead_free(self, spec: Spec) -> LookaheadFree | None:
         table = self.get(self.data, "lookahead_free", "", dict, {})
@@ -167,106 +298,13 @@ class ElementwiseLoader(Loader):
             raise self.fail(
                 f"{where}.update", "the look-ahead-free form must use only g, not grad(...)"
             )
-        symbols = _initial_symbols(spec)
+        symbols = initial_symbols(spec)
         variables = {}
         for k, v in self.get(table, "variables", where, dict).items():
             if k not in (W, *spec.state_names):
                 raise self.fail(f"{where}.variables.{k}", f"{k!r} is not w or a state variable")
             variables[k] = self.expr(v, symbols, f"{where}.variables.{k}")
         return LookaheadFree(self.get(table, "summary", where, str, "").strip(), variables, update)
-
-    def relation(self, spec: Spec, table: object, where: str) -> Relation:
-        if not isinstance(table, dict):
-            raise self.fail(where, "expected a table")
-        self.check_keys(
-            table, {"name", "where", "replace", "other", "hyper", "state", "update", "init"}, where
-        )
-        symbols = _initial_symbols(spec)
-        where_map = {}
-        for k, v in self.get(table, "where", where, dict, {}).items():
-            if k not in spec.hyper_names:
-                raise self.fail(f"{where}.where.{k}", f"{k!r} is not a hyperparameter")
-            where_map[k] = self.expr(v, symbols, f"{where}.where.{k}")
-        replace = ()
-        if "replace" in table:
-            replace = self.update(
-                spec,
-                table["replace"],
-                f"{where}.replace",
-                allow_new=False,
-                base=_all_symbols(spec),
-                require_all=False,
-            )
-        other = table.get("other")
-        inline = "update" in table
-        if (other is None) == (not inline):
-            raise self.fail(
-                where, "give exactly one of 'other' (a spec name) or an inline 'update'"
-            )
-        update: tuple[Assignment, ...] = ()
-        init: dict[str, sympy.Expr] = {}
-        if inline:
-            for k, v in self.get(table, "init", where, dict, {}).items():
-                self.identifier(k, f"{where}.init.{k}")
-                init[k] = self.expr(
-                    str(v) if isinstance(v, (int, float)) else v, symbols, f"{where}.init.{k}"
-                )
-            inner = _replace(spec, states=tuple(StateVar(k, v, k) for k, v in init.items()))
-            update = self.update(inner, table["update"], f"{where}.update")
-        elif not isinstance(other, str) or not other.isidentifier():
-            raise self.fail(f"{where}.other", f"expected a spec name, got {other!r}")
-        hyper = {}
-        if inline and "hyper" in table:
-            raise self.fail(
-                f"{where}.hyper", "'hyper' maps another spec's names; use it with 'other'"
-            )
-        for k, v in self.get(table, "hyper", where, dict, {}).items():
-            hyper[k] = self.expr(v, symbols, f"{where}.hyper.{k}")
-        state = {}
-        for k, v in self.get(table, "state", where, dict, {}).items():
-            state[k] = self.expr(v, symbols, f"{where}.state.{k}")
-        name = self.get(table, "name", where, str)
-        return Relation(name, where_map, replace, other, hyper, state, update, init)
-
-    def property(self, spec: Spec, table: object, where: str) -> Property:
-        if not isinstance(table, dict):
-            raise self.fail(where, "expected a table")
-        kind = self.get(table, "kind", where, str)
-        if kind not in PROPERTY_KINDS:
-            raise self.fail(
-                f"{where}.kind",
-                f"unknown property {kind!r}; known: {', '.join(sorted(PROPERTY_KINDS))}",
-            )
-        name = self.get(table, "name", where, str)
-        symbols = _all_symbols(spec)
-        options: dict[str, object] = {}
-        if kind == "unbiased":
-            self.check_keys(table, {"kind", "name", "state", "corrected", "expect"}, where)
-            state = self.get(table, "state", where, str)
-            if state not in spec.state_names:
-                raise self.fail(f"{where}.state", f"{state!r} is not a state variable")
-            corrected = self.get(table, "corrected", where, str)
-            if corrected not in spec.intermediates:
-                raise self.fail(f"{where}.corrected", f"{corrected!r} is not an intermediate")
-            options = {
-                "state": state,
-                "corrected": corrected,
-                "expect": self.expr(
-                    self.get(table, "expect", where, str), symbols, f"{where}.expect"
-                ),
-            }
-        else:
-            self.check_keys(table, {"kind", "name", "where"}, where)
-            for k in self.get(table, "where", where, dict, {}):
-                if k not in spec.hyper_names:
-                    raise self.fail(f"{where}.where.{k}", f"{k!r} is not a hyperparameter")
-            options = {
-                "where": {
-                    k: self.expr(v, symbols, f"{where}.where.{k}")
-                    for k, v in self.get(table, "where", where, dict, {}).items()
-                }
-            }
-        return Property(kind, name, options)
 
 
 def _peek_target(line: object) -> str | None:
@@ -276,21 +314,6 @@ def _peek_target(line: object) -> str | None:
     return None
 
 
-def _initial_symbols(spec: Spec) -> dict[str, sympy.Symbol]:
-    table = {h.name: make_symbol(h.name, DOMAINS[h.domain].assumptions) for h in spec.hypers}
-    table[T] = sympy.Symbol(T, positive=True, integer=True)
-    for name in (W, G, *spec.state_names):
-        table[name] = make_symbol(name)
-    return table
-
-
-def _all_symbols(spec: Spec) -> dict[str, sympy.Symbol]:
-    table = _initial_symbols(spec)
-    for a in spec.update:
-        table.setdefault(a.target, make_symbol(a.target))
-    return table
-
-
 def _has_grad(expr: sympy.Expr) -> bool:
     return bool(expr.atoms(Grad))
 
@@ -298,9 +321,3 @@ def _has_grad(expr: sympy.Expr) -> bool:
 def _uses_lookahead(expr: sympy.Expr) -> bool:
     w = make_symbol(W)
     return any(call.args[0] != w for call in expr.atoms(Grad))
-
-
-def _replace(spec: Spec, **changes) -> Spec:
-    import dataclasses
-
-    return dataclasses.replace(spec, **changes)

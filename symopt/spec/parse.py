@@ -10,11 +10,13 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+import warnings
 from collections.abc import Callable, Mapping
 
 import sympy
 
 from symopt.errors import SpecError
+from symopt.spec.tensor import REDUCTIONS, MatProduct, TensorMax, Transposed
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 100
@@ -27,7 +29,8 @@ Grad = sympy.Function("grad")
 
 
 def _max(*args: sympy.Expr) -> sympy.Expr:
-    return sympy.Max(*args)
+    """``max(x)``: the largest element of the tensor; ``max(a, b, ...)``: element-wise."""
+    return TensorMax(args[0]) if len(args) == 1 else sympy.Max(*args)
 
 
 def _min(*args: sympy.Expr) -> sympy.Expr:
@@ -40,9 +43,21 @@ FUNCTIONS: dict[str, tuple[Callable[..., sympy.Expr], tuple[int, int | None]]] =
     "exp": (sympy.exp, (1, 1)),
     "log": (sympy.log, (1, 1)),
     "sign": (sympy.sign, (1, 1)),
-    "max": (_max, (2, None)),
+    "max": (_max, (1, None)),
     "min": (_min, (2, None)),
     "grad": (Grad, (1, 1)),
+    **{name: (cls, (1, 1)) for name, cls in REDUCTIONS.items()},
+    "transpose": (Transposed, (1, 1)),
+    "where": (None, (3, 3)),  # built by _Builder._where: its first argument is a condition
+}
+
+COMPARISONS = {
+    ast.Lt: sympy.Lt,
+    ast.LtE: sympy.Le,
+    ast.Gt: sympy.Gt,
+    ast.GtE: sympy.Ge,
+    ast.Eq: sympy.Eq,
+    ast.NotEq: sympy.Ne,
 }
 
 
@@ -105,7 +120,43 @@ class _Builder:
             return self._binop(node, d)
         if isinstance(node, ast.Call):
             return self._call(node, d)
+        if isinstance(node, (ast.Compare, ast.BoolOp)) or (
+            isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)
+        ):
+            raise SpecError(
+                f"{_condition_word(node)} is only allowed in the condition of where(cond, a, b)"
+            )
         raise SpecError(f"{_describe(node)} is not allowed in an expression")
+
+    def condition(self, node: ast.AST, depth: int) -> sympy.Basic:
+        """A condition: comparisons joined by ``and``/``or``/``not``."""
+        if depth > MAX_DEPTH:
+            raise SpecError(f"expression nested deeper than {MAX_DEPTH} levels")
+        d = depth + 1
+        if isinstance(node, ast.Compare):
+            parts, left = [], self.build(node.left, d)
+            for op, right_node in zip(node.ops, node.comparators, strict=True):
+                if type(op) not in COMPARISONS:
+                    word = {ast.Is: "is", ast.IsNot: "is not", ast.In: "in"}.get(type(op), "not in")
+                    raise SpecError(f"'{word}' is not a comparison; use <, <=, >, >=, == or !=")
+                right = self.build(right_node, d)
+                parts.append(COMPARISONS[type(op)](left, right))
+                left = right
+            return sympy.And(*parts)
+        if isinstance(node, ast.BoolOp):
+            join = sympy.And if isinstance(node.op, ast.And) else sympy.Or
+            return join(*(self.condition(v, d) for v in node.values))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return sympy.Not(self.condition(node.operand, d))
+        raise SpecError(
+            f"the condition of where() must be a comparison such as 'g*p > 0' "
+            f"(joined with and, or, not), got {ast.unparse(node)!r}"
+        )
+
+    def _where(self, node: ast.Call, d: int) -> sympy.Expr:
+        cond = self.condition(node.args[0], d)
+        a, b = self.build(node.args[1], d), self.build(node.args[2], d)
+        return sympy.Piecewise((a, cond), (b, True))
 
     def _name(self, name: str) -> sympy.Expr:
         if name.startswith("_"):
@@ -114,6 +165,11 @@ class _Builder:
             return self.symbols[name]
         if name in self.later:
             raise SpecError(f"{name!r} is used before it is assigned")
+        if name in ("rows", "cols"):
+            raise SpecError(
+                f"{name!r} is only defined in the matrix update of a spec with "
+                "applies_to = 'matrix'"
+            )
         hint = difflib.get_close_matches(name, list(self.symbols), n=1)
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise SpecError(f"unknown symbol {name!r}{suggestion}")
@@ -131,6 +187,8 @@ class _Builder:
             if right == 0:
                 raise SpecError("division by the constant 0")
             return left / right
+        if isinstance(op, ast.MatMult):
+            return MatProduct(left, right)
         if isinstance(op, ast.Pow):
             if right.is_number and (not right.is_real or abs(right) > MAX_EXPONENT):
                 text = sympy.sstr(right) if sympy.count_ops(right) < 10 else ""
@@ -141,7 +199,7 @@ class _Builder:
                 if size > MAX_DIGITS:
                     raise SpecError(f"a constant power would have more than {MAX_DIGITS} digits")
             return _bounded(sympy.Pow(left, right))
-        raise SpecError(f"operator {type(op).__name__} is not allowed (use + - * / **)")
+        raise SpecError(f"operator {type(op).__name__} is not allowed (use + - * / ** @)")
 
     def _call(self, node: ast.Call, d: int) -> sympy.Expr:
         if not isinstance(node.func, ast.Name):
@@ -163,7 +221,16 @@ class _Builder:
             raise SpecError(f"{name}() takes {want} argument(s), got {len(node.args)}")
         if any(isinstance(a, ast.Starred) for a in node.args):
             raise SpecError(f"{name}() does not accept *arguments")
+        if name == "where":
+            return self._where(node, d)
         return fn(*(self.build(a, d) for a in node.args))
+
+
+def _condition_word(node: ast.AST) -> str:
+    """How a message names a piece of a condition found outside ``where``."""
+    if isinstance(node, ast.BoolOp):
+        return "'and'" if isinstance(node.op, ast.And) else "'or'"
+    return "a comparison" if isinstance(node, ast.Compare) else "'not'"
 
 
 def _describe(node: ast.AST) -> str:
@@ -175,7 +242,9 @@ def _describe(node: ast.AST) -> str:
         ast.GeneratorExp: "a comprehension",
         ast.Compare: "a comparison",
         ast.BoolOp: "a boolean operator",
-        ast.UnaryOp: "the operator 'not' or '~' (only unary minus and plus)",
+        ast.UnaryOp: "the operator '~' (only unary minus and plus)",
+        ast.IfExp: "'a if c else b' (write where(c, a, b))",
+        ast.Name: f"the plain value {getattr(node, 'id', '')!r}",
     }
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return "a string"
@@ -191,7 +260,9 @@ def _parse_tree(text: object, mode: str) -> ast.AST:
     if not stripped.isprintable() or "#" in stripped:
         raise SpecError("an expression is one line of printable text, without comments")
     try:
-        return ast.parse(stripped, mode=mode)
+        with warnings.catch_warnings():  # "1if x" warns; the text is checked, never compiled
+            warnings.simplefilter("ignore", SyntaxWarning)
+            return ast.parse(stripped, mode=mode)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         msg = getattr(exc, "msg", None) or "cannot be parsed"
         raise SpecError(f"invalid expression {text.strip()!r}: {msg}") from None

@@ -13,7 +13,7 @@ from symopt.verify.adapters import adapter_factory
 from symopt.verify.arguments import split_hyper
 from symopt.verify.comparison import Difference, Run, compare, reference_run, seeded
 from symopt.verify.diagnose import Diagnosis, closest_variant
-from symopt.verify.streams import SHAPES, STREAMS
+from symopt.verify.streams import STREAMS, shapes_for
 
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
 #: A variant "matches" when it explains the implementation to this relative error (looser than
@@ -61,7 +61,29 @@ class Report:
             )
         else:
             lines.append("  diagnosis: no known convention difference explains it")
+        if (hint := precision_hint(self.max_error, self.tolerance)) and not (
+            self.diagnosis and self.diagnosis.exact
+        ):
+            lines.append(f"  precision: {hint}")
         return "\n".join(lines)
+
+
+#: Unit roundoff of the formats an implementation may compute in internally.
+ROUNDOFF = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
+
+
+def precision_hint(error: float, tolerance: float) -> str | None:
+    """When a difference is the size of a lower precision's rounding, say so: torch.optim.Muon,
+    for one, runs its Newton-Schulz iteration in bfloat16 whatever the parameters' dtype."""
+    if not tolerance < error < 0.1:
+        return None
+    near = [name for name, u in ROUNDOFF.items() if u / 100 <= error <= u * 100 and u > tolerance]
+    if not near:
+        return None
+    return (
+        f"a difference of {error:.1e} is the size of {' or '.join(near)} rounding: the "
+        "implementation may compute part of the step in that precision"
+    )
 
 
 def verify(
@@ -89,7 +111,7 @@ def verify(
     compared: set[str] = set()
     for stream in streams:
         for seed in range(seeds):
-            for shape in SHAPES:
+            for shape in shapes_for(spec):
                 rng = np.random.default_rng(seed)
                 w0 = (rng.standard_normal(shape) * 0.5).astype(dtype)
                 impl = factory(target, w0, spec, spec_hyper, extra, dict(state_map or {}))

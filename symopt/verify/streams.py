@@ -31,3 +31,12 @@ STREAMS: dict[str, StreamFn] = {
 }
 PARAMETER_DEPENDENT = {"rosenbrock"}
 SHAPES = ((6,), (2, 5))
+#: For specs that apply to 2-D parameters only: a wide and a tall matrix.
+MATRIX_SHAPES = ((2, 5), (6, 3))
+
+
+def shapes_for(spec) -> tuple[tuple[int, ...], ...]:
+    """The parameter shapes a spec is verified on (2-D only when it refuses other shapes)."""
+    if spec.kind == "elementwise" and spec.applies_to == "matrix" and not spec.otherwise:
+        return MATRIX_SHAPES
+    return SHAPES

@@ -17,11 +17,14 @@ from symopt.backends.c.elementwise import (
     comment_block,
     template_data,
 )
+from symopt.backends.c.stages import stages_data
 from symopt.backends.render import render
 from symopt.backends.second_order import kind
 from symopt.files.writer import GeneratedFile
 from symopt.lowering.kernel import lower
+from symopt.lowering.stages import split
 from symopt.spec import AnySpec, Spec
+from symopt.spec.tensor import CONDITIONAL, FIRST_GRADIENT, WHOLE_REDUCTION
 
 #: Static sources copied verbatim into the generated folder: (file here, path there).
 STATIC = (
@@ -44,11 +47,14 @@ def static_files() -> list[GeneratedFile]:
 
 class CBackend(Backend):
     name = "c"
+    #: Conditionals print as ternaries, first-gradient state is the first step's conditional,
+    #: and per-tensor reductions split the update into passes (symopt.lowering.stages).
+    supports = frozenset({CONDITIONAL, FIRST_GRADIENT, WHOLE_REDUCTION})
 
     def unsupported(self, spec: AnySpec) -> str | None:
         if spec.kind == "second_order" and kind(spec) not in second_order_c.TEMPLATES:
             return f"{spec.structure.replace('_', '-')} curvature (needs a framework's layers)"
-        return None
+        return super().unsupported(spec)
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
         """Kernels of the element-wise specs, the second-order specs' solvers
@@ -56,10 +62,13 @@ class CBackend(Backend):
         specs, models = split_kinds(specs)
         out = []
         for spec in specs:
-            data = template_data(spec, lower(spec))
+            if spec.elementwise:
+                data, source = template_data(spec, lower(spec)), "c/kernel.c.jinja"
+            else:
+                data, source = stages_data(spec, split(spec)), "c/stages.c.jinja"
             for template, path, comment in (
                 ("c/kernel.h.jinja", f"c/include/symopt/{spec.name}.h", "//"),
-                ("c/kernel.c.jinja", f"c/src/{spec.name}.c", "//"),
+                (source, f"c/src/{spec.name}.c", "//"),
                 ("c/driver.c.jinja", f"c/tests/driver_{spec.name}.c", "//"),
                 ("c/optimizer.py.jinja", f"c/{PACKAGE}/{spec.name}.py", "#"),
                 ("c/test_optimizer.py.jinja", f"c/tests/test_{spec.name}.py", "#"),

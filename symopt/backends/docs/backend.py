@@ -18,13 +18,16 @@ from symopt.backends.docs.latex import (
     escape_latex,
     escape_markdown,
     format_number,
+    safe_symbol,
 )
+from symopt.backends.docs.update import SHAPE_WORDS, block, notation
 from symopt.backends.render import render_latex
 from symopt.checks import check_specs
 from symopt.files.writer import GeneratedFile
-from symopt.spec import Assignment, Spec
+from symopt.spec import Spec
 from symopt.spec.domains import DOMAINS
 from symopt.spec.model import ModelSpec
+from symopt.spec.tensor import ALL_FEATURES
 
 FOLDER = "docs"
 DOCUMENT = "symopt"
@@ -41,48 +44,29 @@ def _paragraphs(text: str) -> list[str]:
     return [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
 
 
+def _breakable(tex: str) -> str:
+    """A line may break after the underscore of a long identifier such as
+    ``pytorch_optimizer.Lamb``, which TeX cannot hyphenate (short ones such as m_t stay whole)."""
+    words = tex.split(" ")
+    return " ".join(w.replace(r"\_", r"\_\hspace{0pt}") if len(w) > 18 else w for w in words)
+
+
 def _prose(text: str) -> dict:
     paras = _paragraphs(text)
     return {
-        "tex": [_wrap(escape_latex(p)) for p in paras],
+        "tex": [_wrap(_breakable(escape_latex(p))) for p in paras],
         "md": [escape_markdown(p) for p in paras],
     }
-
-
-def _equations(
-    printer: SpecLatexPrinter, spec: Spec, update: Sequence[Assignment], prefix: str
-) -> list[dict]:
-    stored = {"w", *spec.state_names}
-    return [
-        {
-            "tex": printer.assignment(a),
-            "label": f"eq:{spec.name}:{prefix}{a.target}",
-            "symbol": printer.name(a.target),
-            "intermediate": a.target not in stored,
-        }
-        for a in update
-    ]
 
 
 def _and(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def _intermediates(equations: Sequence[dict]) -> dict | None:
-    """The sentence that names the intermediates (with their equation numbers in LaTeX)."""
-    if not equations:
-        return None
-    return {
-        "tex": _and([f"${e['symbol']}$ \\eqref{{{e['label']}}}" for e in equations]),
-        "md": _and([f"${e['symbol']}$" for e in equations]),
-        "verb": "is an intermediate" if len(equations) == 1 else "are intermediates",
-    }
-
-
 def _hypers(spec: Spec | ModelSpec) -> list[dict]:
     return [
         {
-            "symbol": h.latex,
+            "symbol": safe_symbol(h.latex),
             "name_tex": escape_latex(h.name),
             "name": h.name,
             "default": format_number(h.default),
@@ -94,19 +78,32 @@ def _hypers(spec: Spec | ModelSpec) -> list[dict]:
     ]
 
 
+#: The method of a check that symopt could not decide for this spec's constructs.
+NOT_SHOWN = "not shown"
+
+
+def _checks(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
+    """The check rows and their counts; a "not shown" row is neither passed nor failed."""
+    rows = []
+    for r in check_specs([spec], known)[spec.name]:
+        status = NOT_SHOWN if r.method == NOT_SHOWN else ("passed" if r.passed else "failed")
+        rows.append(
+            {
+                "name_tex": escape_latex(r.name),
+                "name_md": escape_markdown(r.name),
+                "passed": r.passed,
+                "status": status,
+                "method": "-" if status == NOT_SHOWN else r.method,
+                "detail_tex": escape_latex(r.detail) if status != "passed" else "",
+                "detail_md": escape_markdown(r.detail) if status != "passed" else "",
+            }
+        )
+    count = {k: sum(c["status"] == k for c in rows) for k in ("passed", "failed", NOT_SHOWN)}
+    return {"checks": rows, "passed": count["passed"], "not_shown": count[NOT_SHOWN]}
+
+
 def _common(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
     """What every section has: prose, hyperparameters and the check results."""
-    checks = [
-        {
-            "name_tex": escape_latex(r.name),
-            "name_md": escape_markdown(r.name),
-            "passed": r.passed,
-            "method": r.method,
-            "detail_tex": escape_latex(r.detail),
-            "detail_md": escape_markdown(r.detail),
-        }
-        for r in check_specs([spec], known)[spec.name]
-    ]
     return {
         "spec": spec,
         "version": __version__,
@@ -118,59 +115,106 @@ def _common(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
         "source_tex": escape_latex(spec.source),
         "source_md": escape_markdown(spec.source),
         "hypers": _hypers(spec),
-        "checks": checks,
-        "passed": sum(c["passed"] for c in checks),
-        "methods": sorted({c["method"] for c in checks}),
+        **_checks(spec, known),
         "states": [],
         "derivation": None,
         "lookahead": None,
+        "updates": [],
     }
+
+
+def _states(printer: SpecLatexPrinter, spec: Spec) -> dict:
+    """The state table's rows, and the sentences on shapes and on state set at the first step."""
+    rows = [
+        {
+            "symbol": safe_symbol(s.latex),
+            "name_tex": escape_latex(s.name),
+            "name": s.name,
+            "shape": {**SHAPE_WORDS, "full": "like $w$"}[s.shape],
+            "init": printer.expr(s.init),
+            "first_step": bool({"g", "w"} & {x.name for x in s.init.free_symbols}),
+            "doc_tex": escape_latex(s.doc),
+            "doc_md": escape_markdown(s.doc),
+        }
+        for s in spec.states
+    ]
+    first = [f"${r['symbol']}$" for r in rows if r["first_step"]]
+    notes = []
+    if first:
+        notes.append(
+            f"{_and(first)} {'is' if len(first) == 1 else 'are'} set at the first step, from "
+            "its gradient $g$ and parameters $w$, before the update runs."
+        )
+    if spec.applies_to == "matrix" and spec.otherwise:
+        own = [spec.states_of(spec.update), spec.states_of(spec.otherwise)]
+        if own[0] != own[1]:
+            names = [_and([f"${safe_symbol(s.latex)}$" for s in x]) if x else "" for x in own]
+            notes.append(
+                f"Matrix parameters keep {names[0] or 'no state'}; every other parameter keeps "
+                f"{names[1] or 'no state'}."
+            )
+    return {
+        "states": rows,
+        "state_shapes": any(s.shape != "full" for s in spec.states),
+        "state_notes": notes,
+    }
+
+
+def _updates(printer: SpecLatexPrinter, spec: Spec) -> list[dict]:
+    """The update blocks: one, or the matrix update and ``[otherwise]`` with their headings."""
+    main = block(printer, spec, spec.update, "", 1)
+    if spec.applies_to != "matrix":
+        return [{**main, "title": "", "lead": "one step runs, in order:"}]
+    matrix = {
+        **main,
+        "title": "2-D parameters",
+        "lead": r"For a matrix $w$, of shape $\mathrm{rows} \times \mathrm{cols}$, one step "
+        "runs, in order:",
+    }
+    other = {"title": "Every other parameter", "equations": [], "groups": []}
+    other.update(intermediates=None, reassigned=None)
+    if spec.otherwise:
+        other = {
+            **block(printer, spec, spec.otherwise, "otherwise:", len(main["equations"]) + 1),
+            "title": "Every other parameter",
+            "lead": "One step runs, in order:",
+        }
+    else:
+        other["lead"] = (
+            "Any parameter that is not a matrix is refused: the optimizer raises an error."
+        )
+    return [matrix, other]
 
 
 def template_data(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
     if isinstance(spec, ModelSpec):
         return {**_common(spec, known), "derivation": derivation_latex(spec)}
     printer = SpecLatexPrinter.for_spec(spec)
-    states = [
-        {
-            "symbol": s.latex,
-            "name_tex": escape_latex(s.name),
-            "name": s.name,
-            "init": printer.expr(s.init),
-            "doc_tex": escape_latex(s.doc),
-            "doc_md": escape_markdown(s.doc),
-        }
-        for s in spec.states
-    ]
-    equations = _equations(printer, spec, spec.update, "")
+    updates = _updates(printer, spec)
+    equations = updates[0]["equations"]
     lookahead = None
     if spec.lookahead_free:
         lf = spec.lookahead_free
+        refs = f"\\eqref{{{equations[0]['label']}}}--\\eqref{{{equations[-1]['label']}}}"
         lookahead = {
+            **block(printer, spec, lf.update, "lf:", len(equations) + 1),
             "summary": _prose(lf.summary),
-            "equations": _equations(printer, spec, lf.update, "lf:"),
             "variables": {
                 fmt: _and(
                     [
-                        f"the ${printer.name(k)}$ of {refs} is ${printer.expr(v)}$"
+                        f"the ${printer.name(k)}$ of {where} is ${printer.expr(v)}$"
                         for k, v in lf.variables.items()
                     ]
                 )
-                for fmt, refs in (
-                    (
-                        "tex",
-                        f"\\eqref{{{equations[0]['label']}}}--\\eqref{{{equations[-1]['label']}}}",
-                    ),
-                    ("md", f"(1)–({len(equations)})"),
-                )
+                for fmt, where in (("tex", refs), ("md", f"(1)–({len(equations)})"))
             },
         }
     return {
         **_common(spec, known),
-        "states": states,
+        **_states(printer, spec),
         "t_start": spec.t_start,
-        "equations": equations,
-        "intermediates": _intermediates([e for e in equations if e["intermediate"]]),
+        "updates": updates,
+        "notation": notation(spec),
         "lookahead": lookahead,
     }
 
@@ -178,6 +222,7 @@ def template_data(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
 class DocsBackend(Backend):
     name = "docs"
     gated = False
+    supports = ALL_FEATURES  # documents render every construct of the language
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
         from symopt.resources import builtin_specs

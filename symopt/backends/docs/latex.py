@@ -20,13 +20,22 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 from sympy.simplify.radsimp import fraction
 
+from symopt.backends.docs.tensor_latex import TensorLatexMixin, array_names, is_tall
 from symopt.spec import Assignment, Spec
+from symopt.spec.common import COLS, ROWS
 from symopt.spec.parse import Grad
+from symopt.spec.tensor import MATRIX, TensorNorm
 
-__all__ = ["SpecLatexPrinter", "escape_latex", "escape_markdown", "format_number"]
+__all__ = [
+    "SpecLatexPrinter",
+    "escape_latex",
+    "escape_markdown",
+    "format_number",
+    "safe_symbol",
+]
 
 
-class SpecLatexPrinter(LatexPrinter):
+class SpecLatexPrinter(TensorLatexMixin, LatexPrinter):
     """Prints a spec's expressions with its LaTeX names and in the order a paper would use."""
 
     def __init__(
@@ -34,19 +43,24 @@ class SpecLatexPrinter(LatexPrinter):
         names: Mapping[str, str],
         hypers: Sequence[str] = (),
         variables: Sequence[str] = (),
+        arrays: Sequence[str] | None = None,
+        hadamard: bool = False,
     ) -> None:
         super().__init__({"order": "none"})
         self.names = dict(names)
         self.hypers = list(hypers)
         self.variables = set(variables)  # w, state and intermediates: "the quantities"
+        self.arrays = set(self.variables if arrays is None else arrays)  # not per-tensor scalars
+        self.hadamard = hadamard  # matrix products juxtapose, so element-wise ones need \odot
         self.target: str | None = None  # the assigned name while printing its right-hand side
         self._depth = 0
 
     @classmethod
     def for_spec(cls, spec: Spec) -> SpecLatexPrinter:
-        names = {s.name: spec.latex_name(s.name) for s in _spec_symbols(spec)}
+        names = {s.name: safe_symbol(spec.latex_name(s.name)) for s in _spec_symbols(spec)}
+        names.update({ROWS: r"\mathrm{rows}", COLS: r"\mathrm{cols}"})
         variables = {"w", "g", *spec.state_names, *spec.intermediates}
-        return cls(names, spec.hyper_names, variables)
+        return cls(names, spec.hyper_names, variables, array_names(spec), MATRIX in spec.features)
 
     # -- entry points --------------------------------------------------------------------------
     def expr(self, expr: sympy.Expr) -> str:
@@ -83,7 +97,8 @@ class SpecLatexPrinter(LatexPrinter):
 
     def _variadic(self, op: str, expr: sympy.Expr, exp=None) -> str:
         args = sorted(expr.args, key=lambda a: (not self._has_variable(a), default_sort_key(a)))
-        tex = rf"\{op}({', '.join(self._inner(a) for a in args)})"
+        inner = ", ".join(self._inner(a) for a in args)
+        tex = rf"\{op}\left({inner}\right)" if is_tall(inner) else rf"\{op}({inner})"
         return f"{tex}^{{{exp}}}" if exp is not None else tex
 
     def _print_Max(self, expr: sympy.Expr, exp=None) -> str:
@@ -106,7 +121,7 @@ class SpecLatexPrinter(LatexPrinter):
 
     def _add_parens(self, s: str) -> str:
         # Grow the parentheses only around something tall.
-        return rf"\left({s}\right)" if r"\frac" in s else f"({s})"
+        return rf"\left({s}\right)" if is_tall(s) else f"({s})"
 
     def _inner(self, expr: sympy.Expr) -> str:
         """A function's argument: a nested expression, where the assigned name has no priority."""
@@ -165,6 +180,8 @@ class SpecLatexPrinter(LatexPrinter):
         elif factor.is_Symbol or (factor.is_Pow and factor.base.is_Symbol):
             base = factor if factor.is_Symbol else factor.base
             rank = 2 if base.name in self.hypers else 5
+        elif not self.is_array(factor):
+            rank = 2  # a per-tensor scalar such as a norm before the arrays it scales
         else:
             rank = 6
         return (rank, 0, str(default_sort_key(factor)))
@@ -176,9 +193,10 @@ class SpecLatexPrinter(LatexPrinter):
         out = []
         for f in factors:
             tex = self._print(f)
-            if f.is_Add or (f.is_Number and f.is_negative and out):
+            if f.is_Add or f.is_Piecewise or (f.is_Number and f.is_negative and out):
                 tex = self._add_parens(tex)
             out.append(tex)
+        out = self.join_factors(factors, out)
         # A number next to a number needs a visible product.
         joined = out[0]
         for prev, cur in zip(out, out[1:], strict=False):
@@ -201,9 +219,14 @@ class SpecLatexPrinter(LatexPrinter):
         if expr.exp == sympy.S.Half:
             return rf"\sqrt{{{self._inner(expr.base)}}}"
         base = self.parenthesize(expr.base, PRECEDENCE["Pow"], strict=True)
-        if expr.base.is_Function and not isinstance(expr.base, Grad):
-            base = self._add_parens(base)
-        return f"{base}^{{{self._inner(expr.exp)}}}"
+        if isinstance(expr.base, TensorNorm):
+            base = self._print(expr.base)  # \lVert x \rVert_2^{2}
+        elif expr.base.is_Piecewise or (expr.base.is_Function and not isinstance(expr.base, Grad)):
+            base = self._add_parens(self._print(expr.base))
+        exponent = self._inner(expr.exp)
+        if self.hadamard_power(expr):
+            exponent = rf"\odot {exponent}"
+        return f"{base}^{{{exponent}}}"
 
 
 def _spec_symbols(spec: Spec) -> list[sympy.Symbol]:
@@ -253,6 +276,32 @@ def escape_latex(text: str) -> str:
     return text.replace('"', "''")
 
 
+#: Control words a spec's ``latex`` key may not use: they read or write files, redefine
+#: macros, or break the document's structure. A symbol is a few math macros, nothing more.
+_UNSAFE_WORDS = re.compile(
+    r"\\(input|include|includeonly|endinput|write|immediate|openin|openout|read|readline|"
+    r"catcode|def|edef|gdef|xdef|let|futurelet|csname|expandafter|usepackage|RequirePackage|"
+    r"documentclass|special|newcommand|renewcommand|providecommand|DeclareRobustCommand|"
+    r"newenvironment|renewenvironment|begin|end|label|ref|eqref|url|href|jobname|scantokens|"
+    r"directlua|pdfprimitive|outer|long|global|afterassignment|everymath|everypar|output|"
+    r"shipout|section|par|item)(?![A-Za-z])"
+)
+
+
+def safe_symbol(latex: str) -> str:
+    """A spec's ``latex`` for a symbol if it is a plain piece of math; else its text, escaped.
+
+    Specs are untrusted: a symbol must not read files, define macros, end the math, or carry
+    ``&``, ``%``, ``#`` or a line break into the aligned equations."""
+    depth = 0
+    for ch in latex:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            break
+    bad = depth != 0 or re.search(r"[$%&#\n\r]|\^\^|\\\\", latex) or _UNSAFE_WORDS.search(latex)
+    return rf"\text{{{escape_latex(latex)}}}" if bad else latex
+
+
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|$~^])")
 
 
@@ -282,7 +331,9 @@ def derivation_latex(spec) -> dict:
     from symopt.lowering.derive import damping_symbol, derive
 
     d = derive(spec, None)
-    names = {damping_symbol(spec.damping): spec.latex_name(spec.damping)} if spec.damping else {}
+    latex = {h.name: safe_symbol(h.latex) for h in spec.hypers}
+    damping = safe_symbol(spec.latex_name(spec.damping)) if spec.damping else ""
+    names = {damping_symbol(spec.damping): damping} if spec.damping else {}
     printer = _MatrixLatexPrinter({"symbol_names": names})
     lhs = printer.doprint(d.matrix)
     tex = {
@@ -317,9 +368,9 @@ def derivation_latex(spec) -> dict:
     return {
         "tex": tex,
         "rule": spec.rule,
-        "lr": spec.latex_name("lr") if spec.rule == "damped" else "",
-        "damping": spec.latex_name(spec.damping) if spec.damping else "",
-        "hyper": {h.name: h.latex for h in spec.hypers},
+        "lr": latex["lr"] if spec.rule == "damped" else "",
+        "damping": damping,
+        "hyper": latex,
         "curvature_tex": escape_latex(curvature),
         "curvature_md": escape_markdown(curvature),
         "subproblem_tex": escape_latex(subproblem),

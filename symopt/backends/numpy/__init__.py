@@ -7,13 +7,15 @@ from pathlib import Path
 
 from symopt import __version__
 from symopt.backends.base import Backend, generated, spec_data_file, split_kinds, static_files
-from symopt.backends.numpy import second_order
+from symopt.backends.numpy import second_order, tensor
 from symopt.backends.numpy.elementwise import PACKAGE, template_data
 from symopt.backends.render import render
 from symopt.backends.second_order import supported
 from symopt.files.writer import GeneratedFile
 from symopt.lowering.kernel import lower
+from symopt.lowering.program import lower_tensor
 from symopt.spec import Spec
+from symopt.spec import tensor as features
 
 #: Static files shipped verbatim (with a header) beside the generated code: the runtime that
 #: every generated module calls, and what the generated tests share.
@@ -26,6 +28,7 @@ STATIC = {
     "_newton.py": f"numpy/{PACKAGE}/_newton.py",
     "_block_newton.py": f"numpy/{PACKAGE}/_block_newton.py",
     "_kfac.py": f"numpy/{PACKAGE}/_kfac.py",
+    "_tensor.py": f"numpy/{PACKAGE}/_tensor.py",
     "_numpy_support.py": "numpy/tests/_numpy_support.py",
 }
 
@@ -36,16 +39,22 @@ def spec_file(spec) -> GeneratedFile:
 
 class NumpyBackend(Backend):
     name = "numpy"
+    supports = features.ALL_FEATURES
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
         specs, models = split_kinds(specs)
         out = static_files(RUNTIME, STATIC.items())
         for spec in specs:
             out.append(spec_file(spec))
-            data = template_data(spec, lower(spec))
+            if spec.elementwise:  # one fused kernel over chunks
+                data = template_data(spec, lower(spec))
+                kind = ""
+            else:  # whole-tensor statements
+                data = tensor.template_data(spec, lower_tensor(spec))
+                kind = "tensor_"
             for template, path in (
-                ("numpy/optimizer.py.jinja", f"numpy/{PACKAGE}/{spec.name}.py"),
-                ("numpy/test_optimizer.py.jinja", f"numpy/tests/test_{spec.name}.py"),
+                (f"numpy/{kind}optimizer.py.jinja", f"numpy/{PACKAGE}/{spec.name}.py"),
+                (f"numpy/test_{kind}optimizer.py.jinja", f"numpy/tests/test_{spec.name}.py"),
             ):
                 out.append(generated(path, render(template, **data), spec=spec))
         names = [

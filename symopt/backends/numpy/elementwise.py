@@ -27,6 +27,15 @@ UFUNC = {
     "log": "np.log",
     "sign": "np.sign",
     "power": "np.power",
+    "greater": "np.greater",
+    "greater_equal": "np.greater_equal",
+    "less": "np.less",
+    "less_equal": "np.less_equal",
+    "equal": "np.equal",
+    "not_equal": "np.not_equal",
+    "logical_and": "np.logical_and",
+    "logical_or": "np.logical_or",
+    "logical_not": "np.logical_not",
 }
 
 
@@ -49,6 +58,8 @@ def _instruction(op: str, dst: str, args) -> str:
         return f"np.copyto({dst}, {names[0]})"
     if op == "fill":
         return f"{dst}.fill({names[0]})"
+    if op == "where":  # np.where has no out=: the choice is made, then copied
+        return f"np.copyto({dst}, np.where({', '.join(names)}))"
     return f"{UFUNC[op]}({', '.join(names)}, out={dst})"
 
 
@@ -84,6 +95,7 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
         "arrays": list(kernel.arrays),
         "scratch": program.scratch,
         "body": body,
+        "quiet": any(op == "where" for op, *_ in program.instructions),
         "equations": [a.text for a in spec.update],
         "executed": [a.text for a in spec.executable_update],
         "lookahead": spec.lookahead_free,

@@ -14,11 +14,13 @@ from symopt import __version__
 from symopt.backends.base import Backend, generated, spec_data_file, split_kinds, static_files
 from symopt.backends.render import render
 from symopt.backends.second_order import supported
-from symopt.backends.torch import second_order
+from symopt.backends.torch import second_order, tensor
 from symopt.backends.torch.elementwise import PACKAGE, template_data
 from symopt.files.writer import GeneratedFile
 from symopt.lowering.kernel import lower
+from symopt.lowering.program import lower_tensor
 from symopt.spec import Spec
+from symopt.spec import tensor as features
 
 #: The static runtime files (``runtime/NAME``) -> the folder they are shipped to.
 RUNTIME = {
@@ -29,6 +31,7 @@ RUNTIME = {
     "_kfac.py": f"torch/{PACKAGE}",
     "_curvature.py": f"torch/{PACKAGE}",
     "_block_newton.py": f"torch/{PACKAGE}",
+    "_tensor.py": f"torch/{PACKAGE}",
     "torch_support.py": "torch/tests",
 }
 RUNTIME_DIR = Path(__file__).with_name("runtime")
@@ -45,15 +48,21 @@ def spec_file(spec) -> GeneratedFile:
 
 class TorchBackend(Backend):
     name = "torch"
+    supports = features.ALL_FEATURES
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
         specs, models = split_kinds(specs)
         out = runtime_files()
         for spec in specs:
-            data = template_data(spec, lower(spec))
+            if spec.elementwise:  # one fused kernel: foreach and single-tensor paths
+                data = template_data(spec, lower(spec))
+                kind = ""
+            else:  # whole-tensor statements, parameter by parameter
+                data = tensor.template_data(spec, lower_tensor(spec))
+                kind = "tensor_"
             for template, path in (
-                ("torch/optimizer.py.jinja", f"torch/{PACKAGE}/{spec.name}.py"),
-                ("torch/test_optimizer.py.jinja", f"torch/tests/test_{spec.name}.py"),
+                (f"torch/{kind}optimizer.py.jinja", f"torch/{PACKAGE}/{spec.name}.py"),
+                (f"torch/test_{kind}optimizer.py.jinja", f"torch/tests/test_{spec.name}.py"),
             ):
                 out.append(generated(path, render(template, **data), spec=spec))
             out.append(spec_file(spec))

@@ -20,6 +20,7 @@ import sympy
 from symopt import __version__
 from symopt.backends.base import hyper_rows
 from symopt.backends.numpy.elementwise import ScalarPrinter
+from symopt.backends.torch import conditions
 from symopt.lowering.kernel import Kernel
 from symopt.lowering.tac import Operand, _Compiler, compile_kernel
 from symopt.spec import Spec
@@ -171,6 +172,13 @@ FUSED = {
 }
 
 
+def single_lines(op: str, dst: str, args) -> list[str]:
+    """One instruction on single tensors, as lines (a conditional may take several)."""
+    if op in conditions.OPS:
+        return conditions.single(op, dst, args)
+    return [_single(op, dst, args)]
+
+
 def _single(op: str, dst: str, args) -> str:
     """One instruction on single tensors (scalar operands are Python floats): a Tensor method in
     place where the destination is the first operand, else a torch function with out=."""
@@ -254,6 +262,8 @@ def _foreach(op: str, dst: str, args) -> list[str]:
     """
     kinds = [k for k, _ in args]
     names = [a for _, a in args]
+    if op in conditions.OPS:
+        return conditions.foreach(op, dst, args)
     if op == "copy":
         return [f"torch._foreach_copy_({dst}, {names[0]})"]
     scalar = tensor_scalar(op, dst, args)
@@ -286,30 +296,40 @@ def _foreach(op: str, dst: str, args) -> list[str]:
     return [f"for {targets} in zip({', '.join(lists)}, strict=True):", f"    {code}"]
 
 
+def step_key(spec: Spec) -> str:
+    """The state key of the step counter: torch's ``"step"``, unless the spec has a state of
+    that name (Rprop's step sizes); spec names cannot start with ``_``."""
+    return "_step" if "step" in spec.state_names else "step"
+
+
 def template_data(spec: Spec, kernel: Kernel) -> dict:
     printer = ScalarPrinter()
     kernel = inline_scaled_temporaries(kernel)
     program = compile_kernel(kernel, printer.doprint, compiler_class=_FusingCompiler)
+    instructions, masks = conditions.assign_masks(program.instructions)
     foreach_body: list[dict] = []
     single_body: list[dict] = []
     zero_dim: list[str] = []
-    for op, dst, args, comments in program.instructions:
+    for op, dst, args, comments in instructions:
         scalar = tensor_scalar(op, dst, args)
         if scalar is not None and scalar not in zero_dim:
             zero_dim.append(scalar)
         foreach_body.append({"comments": list(comments), "lines": _foreach(op, dst, args)})
-        single_body.append({"comments": list(comments), "lines": [_single(op, dst, args)]})
+        single_body.append({"comments": list(comments), "lines": single_lines(op, dst, args)})
     used = {s.name for st in kernel.body for s in st.expr.free_symbols}
     direct = [h for h in (*kernel.hypers, "t") if h in used]
-    init_names = {s.name for st in spec.states for s in st.init.free_symbols}
+    init_names = {s.name for e in kernel.init.values() for s in e.free_symbols}
     hypers = hyper_rows(spec)
     states = []
     for s in spec.states:
-        init = printer.doprint(s.init)
-        if s.init == 0:
+        start = kernel.init[s.name]  # 0 for a state set from the first gradient
+        init = printer.doprint(start)
+        if start == 0:
             create = "torch.zeros_like(p, memory_format=torch.preserve_format)"
         else:
             create = f"torch.full_like(p, {init}, memory_format=torch.preserve_format)"
+        if start != s.init:
+            init = f"{init}, set to {sympy.sstr(s.init)} at the first step"
         states.append({"name": s.name, "init": init, "create": create, "doc": s.doc})
     return {
         "spec": spec,
@@ -327,6 +347,8 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
         "init_hypers": [h for h in spec.hyper_names if h in init_names],
         "arrays": list(kernel.arrays),
         "scratch": program.scratch,
+        "masks": masks,
+        "step_key": step_key(spec),
         "zero_dim": zero_dim,
         "zero_dim_names": [f"{name}{ZERO_DIM}" for name in zero_dim],
         "foreach_body": foreach_body,

@@ -77,7 +77,7 @@ def compare(opt, ref, dtype, what, scales=None):
     scales = {} if scales is None else scales
     for i, p in enumerate(opt.params):
         pairs = [(f"w[{i}]", p, ref.params[i])]
-        pairs += [(f"{n}[{i}]", opt.state[i][n], ref.state[i][n]) for n in opt.state_names]
+        pairs += [(f"{n}[{i}]", opt.state[i][n], ref.state[i][n]) for n in opt.state[i]]
         for label, actual, expected in pairs:
             top = float(np.max(np.abs(expected[np.isfinite(expected)]), initial=0.0))
             scales[label] = max(scales.get(label, 0.0), top)

@@ -37,7 +37,8 @@ class ElementwiseOptimizer(Optimizer):
       take them;
     * ``arrays``: the update's arrays in the order the update functions take them (``"w"`` the
       parameter, ``"g"`` its gradient, any other name a tensor in ``state[p]``), followed by
-      ``scratch`` scratch tensors like the parameter;
+      ``scratch`` scratch tensors like the parameter and ``masks`` boolean ones (conditions);
+    * ``step_key``: the state key of the step counter (``"step"`` unless a state has that name);
     * ``t_start``: the step counter of the first step;
     * ``check_hyper(*hyper)``: raises ValueError for a hyperparameter outside its domain;
     * ``initial_state(p, group)``: the state tensors of a new parameter, by name;
@@ -49,6 +50,8 @@ class ElementwiseOptimizer(Optimizer):
     hyperparameters: tuple[str, ...] = ()
     arrays: tuple[str, ...] = ("w", "g")
     scratch: int = 0
+    masks: int = 0
+    step_key: str = "step"
     t_start: int = 1
     check_hyper: Callable[..., None]
     initial_state: Callable[[torch.Tensor, dict], dict]
@@ -77,6 +80,9 @@ class ElementwiseOptimizer(Optimizer):
         between steps) so that a step allocates no memory."""
         buffers = tuple(
             torch.empty_like(p, memory_format=torch.preserve_format) for _ in range(self.scratch)
+        ) + tuple(
+            torch.empty_like(p, dtype=torch.bool, memory_format=torch.preserve_format)
+            for _ in range(self.masks)
         )
         self._scratch[p] = buffers
         return buffers
@@ -84,9 +90,10 @@ class ElementwiseOptimizer(Optimizer):
     def _tensors(self, p: torch.Tensor, grad: torch.Tensor, state: dict) -> list[torch.Tensor]:
         """The update's arguments for one parameter, in the order of ``arrays`` and scratch."""
         tensors = [p if a == "w" else grad if a == "g" else state[a] for a in self.arrays]
-        if self.scratch:
+        if self.scratch or self.masks:
             buffers = self._scratch.get(p)
-            if buffers is None or buffers[0].shape != p.shape or buffers[0].dtype != p.dtype:
+            first = p.dtype if self.scratch else torch.bool
+            if buffers is None or buffers[0].shape != p.shape or buffers[0].dtype != first:
                 buffers = self._new_scratch(p)
             tensors += buffers
         return tensors
@@ -113,14 +120,16 @@ class ElementwiseOptimizer(Optimizer):
                 if torch.is_complex(p):
                     raise RuntimeError(f"{name} does not support complex parameters")
                 state = self.state[p]
+                counter = self.step_key
                 if not state:
-                    state["step"] = 0
+                    state[counter] = 0
                     state.update(cls.initial_state(p, group))
-                state["step"] += 1
-                key = (p.device, p.dtype, state["step"])
+                state[counter] += 1
+                key = (p.device, p.dtype, state[counter])
                 lists = buckets.get(key)
                 if lists is None:
-                    lists = buckets[key] = [[] for _ in range(len(self.arrays) + self.scratch)]
+                    width = len(self.arrays) + self.scratch + self.masks
+                    lists = buckets[key] = [[] for _ in range(width)]
                 for tensors, tensor in zip(lists, self._tensors(p, grad, state), strict=True):
                     tensors.append(tensor)
             foreach = group["foreach"] is not False

@@ -80,7 +80,7 @@ def compare(opt, params, ref, dtype, what, scales):
     for i, p in enumerate(params):
         state = opt.state[p]
         pairs = [(f"w[{i}]", p.detach().numpy(), ref.params[i])]
-        names = [n for n in state if n != "step"]
+        names = [n for n in state if n != getattr(opt, "step_key", "step")]
         pairs += [(f"{n}[{i}]", state[n].numpy(), ref.state[i][n]) for n in names]
         for label, actual, expected in pairs:
             top = float(np.max(np.abs(expected[np.isfinite(expected)]), initial=0.0))
@@ -106,8 +106,9 @@ def run_against(make_opt, ref, ws, grad_steps, dtype, what):
         (a, p), (b, q) = runs
         for x, y in zip(p, q, strict=True):
             assert torch.equal(x, y), f"step {k + 1}: foreach and single-tensor paths differ"
-            assert a.state[x]["step"] == b.state[y]["step"]
-            names = [n for n in a.state[x] if n != "step"]
+            key = getattr(a, "step_key", "step")
+            assert a.state[x][key] == b.state[y][key]
+            names = [n for n in a.state[x] if n != key]
             assert all(torch.equal(a.state[x][n], b.state[y][n]) for n in names)
     return runs
 

@@ -1,0 +1,194 @@
+"""C for updates with per-tensor reductions: one loop per pass (symopt.lowering.stages).
+
+The public functions are those of an element-wise kernel (same header, driver, Python module and
+tests); only the source differs. Every tensor is cut into blocks that depend on its size alone
+(``BLOCK`` elements or more, at most ``BLOCKS`` of them). A pass runs over the blocks, each block
+accumulating its own partial sums in double; after the pass one thread adds the blocks' partials
+in block order and computes the per-tensor scalars, which the next pass reads. So a norm is the
+same for any number of threads, with and without OpenMP, and the multi-tensor and single-tensor
+calls agree bit for bit. Tensors of one block are each taken whole by one thread; larger ones
+are stepped one after another, all threads sharing each one's blocks.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from symopt.backends.c.elementwise import (
+    _comment,
+    array_rows,
+    check_name,
+    entry_points,
+    spec_data,
+)
+from symopt.backends.c.printer import CPrinter, c_identifiers, is_condition
+from symopt.lowering.stages import SIZE, Pass, Stages
+from symopt.spec import Spec
+
+#: A block has at least this many elements (a tensor smaller than two blocks is one block) ...
+BLOCK = 2048
+#: ... and a tensor has at most this many blocks. Both fix the order of every sum: changing
+#: them changes results in the last bits.
+BLOCKS = 64
+
+
+def stages_data(spec: Spec, stages: Stages) -> dict:
+    """What ``c/stages.c.jinja`` (and the shared header, driver, module and tests) get."""
+    check_name(spec)
+    names = [*stages.arrays, *stages.hypers, "t", SIZE.name, *(s.name for s in stages.scalars)]
+    names += [s.name for s, _ in stages.tensor_scalars]
+    for p in stages.passes:
+        names += [a.name.name for a in p.accumulators] + [st.target.name for st in p.body]
+    ident = c_identifiers(list(dict.fromkeys(names)))
+    helpers: set[str] = set()
+    double = CPrinter("f64", ident, helpers)
+    # the per-tensor scalars kept for later: those a pass reads, or a later pass's scalars
+    read = {x.name for p in stages.passes for st in p.body for x in st.expr.free_symbols}
+    kept = []
+    for k, p in enumerate(stages.passes):
+        later = {
+            x.name for q in stages.passes[k + 1 :] for _, e in q.scalars for x in e.free_symbols
+        }
+        kept += [s.name for s, _ in p.scalars if s.name in read | later]
+    slot = {name: i for i, name in enumerate(kept)}
+    flags = {s.name for s, e in (*stages.prelude, *stages.tensor_scalars) if is_condition(e)}
+    in_passes = {x.name for p in stages.passes for st in p.body for x in st.expr.free_symbols}
+    in_scalars = {x.name for _, e in stages.tensor_scalars for x in e.free_symbols}
+    in_prelude = {x.name for _, e in stages.prelude for x in e.free_symbols}
+    step = [*stages.hypers, "t", *(s.name for s in stages.scalars)]
+    # what the per-tensor driver takes: step scalars the passes or the per-tensor scalars read
+    carried = [s for s in step if s in in_passes | in_scalars]
+    kinds = {s: "int" if s in flags else "double" for s in step}
+    kinds["t"] = "long"
+    order = [*stages.arrays, *step, *slot]
+    arrays = array_rows(stages.arrays, stages.outputs, ident, set(stages.arrays))
+    written = {a["name"] for a in arrays if a["output"]}
+    precisions = []
+    for p in entry_points(arrays, stages.hypers, ident):
+        printer = CPrinter(p["suffix"], ident, helpers)
+        p["passes"] = [
+            _pass(x, p["ctype"], printer, ident, slot, flags, order) for x in stages.passes
+        ]
+        p["driver_params"] = [
+            "size_t n",
+            *(f"{'' if a['name'] in written else 'const '}{p['ctype']} *{a['c']}" for a in arrays),
+            *(f"{kinds[s]} {ident[s]}" for s in carried),
+            "double *_part",
+            "double *_ts",
+        ]
+        p["tensor_args"] = {
+            k: [f"n[{k}]", *(f"{a['c']}[{k}]" for a in arrays), *(ident[s] for s in carried)]
+            for k in ("_j", "_k")
+        }
+        precisions.append(p)
+    after = [_after(x, double, ident, slot, flags, stages) for x in stages.passes]
+    prelude = [
+        {
+            "name": ident[s.name],
+            "ctype": "int" if is_condition(e) else "double",
+            "code": double.doprint(e),
+        }
+        for s, e in stages.prelude
+    ]
+    accumulators = max((len(x.accumulators) for x in stages.passes), default=0)
+    return {
+        **spec_data(spec, stages.arrays, stages.outputs, stages.init, ident),
+        "arrays": arrays,
+        "prelude": prelude,
+        "unused": [ident[h] for h in (*stages.hypers, "t") if h not in in_prelude | set(carried)],
+        "precisions": precisions,
+        "after": after,
+        "helpers": sorted(helpers),
+        "passes": len(stages.passes),
+        "block": BLOCK,
+        "blocks": BLOCKS,
+        "accumulators": max(accumulators, 1),
+        "tensor_scalars": max(len(slot), 1),
+    }
+
+
+def _pass(
+    x: Pass, ctype: str, printer: CPrinter, ident: dict, slot: dict, flags: set[str], order: list
+) -> dict:
+    """One pass's loop function for one precision, and how the per-tensor driver calls it.
+    ``order``: the arrays, the step scalars, then the per-tensor ones (the argument order)."""
+    stored = dict(x.stores)
+    used = {s.name for st in x.body for s in st.expr.free_symbols}
+    scalars, args = [], []
+    for name in (n for n in order if n in used and n not in x.loads):
+        kind = "int" if name in flags else ctype
+        scalars.append(f"const {kind} {ident[name]}")
+        value = f"_ts[{slot[name]}]" if name in slot else ident[name]
+        cast = kind == "float" or (kind == "int" and name in slot)
+        args.append(f"({kind}){value}" if cast else value)
+    arrays = [a for a in order if a in x.loads or a in stored]
+    pointer = {a: f"_{ident[a]}" for a in arrays}
+    taken = {*ident.values(), "_i", "_acc"}
+    pointer = {a: p if p not in taken else f"_a{p}" for a, p in pointer.items()}
+    params = ["size_t n"]
+    params += [f"{'' if a in stored else 'const '}{ctype} *restrict {pointer[a]}" for a in arrays]
+    params += scalars
+    accumulate = []
+    for i, acc in enumerate(x.accumulators):
+        v = ident[acc.value.name]
+        v = f"(double){v}" if ctype == "float" else v
+        update = {
+            "sum": f"{{a}} += {v};",
+            "sumsq": f"{{a}} += {v}*{v};",
+            "max": f"{{a}} = symopt_max_f64({{a}}, {v});",
+        }[acc.kind].format(a=ident[acc.name.name])
+        if acc.kind == "max":
+            printer.helpers.add("max_f64")
+        start = "-INFINITY" if acc.kind == "max" else "0"
+        accumulate.append({"name": ident[acc.name.name], "start": start, "code": update, "i": i})
+    if accumulate:
+        params.append("double *restrict _acc")
+    return {
+        "index": x.index,
+        "params": params,
+        "args": ["_hi - _lo", *(f"{ident[a]} + _lo" for a in arrays), *args],
+        "loads": [{"c": ident[a], "ptr": pointer[a]} for a in x.loads],
+        "fresh": list(x.fresh),
+        "body": [
+            {
+                "comments": [_comment(e) for e in st.equations] or ["common subexpression"],
+                "name": ident[st.target.name],
+                "ctype": "int" if is_condition(st.expr) else ctype,
+                "code": printer.doprint(st.expr),
+            }
+            for st in x.body
+        ],
+        "stores": [{"ptr": pointer[a], "value": ident[v.name]} for a, v in x.stores],
+        "accumulate": accumulate,
+        "stored": list(stored),
+    }
+
+
+def _after(
+    x: Pass, double: CPrinter, ident: dict, slot: dict, flags: set[str], stages: Stages
+) -> dict:
+    """What one thread computes after a pass: the blocks' partials added in block order, then
+    the per-tensor scalars, kept in ``_ts`` for the later passes."""
+    mine = {s.name for s, _ in x.scalars}
+    reads = {v.name for _, e in x.scalars for v in e.free_symbols} & set(slot) - mine
+    return {
+        "combine": [
+            {
+                "name": ident[a.name.name],
+                "i": i,
+                "op": "max" if a.kind == "max" else "add",
+            }
+            for i, a in enumerate(x.accumulators)
+        ],
+        "reads": [{"name": ident[n], "slot": slot[n]} for n in sorted(reads, key=slot.get)],
+        "scalars": [
+            {
+                "name": ident[s.name],
+                "ctype": "int" if s.name in flags else "double",
+                "code": double.doprint(e),
+                "math": _comment(stages.notes.get(s.name, sympy.sstr(e))),
+                "slot": slot.get(s.name),
+            }
+            for s, e in x.scalars
+        ],
+    }

@@ -1,0 +1,124 @@
+"""The runtime of generated PyTorch optimizers whose specs work on whole tensors (norms, row and
+column statistics, matrix products, fixed-count iterations): each parameter's step is one
+generated function of whole-tensor statements, run parameter by parameter.
+
+A generated module binds the hyperparameters' domains, the initial state, the scalars computed
+once per step and the update function(s); this class runs them as a ``torch.optim.Optimizer``:
+param groups, hyperparameter checks, state initialisation (in the spec's shapes) and step
+counting, and the parameters a spec for 2-D parameters refuses, as ``torch.optim.Muon`` does.
+
+Depends on torch only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.optim import Optimizer
+
+__all__ = ["TensorOptimizer", "state_tensor"]
+
+#: ``update(w, g, state, scalars)``: one parameter's step, w and ``state``'s tensors in place.
+Update = Callable[[torch.Tensor, torch.Tensor, dict, tuple], None]
+
+
+def state_tensor(shape: str, p: torch.Tensor, value: float) -> torch.Tensor:
+    """A state tensor of one of the spec's shapes for parameter ``p``, on its device and in its
+    dtype: ``full`` (like p), ``scalar`` (0-d), ``rows`` (R, 1) or ``cols`` (1, C)."""
+    size = {
+        "full": tuple(p.shape),
+        "scalar": (),
+        "rows": (p.shape[0], 1) if p.ndim == 2 else None,
+        "cols": (1, p.shape[1]) if p.ndim == 2 else None,
+    }[shape]
+    if size is None:
+        raise ValueError(f"a {shape} state needs a 2-D parameter, got shape {tuple(p.shape)}")
+    if shape == "full":
+        return torch.full_like(p, value, memory_format=torch.preserve_format)
+    return torch.full(size, value, dtype=p.dtype, device=p.device)
+
+
+class TensorOptimizer(Optimizer):
+    """An optimizer whose update needs whole tensors, run parameter by parameter.
+
+    A subclass sets, as class attributes:
+
+    * ``hyperparameters``: the names of the hyperparameters, in the order the functions below
+      take them;
+    * ``t_start``: the step counter of the first step; ``step_key``: its key in the state;
+    * ``matrix_only``: whether ``update`` is for 2-D parameters only; then ``update_other`` is
+      the step of every other parameter, or None when the spec refuses them (ValueError);
+    * ``check_hyper(*hyper)``: raises ValueError for a hyperparameter outside its domain;
+    * ``initial_state(p, group, matrix)``: the state tensors of a new parameter, by name;
+    * ``scalars(t, *hyper)``: the scalars the update takes, computed once per step and group;
+    * ``update`` and ``update_other``: one parameter's step (:data:`Update`).
+    """
+
+    hyperparameters: tuple[str, ...] = ()
+    t_start: int = 1
+    step_key: str = "step"
+    matrix_only: bool = False
+    check_hyper: Callable[..., None]
+    initial_state: Callable[[torch.Tensor, dict, bool], dict]
+    scalars: Callable[..., tuple]
+    update: Update
+    update_other: Update | None = None
+
+    def __init__(self, params, hyper: dict) -> None:
+        type(self).check_hyper(*(float(hyper[name]) for name in self.hyperparameters))
+        super().__init__(params, hyper)
+
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        cls = type(self)
+        cls.check_hyper(*(float(group[name]) for name in self.hyperparameters))
+        if self.matrix_only and cls.update_other is None:
+            for p in group["params"]:
+                if p.ndim != 2:
+                    raise ValueError(
+                        f"{cls.__name__} applies to 2-D parameters only; "
+                        f"got a parameter of shape {tuple(p.shape)}"
+                    )
+
+    def is_matrix(self, p: torch.Tensor) -> bool:
+        """Whether ``p`` takes ``update`` (every parameter does unless ``matrix_only``)."""
+        return not self.matrix_only or p.ndim == 2
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One step for every parameter with a gradient; returns the closure's loss, if any."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        cls = type(self)
+        name = cls.__name__
+        counter = self.step_key
+        for group in self.param_groups:
+            hyper = tuple(float(group[h]) for h in self.hyperparameters)
+            cls.check_hyper(*hyper)
+            scalars: dict[int, tuple] = {}
+            for p in group["params"]:
+                grad = p.grad
+                if grad is None:
+                    continue
+                if grad.is_sparse:
+                    raise RuntimeError(f"{name} does not support sparse gradients")
+                if torch.is_complex(p):
+                    raise RuntimeError(f"{name} does not support complex parameters")
+                matrix = self.is_matrix(p)
+                update = cls.update if matrix else cls.update_other
+                if update is None:
+                    raise ValueError(f"{name} applies to 2-D parameters only, got {p.ndim}-D")
+                state = self.state[p]
+                if not state:
+                    state[counter] = 0
+                    state.update(cls.initial_state(p, group, matrix))
+                state[counter] += 1
+                steps = state[counter]
+                if steps not in scalars:
+                    scalars[steps] = cls.scalars(self.t_start + steps - 1, *hyper)
+                update(p, grad, state, scalars[steps])
+        return loss
