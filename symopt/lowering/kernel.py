@@ -50,7 +50,7 @@ class Kernel:
         return next(s.target for s in reversed(self.body) if s.array == array)
 
 
-class _Hoister:
+class Hoister:
     """Moves loop-invariant work to the prelude, as scalars ``_c0, _c1, ...``.
 
     Two exact rewrites first expose more invariant work (each applied only when SymPy proves the
@@ -281,7 +281,7 @@ def _lower(spec: Spec, inputs: tuple[str, ...]) -> Kernel:
             pending_lines.append(a.text)
 
     # 2. Hoist loop invariants into the prelude.
-    hoist = _Hoister(hyper_syms, domains)
+    hoist = Hoister(hyper_syms, domains)
     hoist.prelude.update(named_scalars)
     hoisted = [(ssa, hoist(expr), arr, lines) for ssa, expr, arr, lines in statements]
 
@@ -291,7 +291,7 @@ def _lower(spec: Spec, inputs: tuple[str, ...]) -> Kernel:
         symbols=sympy.numbered_symbols("_t", real=True),  # renamed by readable()
         optimizations="basic",
     )
-    body = _interleave(temps, reduced, hoisted)
+    body = interleave(temps, reduced, hoisted)
     prelude = tuple((sym, expr) for expr, sym in hoist.prelude.items())
     arrays = (W, G, *inputs, *spec.state_names)
     kernel = Kernel(
@@ -306,7 +306,7 @@ def _lower(spec: Spec, inputs: tuple[str, ...]) -> Kernel:
     return readable(kernel, set(symbols) | set(arrays))
 
 
-def _interleave(temps, reduced, hoisted) -> list[Statement]:
+def interleave(temps, reduced, hoisted) -> list[Statement]:
     """Place each CSE temporary just before the first statement that needs it."""
     deps = {sym: expr.free_symbols for sym, expr in temps}
     needed_by: dict[sympy.Symbol, int] = {}

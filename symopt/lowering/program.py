@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from symopt.lowering.kernel import _Hoister, first_step_states, initial_values
+from symopt.lowering.kernel import Hoister, first_step_states, initial_values
 from symopt.lowering.names import Namer, readable_prelude
 from symopt.spec import Assignment, Spec, T, symbol_table
 from symopt.spec.domains import DOMAINS
@@ -84,7 +84,7 @@ def lower_tensor(spec: Spec) -> TensorProgram:
     symbols = symbol_table(spec)
     hyper_syms = {symbols[h] for h in spec.hyper_names} | {symbols[T]}
     domains = {symbols[h.name]: DOMAINS[h.domain] for h in spec.hypers}
-    hoist = _Hoister(hyper_syms, domains)
+    hoist = Hoister(hyper_syms, domains)
     first = first_step_states(spec, symbols)
     main = _update(spec, (*first, *spec.update), hoist)
     other = None
@@ -109,7 +109,7 @@ def lower_tensor(spec: Spec) -> TensorProgram:
 _LOWERED: dict[tuple, TensorProgram] = {}
 
 
-def _update(spec: Spec, lines: tuple[Assignment, ...], hoist: _Hoister) -> Update:
+def _update(spec: Spec, lines: tuple[Assignment, ...], hoist: Hoister) -> Update:
     out: list[Line | Loop] = []
     for a in lines:
         line = Line(a.target, hoist.hoist(a.expr), a.text)

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 import sympy
 
 from symopt.lowering.kernel import (
+    Hoister,
     Statement,
-    _Hoister,
-    _interleave,
     first_step_states,
     initial_values,
+    interleave,
 )
 from symopt.lowering.names import Namer, readable_prelude
 from symopt.spec import Assignment, G, Spec, T, W, symbol_table
@@ -249,12 +249,12 @@ class _Splitter:
         count = max((self.ready(s) for s in self.final.values()), default=1)
         write = self._write_passes(count, live)
         domains = {self.symbols[h.name]: DOMAINS[h.domain] for h in self.spec.hypers}
-        hoist = _Hoister(self.step_symbols | set(self.reductions) | set(self.named), domains)
+        hoist = Hoister(self.step_symbols | set(self.reductions) | set(self.named), domains)
         self.accumulator: dict[sympy.Symbol, Accumulator] = {}  # reduction -> its accumulator
         passes = [self._pass(q, write, live, hoist) for q in range(1, count + 1)]
         return _Namer(self, live).stages(passes, hoist.prelude)
 
-    def _pass(self, q: int, write: dict[str, int], live: list, hoist: _Hoister) -> Pass:
+    def _pass(self, q: int, write: dict[str, int], live: list, hoist: Hoister) -> Pass:
         loaded = {self.final[x]: self.symbols[x] for x in self.final if write[x] < q}
         seen: set[sympy.Symbol] = set()
         for root in self._roots(q, write, live):
@@ -281,7 +281,7 @@ class _Splitter:
             symbols=sympy.numbered_symbols(f"_t{q}_", real=True),
             optimizations="basic",
         )
-        body = _interleave(temps, reduced, hoisted)
+        body = interleave(temps, reduced, hoisted)
         free = {x for st in body for x in st.expr.free_symbols}
         free |= {a.value for a in accumulators.values()}
         loads = tuple(a for a in self.arrays if self.symbols[a] in free)
