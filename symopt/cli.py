@@ -125,6 +125,7 @@ def list_cmd() -> None:
 def show(name: str | None, spec_file: str | None, kernel: bool) -> None:
     """Show an algorithm's equations, hyperparameters and notes."""
     from symopt.lowering.kernel import describe_kernel, lower
+    from symopt.lowering.program import describe_program, lower_tensor
     from symopt.show import describe
     from symopt.spec.domains import DOMAINS
 
@@ -134,8 +135,10 @@ def show(name: str | None, spec_file: str | None, kernel: bool) -> None:
     if kernel and specs[0].kind != "elementwise":
         raise click.UsageError(f"--kernel: {specs[0].name} is a second-order spec, with no kernel")
     click.echo(describe(specs[0], DOMAINS))
-    if kernel:
+    if kernel and specs[0].elementwise:
         click.echo("\n" + describe_kernel(lower(specs[0])))
+    elif kernel:
+        click.echo("\n" + describe_program(lower_tensor(specs[0])))
 
 
 @main.command()

@@ -109,3 +109,17 @@ def test_unknown_target():
     result = run("generate", "--target", "fortran", "--check")
     assert result.exit_code == 2  # a usage error
     assert "unknown target 'fortran'" in result.output
+
+
+def test_show_kernel_prints_what_each_kind_of_spec_is_generated_from():
+    fused = run("show", "adam", "--kernel")
+    assert fused.exit_code == 0 and "element-wise body (SSA" in fused.output
+    tensor = run("show", "muon", "--kernel")
+    assert tensor.exit_code == 0, tensor.output
+    statements = tensor.output.split("whole-tensor statements, 2-D parameters")[1].splitlines()
+    assert statements[4:8] == [
+        "  repeat 5 times:",
+        "    a_mat = MatProduct(x, Transposed(x))",
+        "    b_mat = a_mat*ns_b + ns_c*MatProduct(a_mat, a_mat)",
+        "    x = ns_a*x + MatProduct(b_mat, x)",
+    ]

@@ -147,3 +147,22 @@ def spec_lines(update: tuple[Assignment, ...], indent: str = "    ") -> list[str
                 out.append(header)
             out.append(indent + a.text)
     return out
+
+
+def describe_program(program: TensorProgram) -> str:
+    """What NumPy and PyTorch code is generated from, for ``symopt show --kernel``."""
+    lines = ["prelude (once per step, float64):"]
+    lines += [f"  {s} = {sympy.sstr(e)}" for s, e in program.prelude]
+    for title, update in (("every parameter", program.main), ("other parameters", program.other)):
+        if update is None or (title == "other parameters" and update is program.main):
+            continue
+        if program.spec.applies_to == "matrix" and update is program.main:
+            title = "2-D parameters"
+        lines.append(f"whole-tensor statements, {title} (in order, names rebound):")
+        for item in update.lines:
+            if isinstance(item, Loop):
+                lines.append(f"  repeat {item.count} times:")
+                lines += [f"    {x.target} = {sympy.sstr(x.expr)}" for x in item.body]
+            else:
+                lines.append(f"  {item.target} = {sympy.sstr(item.expr)}")
+    return "\n".join(lines)
