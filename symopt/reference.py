@@ -217,9 +217,10 @@ class ReferenceStepper:
             for a in form:
                 self.symbols.setdefault(a.target, sympy.Symbol(a.target, real=True))
         for p in self.params:
-            if spec.applies_to == "matrix" and p.ndim != 2 and not spec.otherwise:
+            if not spec.takes_update(p.ndim) and not spec.otherwise:
                 raise ValueError(
-                    f"{spec.name} applies to 2-D parameters only, got one of shape {p.shape}"
+                    f"{spec.name} applies to {spec.shapes_taken} parameters only, "
+                    f"got one of shape {p.shape}"
                 )
         self.state = [self._initial_state(p) for p in self.params]
 
@@ -245,14 +246,9 @@ class ReferenceStepper:
         }
         return env
 
-    def _matrix(self, p: np.ndarray) -> bool:
-        return self.spec.applies_to == "matrix" and p.ndim == 2
-
     def _update_for(self, p: np.ndarray, update: Sequence[Assignment]) -> Sequence[Assignment]:
-        """The matrix update for a 2-D parameter of a matrix spec, else ``otherwise``."""
-        if self.spec.applies_to == "matrix" and not self._matrix(p):
-            return self.spec.otherwise
-        return update
+        """``update`` for a parameter of the shapes the spec's update is for, else ``otherwise``."""
+        return update if self.spec.takes_update(p.ndim) else self.spec.otherwise
 
     def _initial_state(self, p: np.ndarray, g: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The state a parameter's update assigns; state set from g or w waits for the step."""

@@ -77,8 +77,13 @@ def describe(spec: Spec | ModelSpec, domains) -> str:
     if spec.states:
         out += ["", "state (initial value):", *(_state(s) for s in spec.states)]
     steps = f"for t = {spec.t_start}, {spec.t_start + 1}, ... (g is the gradient at w)"
-    if spec.applies_to == "matrix":
-        out += ["", f"update of 2-D parameters (rows x cols), {steps}:", *_lines(spec.update)]
+    if spec.applies_to != "any":
+        which = (
+            "2-D parameters (rows x cols)"
+            if spec.applies_to == "matrix"
+            else ("parameters of 2 or more dimensions")
+        )
+        out += ["", f"update of {which}, {steps}:", *_lines(spec.update)]
         if spec.otherwise:
             out += ["", "update of every other parameter:", *_lines(spec.otherwise)]
         else:

@@ -601,8 +601,8 @@ def test_unsupported_features_are_refused_in_one_line_and_nothing_is_written(tmp
     [line] = result.output.strip().splitlines()
     assert line.startswith(
         f"error: {ROOT / 'specs' / 'muon.toml'}: the c target cannot generate 'muon': "
-        "fixed-count iterations, matrix products, transposes, updates that apply to 2-D "
-        "parameters only; try --target "
+        "fixed-count iterations, matrix products, transposes, updates for some parameter "
+        "shapes only; try --target numpy or docs or torch"
     )
     assert not out.exists()
 

@@ -171,9 +171,7 @@ def test_muon_shows_the_norm_the_transpose_and_the_loop_once(monkeypatch):
     labels = re.findall(r"\\label\{(eq:[^}]*)\}", tex)
     assert len(labels) == len(set(labels)) == 8
     assert r"\paragraph{2-D parameters.} For a matrix $w$, of shape" in tex
-    assert (
-        r"\paragraph{Every other parameter.} Any parameter that is not a matrix is refused" in tex
-    )
+    assert r"\paragraph{Every other parameter.} Any parameter that is not 2-D is refused" in tex
     assert "$x$ and $w$ are assigned on more than one line: each line reads the value" in tex
     assert r"$u$ \eqref{eq:muon:u}, $x$ \eqref{eq:muon:x}, $a_{mat}$" in tex
     notation = tex.split(r"\paragraph{Notation.}")[1]
@@ -342,7 +340,7 @@ def test_state_shapes_first_step_state_and_the_otherwise_block(monkeypatch, tmp_
         assert f"${name}$ & \\texttt{{{name}}} & {shape} & $0$ &" in tex
         assert f"| ${name}$ | `{name}` | {shape} | $0$ |" in md
     assert "$m$ is set at the first step, from its gradient $g$ and parameters $w$" in tex
-    assert "Matrix parameters keep $m$, $s$, $r$ and $c$; every other parameter keeps $m$." in md
+    assert "2-D parameters keep $m$, $s$, $r$ and $c$; every other parameter keeps $m$." in md
     assert r"\paragraph{Every other parameter.} One step runs, in order:" in tex
     assert r"\label{eq:shapes:otherwise:w}" in tex and "### Every other parameter" in md
     assert (

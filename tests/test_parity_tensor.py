@@ -105,7 +105,7 @@ CASES = {
         pytorch_optimizer.LARS,
         _setter(_lars_group),
         {"b": "momentum_buffer"},
-        MATRIX_SHAPES,  # the library's trust ratio covers 3-D too; the spec's only 2-D
+        SHAPES + [(2, 3, 2, 2)],  # the trust ratio covers 3-D and 4-D kernels too
     ),
     "adafactor": Case(
         "adafactor",
@@ -194,7 +194,7 @@ def _assert_close(name: str, worst: dict[str, float], expected_states: int) -> N
 
 
 #: How many (parameter, state) pairs each case compares: every state the library also keeps.
-STATE_PAIRS = {"lamb": 2 * 4, "lars": 3, "adafactor": 1 + 2 + 2, "radam": 2 * 4}
+STATE_PAIRS = {"lamb": 2 * 4, "lars": 5, "adafactor": 1 + 2 + 2, "radam": 2 * 4}
 
 
 #: (spec, implementation): the reference stepper, and the generated NumPy and C code.

@@ -608,7 +608,7 @@ def test_matrix_spec_with_otherwise_shapes_and_check_scopes_loads():
     assert spec.check_scopes == {"at_rest": {"lr": 0}}
     assert table["rows"].is_integer and table["rows"].is_positive
     assert spec.update[2].expr.has(table["rows"], table["cols"])
-    assert {"row/column reductions", "updates that apply to 2-D parameters only"} <= spec.features
+    assert {"row/column reductions", "updates for some parameter shapes only"} <= spec.features
 
 
 def test_state_set_from_the_first_gradient_loads():
@@ -722,9 +722,13 @@ TENSOR_MISTAKES = [
     (
         spec_text(top='applies_to = "matrices"\n'),
         "applies_to",
-        r"expected 'any' or 'matrix', got 'matrices'$",
+        r"expected one of 'any', 'matrix', 'multidim', got 'matrices'$",
     ),
-    (spec_text(tail=OTHERWISE), "otherwise", r"\[otherwise\] needs applies_to = 'matrix'$"),
+    (
+        spec_text(tail=OTHERWISE),
+        "otherwise",
+        r"\[otherwise\] needs applies_to = 'matrix' or 'multidim'$",
+    ),
     (
         spec_text(
             top=MATRIX,
@@ -878,3 +882,27 @@ def test_builtin_spec_file_loads_with_load_spec_text(name):
     assert spec.name == name
     for state in spec.state_names:  # assigned by the update or by [otherwise]
         assert state in {a.target for a in (*spec.update, *spec.otherwise)}
+
+
+def test_row_reductions_need_a_matrix_update():
+    update = ["v = rho*v + g/row_mean(g**2)", "w = w - lr*v"]
+    for top in ("", 'applies_to = "multidim"\n'):
+        expect_error(
+            spec_text(update=update, top=top, tail=OTHERWISE if top else ""),
+            "update",
+            r"'v = rho\*v \+ g/row_mean\(g\*\*2\)': row_mean\(\) needs a 2-D parameter: only the "
+            r"update of a spec with applies_to = 'matrix' may use row/column reductions$",
+        )
+
+
+def test_a_multidim_update_is_taken_by_every_parameter_of_two_or_more_dimensions():
+    spec = load_spec_text(spec_text(top='applies_to = "multidim"\n', tail=OTHERWISE), FILE)
+    assert [spec.takes_update(n) for n in range(5)] == [False, False, True, True, True]
+    assert spec.shapes_taken == "multi-dimensional"
+    with pytest.raises(SpecError, match="'rows' is only defined in the matrix update"):
+        load_spec_text(
+            spec_text(
+                update=["v = rho*v + g*rows", "w = w - lr*v"], top='applies_to = "multidim"\n'
+            ),
+            FILE,
+        )

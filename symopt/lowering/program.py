@@ -88,7 +88,7 @@ def lower_tensor(spec: Spec) -> TensorProgram:
     first = first_step_states(spec, symbols)
     main = _update(spec, (*first, *spec.update), hoist)
     other = None
-    if spec.applies_to == "matrix" and spec.otherwise:
+    if spec.applies_to != "any" and spec.otherwise:
         states = {s.name for s in spec.states_of(spec.otherwise)}
         other = _update(spec, (*[a for a in first if a.target in states], *spec.otherwise), hoist)
     elif spec.applies_to == "any":
@@ -156,8 +156,8 @@ def describe_program(program: TensorProgram) -> str:
     for title, update in (("every parameter", program.main), ("other parameters", program.other)):
         if update is None or (title == "other parameters" and update is program.main):
             continue
-        if program.spec.applies_to == "matrix" and update is program.main:
-            title = "2-D parameters"
+        if program.spec.applies_to != "any" and update is program.main:
+            title = f"{program.spec.shapes_taken} parameters"
         lines.append(f"whole-tensor statements, {title} (in order, names rebound):")
         for item in update.lines:
             if isinstance(item, Loop):

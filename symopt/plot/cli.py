@@ -90,15 +90,15 @@ def choose_specs(names: Sequence[str], spec_files: Sequence[str]) -> list:
     matrix_only = [
         s.name
         for s in specs
-        if s.kind == "elementwise" and s.applies_to == "matrix" and not s.otherwise
+        if s.kind == "elementwise" and s.applies_to != "any" and not s.otherwise
     ]
     named = [n for n in matrix_only if n in names or n not in _builtin_names()]
     if named:
         raise click.UsageError(
-            f"{', '.join(named)}: applies to 2-D parameters only; the pictures step vectors"
+            f"{', '.join(named)}: applies to matrices only; the pictures step vectors"
         )
     if matrix_only:
-        click.echo(f"skipping {', '.join(matrix_only)} (2-D parameters only)", err=True)
+        click.echo(f"skipping {', '.join(matrix_only)} (matrices only)", err=True)
     return [s for s in specs if s.name not in matrix_only]
 
 

@@ -19,6 +19,14 @@ from symopt.spec import tensor
 from symopt.spec.common import COLS, ROWS, G, Hyper, HyperparameterOwner, T, W, make_symbol
 from symopt.spec.domains import DOMAINS
 
+#: Which parameters (by their number of dimensions) take a spec's update, by ``applies_to``.
+APPLIES_TO = {
+    "any": lambda ndim: True,
+    "matrix": lambda ndim: ndim == 2,
+    "multidim": lambda ndim: ndim >= 2,
+}
+SHAPE_WORDS = {"any": "all", "matrix": "2-D", "multidim": "multi-dimensional"}
+
 #: The shapes a state variable can have, relative to its parameter.
 STATE_SHAPES = ("full", "scalar", "rows", "cols")
 
@@ -103,8 +111,9 @@ class Spec(HyperparameterOwner):
     t_start: int = 1
     source: str = "<python>"
     text: str = ""
-    #: "any": the update applies to every parameter; "matrix": to 2-D parameters, and every other
-    #: parameter takes ``otherwise`` (or is refused when that is empty, like torch's Muon).
+    #: "any": the update applies to every parameter; "matrix": to 2-D parameters; "multidim": to
+    #: parameters of two or more dimensions (LARS's weight matrices and convolution kernels).
+    #: Every other parameter takes ``otherwise`` (or is refused when that is empty, like Muon).
     applies_to: str = "any"
     otherwise: tuple[Assignment, ...] = ()
     #: A generic check's name -> hyperparameter values it is restricted to (``[checks.NAME]``).
@@ -140,9 +149,18 @@ class Spec(HyperparameterOwner):
             found.add(tensor.FIRST_GRADIENT)
         if any(st.shape != "full" for st in self.states):
             found.add(tensor.SHAPED_STATE)
-        if self.applies_to == "matrix":
+        if self.applies_to != "any":
             found.add(tensor.MATRIX_ONLY)
         return frozenset(found)
+
+    def takes_update(self, ndim: int) -> bool:
+        """Whether a parameter of ``ndim`` dimensions takes ``update`` (else ``otherwise``)."""
+        return APPLIES_TO[self.applies_to](ndim)
+
+    @property
+    def shapes_taken(self) -> str:
+        """The parameters ``update`` is for, in words: "2-D", "multi-dimensional" or "all"."""
+        return SHAPE_WORDS[self.applies_to]
 
     @property
     def elementwise(self) -> bool:

@@ -10,6 +10,7 @@ from symopt.spec.claims_loader import ClaimsLoader
 from symopt.spec.common import G, Hyper, T, W, make_symbol
 from symopt.spec.domains import DOMAINS
 from symopt.spec.elementwise import (
+    APPLIES_TO,
     STATE_SHAPES,
     Assignment,
     LookaheadFree,
@@ -68,8 +69,9 @@ class ElementwiseLoader(ClaimsLoader):
             t_start=t_start,
         )
         applies_to = self.get(d, "applies_to", "", str, "any")
-        if applies_to not in ("any", "matrix"):
-            raise self.fail("applies_to", f"expected 'any' or 'matrix', got {applies_to!r}")
+        if applies_to not in APPLIES_TO:
+            known = ", ".join(repr(k) for k in APPLIES_TO)
+            raise self.fail("applies_to", f"expected one of {known}, got {applies_to!r}")
         spec = replace_spec(spec, applies_to=applies_to)
         has_otherwise = "otherwise" in d
         update = self.update(
@@ -115,8 +117,8 @@ class ElementwiseLoader(ClaimsLoader):
         if not present:
             return ()
         where = "otherwise"
-        if spec.applies_to != "matrix":
-            raise self.fail(where, "[otherwise] needs applies_to = 'matrix'")
+        if spec.applies_to == "any":
+            raise self.fail(where, "[otherwise] needs applies_to = 'matrix' or 'multidim'")
         table = self.get(self.data, "otherwise", "", dict)
         self.check_keys(table, {"update"}, where)
         lines = self.update(spec, table.get("update"), f"{where}.update", require_all=False)

@@ -151,7 +151,7 @@ REPEAT = "fixed-count iterations"
 CONDITIONAL = "conditionals"
 FIRST_GRADIENT = "state initialised from the first gradient"
 SHAPED_STATE = "per-tensor scalar or row/column state"
-MATRIX_ONLY = "updates that apply to 2-D parameters only"
+MATRIX_ONLY = "updates for some parameter shapes only"
 ALL_FEATURES = frozenset(
     {
         WHOLE_REDUCTION,

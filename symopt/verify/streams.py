@@ -31,12 +31,16 @@ STREAMS: dict[str, StreamFn] = {
 }
 PARAMETER_DEPENDENT = {"rosenbrock"}
 SHAPES = ((6,), (2, 5))
-#: For specs that apply to 2-D parameters only: a wide and a tall matrix.
+#: For specs that refuse other shapes: a wide and a tall matrix (and a 3-D tensor if it may).
 MATRIX_SHAPES = ((2, 5), (6, 3))
 
 
 def shapes_for(spec) -> tuple[tuple[int, ...], ...]:
-    """The parameter shapes a spec is verified on (2-D only when it refuses other shapes)."""
-    if spec.kind == "elementwise" and spec.applies_to == "matrix" and not spec.otherwise:
+    """The parameter shapes a spec is verified on (those it takes, when it refuses others)."""
+    if spec.kind != "elementwise" or spec.otherwise:
+        return SHAPES
+    if spec.applies_to == "matrix":
         return MATRIX_SHAPES
+    if spec.applies_to == "multidim":
+        return (*MATRIX_SHAPES, (2, 2, 3))
     return SHAPES

@@ -145,12 +145,13 @@ def _states(printer: SpecLatexPrinter, spec: Spec) -> dict:
             f"{_and(first)} {'is' if len(first) == 1 else 'are'} set at the first step, from "
             "its gradient $g$ and parameters $w$, before the update runs."
         )
-    if spec.applies_to == "matrix" and spec.otherwise:
+    if spec.applies_to != "any" and spec.otherwise:
         own = [spec.states_of(spec.update), spec.states_of(spec.otherwise)]
         if own[0] != own[1]:
             names = [_and([f"${safe_symbol(s.latex)}$" for s in x]) if x else "" for x in own]
             notes.append(
-                f"Matrix parameters keep {names[0] or 'no state'}; every other parameter keeps "
+                f"{_upper_first(spec.shapes_taken)} parameters keep {names[0] or 'no state'}; "
+                "every other parameter keeps "
                 f"{names[1] or 'no state'}."
             )
     return {
@@ -160,17 +161,21 @@ def _states(printer: SpecLatexPrinter, spec: Spec) -> dict:
     }
 
 
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _updates(printer: SpecLatexPrinter, spec: Spec) -> list[dict]:
     """The update blocks: one, or the matrix update and ``[otherwise]`` with their headings."""
     main = block(printer, spec, spec.update, "", 1)
-    if spec.applies_to != "matrix":
+    if spec.applies_to == "any":
         return [{**main, "title": "", "lead": "one step runs, in order:"}]
-    matrix = {
-        **main,
-        "title": "2-D parameters",
-        "lead": r"For a matrix $w$, of shape $\mathrm{rows} \times \mathrm{cols}$, one step "
-        "runs, in order:",
-    }
+    lead = (
+        r"For a matrix $w$, of shape $\mathrm{rows} \times \mathrm{cols}$, one step runs, in order:"
+        if spec.applies_to == "matrix"
+        else "For a parameter $w$ of two or more dimensions, one step runs, in order:"
+    )
+    matrix = {**main, "title": f"{_upper_first(spec.shapes_taken)} parameters", "lead": lead}
     other = {"title": "Every other parameter", "equations": [], "groups": []}
     other.update(intermediates=None, reassigned=None)
     if spec.otherwise:
@@ -181,7 +186,8 @@ def _updates(printer: SpecLatexPrinter, spec: Spec) -> list[dict]:
         }
     else:
         other["lead"] = (
-            "Any parameter that is not a matrix is refused: the optimizer raises an error."
+            f"Any parameter that is not {spec.shapes_taken} is refused: the optimizer raises an "
+            "error."
         )
     return [matrix, other]
 

@@ -25,6 +25,8 @@ TEST_SHAPES = {
     ("any", False): [(1,), (7,), (3, 5), (2, 3, 4)],
     ("matrix", False): [(3, 5), (6, 2), (1, 4)],
     ("matrix", True): [(7,), (3, 5), (6, 2), (2, 3, 2)],
+    ("multidim", False): [(3, 5), (2, 3, 4)],
+    ("multidim", True): [(7,), (3, 5), (2, 3, 4), (2, 1, 3, 3)],
 }
 AXIS = {None: "", "rows": ", axis=1, keepdims=True", "cols": ", axis=0, keepdims=True"}
 FUNCTION = {"sum": "np.sum", "mean": "np.mean", "max": "np.max"}
@@ -163,7 +165,8 @@ def template_data(spec: Spec, program: TensorProgram) -> dict:
         "scalar_names": direct + list(program.scalars),
         "main": main,
         "other": other,
-        "matrix": spec.applies_to == "matrix",
+        "matrix": spec.applies_to != "any",
+        "shape_word": spec.shapes_taken,
         "equations": spec_lines(spec.update),
         "other_equations": spec_lines(spec.otherwise),
         "init_hypers": sorted(

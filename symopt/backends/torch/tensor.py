@@ -207,7 +207,7 @@ def template_data(spec: Spec, program: TensorProgram) -> dict:
     direct = [h for h in (*spec.hyper_names, "t") if h in used]
     main = _update_data(program.main, base, arrays)
     # (for a spec that applies to any parameter, program.other is a renamed copy of main)
-    other = spec.applies_to == "matrix" and program.other is not None
+    other = spec.applies_to != "any" and program.other is not None
     other_data = _update_data(program.other, base, arrays) if other else None
     states = []
     for s in spec.states:
@@ -229,7 +229,8 @@ def template_data(spec: Spec, program: TensorProgram) -> dict:
         "scalar_names": direct + list(program.scalars),
         "main": main,
         "other": other_data,
-        "matrix": spec.applies_to == "matrix",
+        "matrix": spec.applies_to != "any",
+        "shape_word": spec.shapes_taken,
         "step_key": step_key(spec),
         "equations": spec_lines(spec.update),
         "other_equations": spec_lines(spec.otherwise),

@@ -14,6 +14,14 @@ from ._runtime import Optimizer, check_array
 Update = Callable[[np.ndarray, np.ndarray, dict, tuple], None]
 
 
+SHAPE_WORDS = {"any": "all", "matrix": "2-D", "multidim": "multi-dimensional"}
+
+
+def takes_update(applies_to: str, ndim: int) -> bool:
+    """Whether a parameter of ``ndim`` dimensions takes a spec's update (else ``otherwise``)."""
+    return applies_to == "any" or ndim == 2 or (applies_to == "multidim" and ndim > 2)
+
+
 def state_array(shape: str, p: np.ndarray, value: float) -> np.ndarray:
     """A state array of one of the spec's shapes (full, scalar, rows, cols) for parameter ``p``."""
     size = {
@@ -40,22 +48,23 @@ class TensorOptimizer(Optimizer):
     refuses them) and ``initial_state``.
     """
 
-    matrix_only = False
+    #: Which parameters take ``update``: "any", "matrix" (2-D) or "multidim" (2-D or more).
+    applies_to = "any"
     update: Update
     update_other: Update | None = None
 
     def __init__(self, params: Sequence[np.ndarray], **hyper: float) -> None:
         for i, p in enumerate(params):
-            if self.matrix_only and type(self).update_other is None and np.ndim(p) != 2:
+            if type(self).update_other is None and not self.is_matrix(np.asarray(p)):
                 raise ValueError(
-                    f"{type(self).__name__} applies to 2-D parameters only; "
-                    f"params[{i}] has shape {np.shape(p)}"
+                    f"{type(self).__name__} applies to {SHAPE_WORDS[self.applies_to]} "
+                    f"parameters only; params[{i}] has shape {np.shape(p)}"
                 )
         super().__init__(params, **hyper)
 
     def is_matrix(self, p: np.ndarray) -> bool:
-        """Whether ``p`` takes the matrix update (every parameter does for a non-matrix spec)."""
-        return not self.matrix_only or p.ndim == 2
+        """Whether ``p`` takes ``update`` (every parameter does when ``applies_to`` is "any")."""
+        return takes_update(self.applies_to, p.ndim)
 
     def update_for(self, p: np.ndarray) -> Update:
         cls = type(self)

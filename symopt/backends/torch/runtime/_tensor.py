@@ -17,6 +17,8 @@ from collections.abc import Callable
 import torch
 from torch.optim import Optimizer
 
+SHAPE_WORDS = {"any": "all", "matrix": "2-D", "multidim": "multi-dimensional"}
+
 __all__ = ["TensorOptimizer", "state_tensor"]
 
 #: ``update(w, g, state, scalars)``: one parameter's step, w and ``state``'s tensors in place.
@@ -47,8 +49,9 @@ class TensorOptimizer(Optimizer):
     * ``hyperparameters``: the names of the hyperparameters, in the order the functions below
       take them;
     * ``t_start``: the step counter of the first step; ``step_key``: its key in the state;
-    * ``matrix_only``: whether ``update`` is for 2-D parameters only; then ``update_other`` is
-      the step of every other parameter, or None when the spec refuses them (ValueError);
+    * ``applies_to``: which parameters ``update`` is for ("any", "matrix": 2-D, "multidim": 2-D
+      or more); ``update_other`` is the step of every other parameter, or None when the spec
+      refuses them (ValueError);
     * ``check_hyper(*hyper)``: raises ValueError for a hyperparameter outside its domain;
     * ``initial_state(p, group, matrix)``: the state tensors of a new parameter, by name;
     * ``scalars(t, *hyper)``: the scalars the update takes, computed once per step and group;
@@ -58,7 +61,8 @@ class TensorOptimizer(Optimizer):
     hyperparameters: tuple[str, ...] = ()
     t_start: int = 1
     step_key: str = "step"
-    matrix_only: bool = False
+    #: Which parameters take ``update``: "any", "matrix" (2-D) or "multidim" (2-D or more).
+    applies_to: str = "any"
     check_hyper: Callable[..., None]
     initial_state: Callable[[torch.Tensor, dict, bool], dict]
     scalars: Callable[..., tuple]
@@ -74,17 +78,18 @@ class TensorOptimizer(Optimizer):
         group = self.param_groups[-1]
         cls = type(self)
         cls.check_hyper(*(float(group[name]) for name in self.hyperparameters))
-        if self.matrix_only and cls.update_other is None:
+        if cls.update_other is None:
             for p in group["params"]:
-                if p.ndim != 2:
+                if not self.is_matrix(p):
                     raise ValueError(
-                        f"{cls.__name__} applies to 2-D parameters only; "
-                        f"got a parameter of shape {tuple(p.shape)}"
+                        f"{cls.__name__} applies to {SHAPE_WORDS[self.applies_to]} parameters "
+                        f"only; got a parameter of shape {tuple(p.shape)}"
                     )
 
     def is_matrix(self, p: torch.Tensor) -> bool:
-        """Whether ``p`` takes ``update`` (every parameter does unless ``matrix_only``)."""
-        return not self.matrix_only or p.ndim == 2
+        """Whether ``p`` takes ``update`` (every parameter does when ``applies_to`` is "any")."""
+        ndim = p.ndim
+        return self.applies_to == "any" or ndim == 2 or (self.applies_to == "multidim" and ndim > 2)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -111,7 +116,10 @@ class TensorOptimizer(Optimizer):
                 matrix = self.is_matrix(p)
                 update = cls.update if matrix else cls.update_other
                 if update is None:
-                    raise ValueError(f"{name} applies to 2-D parameters only, got {p.ndim}-D")
+                    raise ValueError(
+                        f"{name} applies to {SHAPE_WORDS[self.applies_to]} parameters only, "
+                        f"got {p.ndim}-D"
+                    )
                 state = self.state[p]
                 if not state:
                     state[counter] = 0
