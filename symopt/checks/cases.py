@@ -1,30 +1,30 @@
-"""Case splitting: an expression with ``Max``, ``Min`` or ``Piecewise`` as one plain expression per
-consistent choice of branches, so each can be proven with the usual algebra.
+"""Case splitting: an expression with ``Max``, ``Min``, ``sign`` or ``Piecewise`` as one plain
+expression per consistent choice of branches, so each can be proven with the usual algebra.
 
-How it works. ``Max``/``Min`` are rewritten as ``Piecewise`` (``Max(a, b)`` is ``a`` where
-``a >= b``, else ``b``). Every comparison is reduced to the sign of one *atom*: ``lhs - rhs`` with
-its factors of known sign divided out (for the reparametrised domains, so ``c**2 (a - b)`` and
-``a - b`` are the same atom) and its sign normalised, so that the two sides of a scale-invariance
-claim split the same way. The splitter takes the first comparison without branches inside (in
-preorder: the outermost branch's condition first, so inner branches are only split where they
-are reached), and for its atom enumerates the signs (negative, zero, positive) that the
+How it works. ``Max``/``Min`` are rewritten as ``Piecewise`` (``Max(a, b)`` is ``a`` where ``a >=
+b``, else ``b``), and ``sign(x)`` as 1, -1 or 0 where x is positive, negative or 0 (Yogi's second
+moment stays nonnegative in every case). Every comparison is reduced to the sign of one *atom*:
+``lhs - rhs`` with its factors of known sign divided out (for the reparametrised domains, so ``c**2
+(a - b)`` and ``a - b`` are the same atom) and its sign normalised, so that the two sides of a
+scale-invariance claim split the same way. The splitter takes the first comparison without branches
+inside (in preorder: the outermost branch's condition first, so inner branches are only split where
+they are reached), and for its atom enumerates the signs (negative, zero, positive) that the
 comparisons on that atom can tell apart (``>=`` alone needs two cases, not three), minus the signs
 the atom provably cannot have, given the cases already taken. Each case replaces those comparisons
 by True or False, which collapses the ``Piecewise`` they guard, and recurses.
 
 Where SymPy can use a condition it is used: the atom, where it occurs, becomes a symbol of the
-case's sign (``u_norm != 0`` with ``u_norm >= 0`` makes ``u_norm`` positive), and an atom
-``x - r`` linear in a symbol ``x`` also gives the substitution ``x = r + s`` with ``s`` of that
-sign (``norm >= eps`` makes the norm ``eps + s``). Each leaf comes in its plain form, with each
-substitution, and with all of them; a proof of any form is a proof of the leaf.
+case's sign (``u_norm != 0`` with ``u_norm >= 0`` makes ``u_norm`` positive), and an atom ``x - r``
+linear in a symbol ``x`` also gives the substitution ``x = r + s`` with ``s`` of that sign (``norm
+>= eps`` makes the norm ``eps + s``). Each leaf comes in its plain form, with each substitution,
+and with all of them; a proof of any form is a proof of the leaf.
 
 Comparisons that come from ``Max``/``Min`` need no case for a tie (both branches are equal there),
 so ``max(v_max, v)`` splits in two, not three.
 
 A proof must hold in every leaf (leaves of impossible branch combinations included, which is only
 more than needed). Splitting stops at :data:`MAX_CASES` leaves: the caller then falls back to
-sampling the original expression, which SymPy evaluates exactly at each point.
-"""
+sampling the original expression, which SymPy evaluates exactly at each point."""
 
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ TRUTH = {
 
 def conditional(expr: sympy.Basic) -> bool:
     """Whether ``expr`` has a branch that case splitting removes."""
-    return isinstance(expr, sympy.Basic) and expr.has(sympy.Piecewise, sympy.Max, sympy.Min)
+    return isinstance(expr, sympy.Basic) and expr.has(
+        sympy.Piecewise, sympy.Max, sympy.Min, sympy.sign
+    )
 
 
 def split(
@@ -93,7 +95,12 @@ def _rewrite(expr: sympy.Expr, made: set[Relational]) -> sympy.Expr:
             pieces.append((a, sympy.And(*tests)))
         return sympy.Piecewise(*pieces, (args[-1], True))
 
-    return expr.replace(lambda e: isinstance(e, (sympy.Max, sympy.Min)), branches)
+    def signs(e: sympy.Basic) -> sympy.Expr:
+        x = e.args[0]
+        return sympy.Piecewise((1, sympy.Gt(x, 0)), (-1, sympy.Lt(x, 0)), (0, True))
+
+    expr = expr.replace(lambda e: isinstance(e, (sympy.Max, sympy.Min)), branches)
+    return expr.replace(lambda e: isinstance(e, sympy.sign), signs)
 
 
 def sign_set(expr: sympy.Expr, domains: Mapping[sympy.Symbol, Domain]) -> frozenset[str]:
