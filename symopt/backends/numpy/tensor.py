@@ -101,7 +101,8 @@ class TensorPrinter(NumPyPrinter):
 
 
 def _for(reduction_class: type) -> None:
-    """Every reduction class prints through ``_print_Reduction`` (SymPy dispatches by name)."""
+    """Every reduction class prints through ``_print_Reduction``: SymPy's printers skip the
+    intermediate classes of a ``Function`` subclass when they look for a print method."""
     setattr(TensorPrinter, f"_print_{reduction_class.__name__}", TensorPrinter._print_Reduction)
 
 
