@@ -161,14 +161,15 @@ RELATIONS = {
     sympy.Equality: np.equal,
     sympy.Unequality: np.not_equal,
 }
-#: Reduction axes: rows -> one value per row (reduce over columns), cols -> one per column.
-AXES = {None: None, "rows": 1, "cols": 0}
+#: Reduction axes over the last two dimensions (a stack of matrices): rows -> one value per row
+#: (reduce over the last axis), cols -> one per column (reduce over the one before).
+AXES = {None: None, "rows": -1, "cols": -2}
 
 
 def _reduce(node: Reduction, x, arith):
     """A reduction in the arithmetic of ``arith`` (object arrays for mpmath)."""
     x = np.asarray(x)
-    if node.axis is not None and x.ndim != 2:
+    if node.axis is not None and x.ndim < 2:
         raise ValueError(f"{type(node).__name__} needs a 2-D value, got shape {x.shape}")
     axis = AXES[node.axis]
     keep = axis is not None
@@ -187,7 +188,9 @@ def state_shape(shape: str, p_shape: tuple[int, ...]) -> tuple[int, ...]:
         return p_shape
     if shape == "scalar":
         return ()
-    return (p_shape[0], 1) if shape == "rows" else (1, p_shape[1])
+    if shape == "rows":  # one per row of each matrix in the last two dimensions
+        return (*p_shape[:-1], 1)
+    return (*p_shape[:-2], 1, p_shape[-1])
 
 
 class ReferenceStepper:
@@ -291,8 +294,8 @@ class ReferenceStepper:
         env[self.symbols[T]] = self.t
         env[self.symbols[W]] = w
         env[self.symbols[G]] = self.arith.array(grad_fn(w) if grad_fn is not None else g)
-        if w.ndim == 2:
-            env[self.symbols[ROWS]], env[self.symbols[COLS]] = w.shape
+        if w.ndim >= 2:
+            env[self.symbols[ROWS]], env[self.symbols[COLS]] = w.shape[-2:]
         update = self._update_for(w, update)
         shapes = {s.name: state_shape(s.shape, w.shape) for s in self.spec.states_of(update)}
         shapes[W] = w.shape

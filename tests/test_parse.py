@@ -229,8 +229,8 @@ def test_where_picks_its_branch_at_numbers():
         ("where(g > 0, g, 0, 1)", r"^where\(\) takes 3 argument\(s\), got 4$"),
         ("where(c=g > 0, a=g, b=0)", r"^where\(\) takes no keyword arguments$"),
         ("g @", r"^invalid expression 'g @'"),
-        ("rows*g", r"^'rows' is only defined in the matrix update of a spec with applies_to"),
-        ("g/cols", r"^'cols' is only defined in the matrix update"),
+        ("rows*g", r"^'rows' is only defined in the main update of a spec with applies_to"),
+        ("g/cols", r"^'cols' is only defined in the main update of a spec"),
     ],
 )
 def test_bad_conditions_and_tensor_constructs_raise_spec_error(text, message):

@@ -654,7 +654,8 @@ TENSOR_MISTAKES = [
     (
         spec_text(update=["v = rho*v + g", "w = w - lr*v*rows"]),
         "update[1]",
-        r"'rows' is only defined in the matrix update of a spec with applies_to = 'matrix'$",
+        r"'rows' is only defined in the main update of a spec with applies_to = 'matrix' or "
+        r"'multidim'$",
     ),
     (
         _repeat('{ repeat = 0, update = ["x = x/2"] }'),
@@ -709,7 +710,7 @@ TENSOR_MISTAKES = [
             states=STATES + ROW_STATE,
         ),
         "state.r.shape",
-        r"'rows' state needs applies_to = 'matrix' \(2-D parameters\)$",
+        r"'rows' state needs applies_to = 'matrix' or 'multidim'$",
     ),
     (
         spec_text(
@@ -759,7 +760,7 @@ TENSOR_MISTAKES = [
     (
         spec_text(top=MATRIX, tail='\n[otherwise]\nupdate = ["v = rho*v + g", "w = w - v/rows"]\n'),
         "otherwise.update[1]",
-        r"'rows' is only defined in the matrix update",
+        r"'rows' is only defined in the main update",
     ),
     (
         spec_text(update=["v = rho*v + g", "cols = v", "w = w - lr*cols"]),
@@ -886,23 +887,21 @@ def test_builtin_spec_file_loads_with_load_spec_text(name):
 
 def test_row_reductions_need_a_matrix_update():
     update = ["v = rho*v + g/row_mean(g**2)", "w = w - lr*v"]
-    for top in ("", 'applies_to = "multidim"\n'):
-        expect_error(
-            spec_text(update=update, top=top, tail=OTHERWISE if top else ""),
-            "update",
-            r"'v = rho\*v \+ g/row_mean\(g\*\*2\)': row_mean\(\) needs a 2-D parameter: only the "
-            r"update of a spec with applies_to = 'matrix' may use row/column reductions$",
-        )
+    expect_error(
+        spec_text(update=update),
+        "update",
+        r"'v = rho\*v \+ g/row_mean\(g\*\*2\)': row_mean\(\) needs a 2-D parameter: only the "
+        r"update of a spec with applies_to = 'matrix' or 'multidim' may use row/column "
+        r"reductions$",
+    )
+    # a multi-dimensional parameter is a stack of matrices: its rows are those of the last two axes
+    top = 'applies_to = "multidim"\n'
+    assert load_spec_text(spec_text(update=update, top=top, tail=OTHERWISE), FILE).takes_update(3)
 
 
 def test_a_multidim_update_is_taken_by_every_parameter_of_two_or_more_dimensions():
     spec = load_spec_text(spec_text(top='applies_to = "multidim"\n', tail=OTHERWISE), FILE)
     assert [spec.takes_update(n) for n in range(5)] == [False, False, True, True, True]
     assert spec.shapes_taken == "multi-dimensional"
-    with pytest.raises(SpecError, match="'rows' is only defined in the matrix update"):
-        load_spec_text(
-            spec_text(
-                update=["v = rho*v + g*rows", "w = w - lr*v"], top='applies_to = "multidim"\n'
-            ),
-            FILE,
-        )
+    with pytest.raises(SpecError, match="'rows' is only defined in the main update of a spec"):
+        load_spec_text(spec_text(update=["v = rho*v + g*rows", "w = w - lr*v"]), FILE)

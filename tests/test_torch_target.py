@@ -39,14 +39,14 @@ import symopt_torch  # noqa: E402
 
 SPECS = elementwise_specs()
 STEPS = 200
-SHAPES = [(37, 11), (5,)]
+SHAPES = [(37, 11), (5,), (2, 3, 4)]  # 3-D: a convolution kernel (LARS, Adafactor)
 MATRICES = [(37, 11), (6, 9)]  # for a spec that refuses parameters that are not 2-D (Muon)
 
 from torch_cases import CASES, po  # noqa: E402
 
 
 def matrix_only(spec) -> bool:
-    return spec.applies_to == "matrix" and not spec.otherwise
+    return spec.applies_to != "any" and not spec.otherwise
 
 
 # The foreach options of each optimizer: whole-tensor updates have none.

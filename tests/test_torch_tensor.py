@@ -306,8 +306,8 @@ def test_printer_numbers_stay_python_and_tensors_become_torch():
     assert p.doprint(sympy.sqrt(x)) == "torch.sqrt(x)"
     assert p.doprint(sympy.Max(x, s, lr)) == "torch.clamp(x, min=max(lr, s))"
     assert p.doprint(sympy.Min(x, TensorNorm(x))) == "torch.minimum(x, torch.linalg.vector_norm(x))"
-    assert p.doprint(RowSum(x)) == "torch.sum(x, dim=1, keepdim=True)"
-    assert p.doprint(ColMean(x)) == "torch.mean(x, dim=0, keepdim=True)"
+    assert p.doprint(RowSum(x)) == "torch.sum(x, dim=-1, keepdim=True)"
+    assert p.doprint(ColMean(x)) == "torch.mean(x, dim=-2, keepdim=True)"
     assert p.doprint(MatProduct(x, Transposed(x))) == "(x @ x.mT)"
     assert p.doprint(sympy.sign(x)) == "torch.sign(x)"
     # a condition on numbers chooses in Python; on a tensor with torch.where, whose number

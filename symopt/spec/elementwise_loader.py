@@ -79,7 +79,7 @@ class ElementwiseLoader(ClaimsLoader):
             d.get("update"),
             "update",
             require_all=not has_otherwise,
-            base=initial_symbols(spec, matrix=applies_to == "matrix"),
+            base=initial_symbols(spec, matrix=applies_to != "any"),
         )
         spec = replace_spec(spec, update=update)
         spec = replace_spec(spec, otherwise=self.otherwise(spec, has_otherwise))
@@ -134,10 +134,10 @@ class ElementwiseLoader(ClaimsLoader):
         """Row and column state exists only for 2-D parameters, so only in a matrix update."""
         for st in spec.states:
             if st.shape in ("rows", "cols"):
-                if spec.applies_to != "matrix":
+                if spec.applies_to == "any":
                     raise self.fail(
                         f"state.{st.name}.shape",
-                        f"{st.shape!r} state needs applies_to = 'matrix' (2-D parameters)",
+                        f"{st.shape!r} state needs applies_to = 'matrix' or 'multidim'",
                     )
                 if any(a.target == st.name for a in spec.otherwise):
                     raise self.fail(
@@ -148,7 +148,7 @@ class ElementwiseLoader(ClaimsLoader):
     def check_axis_reductions(self, spec: Spec) -> None:
         """Row and column reductions need a 2-D parameter: only in a matrix update."""
         for key, lines, allowed in (
-            ("update", spec.update, spec.applies_to == "matrix"),
+            ("update", spec.update, spec.applies_to != "any"),
             ("otherwise.update", spec.otherwise, False),
         ):
             for a in lines:
@@ -158,7 +158,7 @@ class ElementwiseLoader(ClaimsLoader):
                     raise self.fail(
                         key,
                         f"{a.text!r}: {name}() needs a 2-D parameter: only the update of a spec "
-                        "with applies_to = 'matrix' may use row/column reductions",
+                        "with applies_to = 'matrix' or 'multidim' may use row/column reductions",
                     )
 
     def check_scopes(self, spec: Spec) -> dict[str, dict[str, sympy.Expr]]:

@@ -167,8 +167,8 @@ class _Builder:
             raise SpecError(f"{name!r} is used before it is assigned")
         if name in ("rows", "cols"):
             raise SpecError(
-                f"{name!r} is only defined in the matrix update of a spec with "
-                "applies_to = 'matrix'"
+                f"{name!r} is only defined in the main update of a spec with "
+                "applies_to = 'matrix' or 'multidim'"
             )
         hint = difflib.get_close_matches(name, list(self.symbols), n=1)
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""

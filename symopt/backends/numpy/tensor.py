@@ -28,7 +28,7 @@ TEST_SHAPES = {
     ("multidim", False): [(3, 5), (2, 3, 4)],
     ("multidim", True): [(7,), (3, 5), (2, 3, 4), (2, 1, 3, 3)],
 }
-AXIS = {None: "", "rows": ", axis=1, keepdims=True", "cols": ", axis=0, keepdims=True"}
+AXIS = {None: "", "rows": ", axis=-1, keepdims=True", "cols": ", axis=-2, keepdims=True"}
 FUNCTION = {"sum": "np.sum", "mean": "np.mean", "max": "np.max"}
 
 

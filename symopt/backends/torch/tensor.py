@@ -28,7 +28,7 @@ from symopt.spec import Spec
 from symopt.spec.common import COLS, ROWS
 from symopt.spec.tensor import MatProduct, Reduction, Transposed
 
-DIM = {None: "", "rows": ", dim=1, keepdim=True", "cols": ", dim=0, keepdim=True"}
+DIM = {None: "", "rows": ", dim=-1, keepdim=True", "cols": ", dim=-2, keepdim=True"}
 FUNCTION = {"sum": "torch.sum", "mean": "torch.mean", "max": "torch.amax"}
 #: A Python number made a tensor of the gradient's dtype and device (``g`` is in every update).
 AS_TENSOR = "g.new_tensor({})"

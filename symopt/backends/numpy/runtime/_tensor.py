@@ -27,8 +27,8 @@ def state_array(shape: str, p: np.ndarray, value: float) -> np.ndarray:
     size = {
         "full": p.shape,
         "scalar": (),
-        "rows": p.shape[:1] + (1,),
-        "cols": (1,) + p.shape[1:2],
+        "rows": p.shape[:-1] + (1,),  # per row (and per matrix of a stack of them)
+        "cols": p.shape[:-2] + (1,) + p.shape[-1:],
     }[shape]
     return np.full(size, value, dtype=p.dtype)
 

@@ -27,12 +27,14 @@ Update = Callable[[torch.Tensor, torch.Tensor, dict, tuple], None]
 
 def state_tensor(shape: str, p: torch.Tensor, value: float) -> torch.Tensor:
     """A state tensor of one of the spec's shapes for parameter ``p``, on its device and in its
-    dtype: ``full`` (like p), ``scalar`` (0-d), ``rows`` (R, 1) or ``cols`` (1, C)."""
+    dtype: ``full`` (like p), ``scalar`` (0-d), ``rows`` (..., R, 1) or ``cols`` (..., 1, C): one
+    value per row or column of each matrix in the last two dimensions."""
+    shape_of = tuple(p.shape)
     size = {
-        "full": tuple(p.shape),
+        "full": shape_of,
         "scalar": (),
-        "rows": (p.shape[0], 1) if p.ndim == 2 else None,
-        "cols": (1, p.shape[1]) if p.ndim == 2 else None,
+        "rows": (*shape_of[:-1], 1) if p.ndim >= 2 else None,
+        "cols": (*shape_of[:-2], 1, shape_of[-1]) if p.ndim >= 2 else None,
     }[shape]
     if size is None:
         raise ValueError(f"a {shape} state needs a 2-D parameter, got shape {tuple(p.shape)}")
