@@ -212,21 +212,29 @@ def first_step_states(spec: Spec, symbols) -> tuple[Assignment, ...]:
 
 
 def prelude_intermediates(
-    update: tuple[Assignment, ...], outputs: tuple[str, ...], scalars: set[sympy.Symbol]
+    update: tuple[Assignment, ...], outputs: tuple[str, ...], hoist: Hoister
 ) -> set[str]:
     """Intermediates that go to the prelude under their own names (RAdam's ``rho_t``): assigned
-    once, over hyperparameters, t and earlier such names only, and safe to compute eagerly (no
-    root or log: a branch of a where() may need its condition to be valid)."""
+    once, over hyperparameters, t and earlier such names only, and safe to compute eagerly: no
+    root or log, and no division unless by a value proven nonzero (a branch of a where() may
+    need its condition to be valid, and the prelude computes every name)."""
     counts: dict[str, int] = {}
     for a in update:
         counts[a.target] = counts.get(a.target, 0) + 1
-    known = {s.name for s in scalars}
+    known = {s.name for s in hoist.scalar_symbols}
     out: set[str] = set()
+
+    def risky(p: sympy.Basic) -> bool:
+        if isinstance(p, sympy.log):
+            return True
+        if not isinstance(p, sympy.Pow):
+            return False
+        if not p.exp.is_integer:
+            return True
+        return p.exp.is_negative and not hoist.proven(p.base, "nonzero")
+
     for a in update:
-        eager = not any(
-            isinstance(p, sympy.log) or isinstance(p, sympy.Pow) and not p.exp.is_integer
-            for p in sympy.preorder_traversal(a.expr)
-        )
+        eager = not any(risky(p) for p in sympy.preorder_traversal(a.expr))
         if (
             a.target not in outputs
             and counts[a.target] == 1
@@ -256,7 +264,7 @@ def _lower(spec: Spec, inputs: tuple[str, ...]) -> Kernel:
     domains = {symbols[h.name]: DOMAINS[h.domain] for h in spec.hypers}
 
     # 1. Sequential semantics -> SSA, intermediates inlined (but those of the prelude).
-    scalar_names = prelude_intermediates(update, outputs, hyper_syms)
+    scalar_names = prelude_intermediates(update, outputs, Hoister(set(hyper_syms), domains))
     named_scalars: dict[sympy.Expr, sympy.Symbol] = {}
     current: dict[sympy.Symbol, sympy.Expr] = {}
     pending_lines: list[str] = []

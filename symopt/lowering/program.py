@@ -61,9 +61,10 @@ class Update:
 class TensorProgram:
     spec: Spec
     prelude: tuple[tuple[sympy.Symbol, sympy.Expr], ...]
-    #: The update of every parameter (of 2-D ones when the spec applies to matrices).
+    #: The update of every parameter (of those ``applies_to`` names, when it names some).
     main: Update
-    #: The update of the other parameters of a matrix spec; None when they are refused.
+    #: The update of every other parameter: ``main`` itself for a spec that applies to all,
+    #: ``[otherwise]``, or None when the spec refuses them.
     other: Update | None
     init: Mapping[str, sympy.Expr]  # state name -> value before the first step
 
@@ -73,7 +74,9 @@ class TensorProgram:
 
     @property
     def updates(self) -> tuple[Update, ...]:
-        return (self.main,) if self.other is None else (self.main, self.other)
+        if self.other is None or self.other is self.main:
+            return (self.main,)
+        return (self.main, self.other)
 
 
 def lower_tensor(spec: Spec) -> TensorProgram:
@@ -88,17 +91,17 @@ def lower_tensor(spec: Spec) -> TensorProgram:
     first = first_step_states(spec, symbols)
     main = _update(spec, (*first, *spec.update), hoist)
     other = None
-    if spec.applies_to != "any" and spec.otherwise:
+    if spec.otherwise:
         states = {s.name for s in spec.states_of(spec.otherwise)}
         other = _update(spec, (*[a for a in first if a.target in states], *spec.otherwise), hoist)
-    elif spec.applies_to == "any":
-        other = main
     taken = {*symbols, *spec.intermediates}
     prelude, rename = readable_prelude(
         tuple((sym, e) for e, sym in hoist.prelude.items()), spec.hyper_names, Namer(taken)
     )
-    main, other = (_renamed(u, rename) if u else None for u in (main, other))
-    if spec.applies_to == "any":
+    main = _renamed(main, rename)
+    if other is not None:
+        other = _renamed(other, rename)
+    elif spec.applies_to == "any":
         other = main  # one update for every parameter
     program = TensorProgram(spec, tuple(prelude), main, other, initial_values(spec))
     if spec.text:

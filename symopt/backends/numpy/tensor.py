@@ -139,11 +139,10 @@ def _update_data(update: Update | None, printer: TensorPrinter) -> dict | None:
 def template_data(spec: Spec, program: TensorProgram) -> dict:
     scalar = ScalarPrinter()
     printer = TensorPrinter({*program.scalars, *spec.hyper_names, "t"})
-    shapes = {s.name: s.shape for s in spec.states}
     used = set().union(*(u.symbols() for u in program.updates))
     direct = [h for h in (*spec.hyper_names, "t") if h in used]
     main = _update_data(program.main, printer)
-    other = _update_data(program.other, printer) if program.other is not program.main else None
+    other = _update_data(program.updates[1], printer) if len(program.updates) > 1 else None
     return {
         "test_shapes": repr(TEST_SHAPES[spec.applies_to, bool(spec.otherwise)]),
         "spec": spec,
@@ -160,9 +159,7 @@ def template_data(spec: Spec, program: TensorProgram) -> dict:
             }
             for s in spec.states
         ],
-        "shapes": shapes,
         "prelude": [{"name": s.name, "code": scalar.doprint(e)} for s, e in program.prelude],
-        "direct": direct,
         "scalar_names": direct + list(program.scalars),
         "main": main,
         "other": other,

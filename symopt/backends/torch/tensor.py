@@ -206,9 +206,8 @@ def template_data(spec: Spec, program: TensorProgram) -> dict:
     used = set().union(*(u.symbols() for u in program.updates))
     direct = [h for h in (*spec.hyper_names, "t") if h in used]
     main = _update_data(program.main, base, arrays)
-    # (for a spec that applies to any parameter, program.other is a renamed copy of main)
-    other = spec.applies_to != "any" and program.other is not None
-    other_data = _update_data(program.other, base, arrays) if other else None
+    other = len(program.updates) > 1  # an [otherwise] update
+    other_data = _update_data(program.updates[1], base, arrays) if other else None
     states = []
     for s in spec.states:
         init = scalar.doprint(program.init[s.name])
