@@ -18,7 +18,7 @@ from symopt.errors import SpecError
 from symopt.spec import Assignment, G, Spec, T, W, symbol_table
 from symopt.spec.common import COLS, ROWS
 from symopt.spec.parse import Grad
-from symopt.spec.tensor import MatProduct, Reduction, Transposed
+from symopt.spec.tensor import MatProduct, ReductionBase, Transposed
 
 GradientFn = Callable[[np.ndarray], np.ndarray]
 
@@ -123,7 +123,7 @@ def evaluate(expr: sympy.Expr, env: Mapping[sympy.Symbol, object], arith, grad=N
         return arith.log(ev(expr.args[0]))
     if isinstance(expr, sympy.sign):
         return arith.sign(ev(expr.args[0]))
-    if isinstance(expr, Reduction):
+    if isinstance(expr, ReductionBase):
         return _reduce(expr, ev(expr.args[0]), arith)
     if isinstance(expr, MatProduct):
         return np.matmul(ev(expr.args[0]), ev(expr.args[1]))
@@ -161,12 +161,12 @@ RELATIONS = {
     sympy.Equality: np.equal,
     sympy.Unequality: np.not_equal,
 }
-#: Reduction axes over the last two dimensions (a stack of matrices): rows -> one value per row
+#: ReductionBase axes over the last two dimensions (a stack of matrices): rows -> one value per row
 #: (reduce over the last axis), cols -> one per column (reduce over the one before).
 AXES = {None: None, "rows": -1, "cols": -2}
 
 
-def _reduce(node: Reduction, x, arith):
+def _reduce(node: ReductionBase, x, arith):
     """A reduction in the arithmetic of ``arith`` (object arrays for mpmath)."""
     x = np.asarray(x)
     if node.axis is not None and x.ndim < 2:

@@ -3,6 +3,20 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "generated" / "numpy"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/handwritten.py
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small tensors: on a busy machine torch's intra-op thread pool only contends on them.
+    A module that compares with torch uses it: ``pytestmark = usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -33,13 +33,7 @@ SHAPES = [(7,), (5, 13), (17, 3), (2, 3, 4)]
 Hyper = Mapping[str, float]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: on a busy machine the intra-op thread pool only contends on them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @dataclass(frozen=True)

@@ -37,14 +37,7 @@ from symopt_torch.block_newton import MAX_BLOCK, BlockNewton, ggn_blocks  # noqa
 from symopt_torch.diag_newton import DiagNewton, NotPositiveDefiniteError, ggn_diagonal  # noqa: E402
 from symopt_torch.kfac import KFAC, eigen_damped_step  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small matrices: the default thread pool only contends on them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def mlp(sizes, dtype=torch.float64, seed=0):

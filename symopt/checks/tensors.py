@@ -30,9 +30,9 @@ from symopt.checks.prove import NOT_SHOWN, Verdict
 from symopt.checks.reparam import reparametrize
 from symopt.spec.common import COLS, ROWS
 from symopt.spec.domains import Domain
-from symopt.spec.tensor import MatProduct, Reduction, Transposed
+from symopt.spec.tensor import MatProduct, ReductionBase, Transposed
 
-TENSOR_NODES = (Reduction, MatProduct, Transposed)
+TENSOR_NODES = (ReductionBase, MatProduct, Transposed)
 #: Spec-language names, for symbols and messages.
 LABELS = {
     "TensorSum": "sum",
@@ -114,7 +114,7 @@ class TensorOracle:
 
     def _new_symbol(self, node: sympy.Basic) -> sympy.Symbol:
         name = f"{LABELS[type(node).__name__]}[{len(self.nodes) + 1}]"
-        if isinstance(node, Reduction):
+        if isinstance(node, ReductionBase):
             here, everywhere = self._here_everywhere(node.args[0])
             sym = ReductionValue(name, **_sign_facts(here, everywhere, node.op))
             if node.axis is None:
@@ -181,7 +181,7 @@ class TensorOracle:
             args = [a.xreplace(values) for a in node.args]
             if isinstance(node, MatProduct):
                 values[sym] = args[0] * args[1]
-            elif isinstance(node, Reduction) and node.op == "norm":
+            elif isinstance(node, ReductionBase) and node.op == "norm":
                 values[sym] = sympy.Abs(args[0])
             else:
                 values[sym] = args[0]

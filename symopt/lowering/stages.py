@@ -36,7 +36,7 @@ from symopt.lowering.names import Namer, readable_prelude
 from symopt.spec import Assignment, G, Spec, T, W, symbol_table
 from symopt.spec.common import COLS, ROWS
 from symopt.spec.domains import DOMAINS
-from symopt.spec.tensor import Reduction
+from symopt.spec.tensor import ReductionBase
 
 #: How each reduction accumulates a tensor's elements.
 ACCUMULATE = {"sum": "sum", "mean": "sum", "norm": "sumsq", "max": "max"}
@@ -147,7 +147,7 @@ class _Splitter:
                 pending.append(a.text)
 
     def _walk(self, e: sympy.Basic, current: dict, text: str) -> sympy.Basic:
-        if isinstance(e, Reduction):
+        if isinstance(e, ReductionBase):
             if e.axis is not None:
                 raise ValueError(f"{type(e).__name__} is not a reduction over the whole tensor")
             inner = e.args[0]

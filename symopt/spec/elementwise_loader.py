@@ -152,7 +152,7 @@ class ElementwiseLoader(ClaimsLoader):
             ("otherwise.update", spec.otherwise, False),
         ):
             for a in lines:
-                axis = [r for r in a.expr.atoms(tensor.Reduction) if r.axis is not None]
+                axis = [r for r in a.expr.atoms(tensor.ReductionBase) if r.axis is not None]
                 if axis and not allowed:
                     name = tensor.SPEC_NAMES[type(axis[0])]
                     raise self.fail(

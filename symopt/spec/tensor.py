@@ -23,8 +23,10 @@ from collections.abc import Iterable
 import sympy
 
 
-class Reduction(sympy.Function):
-    """A reduction of an element-wise expression; ``op`` and ``axis`` say which."""
+class ReductionBase(sympy.Function):
+    """A reduction of an element-wise expression; ``op`` and ``axis`` say which. (SymPy's
+    printers look for ``_print_<class>`` along the class hierarchy of a ``Function`` only for
+    names ending in "Base": so one ``_print_ReductionBase`` prints them all.)"""
 
     op = ""
     axis: str | None = None  # None: the whole tensor; "rows": one value per row; "cols": per column
@@ -47,36 +49,36 @@ class Reduction(sympy.Function):
         return LATEX[type(self).__name__].format(inner)
 
 
-class TensorSum(Reduction):
+class TensorSum(ReductionBase):
     op = "sum"
 
 
-class TensorMean(Reduction):
+class TensorMean(ReductionBase):
     op = "mean"
 
 
-class TensorNorm(Reduction):
+class TensorNorm(ReductionBase):
     op = "norm"
     is_nonnegative = True
 
 
-class TensorMax(Reduction):
+class TensorMax(ReductionBase):
     op = "max"
 
 
-class RowSum(Reduction):
+class RowSum(ReductionBase):
     op, axis = "sum", "rows"
 
 
-class RowMean(Reduction):
+class RowMean(ReductionBase):
     op, axis = "mean", "rows"
 
 
-class ColSum(Reduction):
+class ColSum(ReductionBase):
     op, axis = "sum", "cols"
 
 
-class ColMean(Reduction):
+class ColMean(ReductionBase):
     op, axis = "mean", "cols"
 
 
@@ -129,7 +131,7 @@ LATEX = {
 }
 
 #: Spec function name -> reduction class (``max`` with one argument is :class:`TensorMax`).
-REDUCTIONS: dict[str, type[Reduction]] = {
+REDUCTIONS: dict[str, type[ReductionBase]] = {
     "sum": TensorSum,
     "mean": TensorMean,
     "norm": TensorNorm,
@@ -139,7 +141,7 @@ REDUCTIONS: dict[str, type[Reduction]] = {
     "col_mean": ColMean,
 }
 
-#: Reduction class -> the spec function that builds it.
+#: ReductionBase class -> the spec function that builds it.
 SPEC_NAMES = {cls: name for name, cls in REDUCTIONS.items()} | {TensorMax: "max"}
 
 #: Feature names, as refusals and the docs print them.
@@ -169,14 +171,14 @@ ALL_FEATURES = frozenset(
 
 def tensor_nodes(expr: sympy.Basic) -> set[sympy.Basic]:
     """The reductions and matrix operations in ``expr``."""
-    return set(expr.atoms(Reduction, MatProduct, Transposed))
+    return set(expr.atoms(ReductionBase, MatProduct, Transposed))
 
 
 def expression_features(exprs: Iterable[sympy.Basic]) -> set[str]:
     """Which tensor-level features these expressions use (see the constants above)."""
     found: set[str] = set()
     for e in exprs:
-        for node in e.atoms(Reduction):
+        for node in e.atoms(ReductionBase):
             found.add(WHOLE_REDUCTION if node.axis is None else AXIS_REDUCTION)
         if e.atoms(MatProduct):
             found.add(MATRIX)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sympy
 
 from symopt.spec import Spec
-from symopt.spec.tensor import MatProduct, Reduction, TensorNorm, Transposed
+from symopt.spec.tensor import MatProduct, ReductionBase, TensorNorm, Transposed
 
 #: How each reduction prints around its argument (``{}``), by class name.
 REDUCTION_LATEX = {
@@ -48,7 +48,7 @@ class TensorLatexMixin:
     hadamard: bool
 
     def _print(self, expr, **kwargs) -> str:
-        if isinstance(expr, Reduction):
+        if isinstance(expr, ReductionBase):
             return self._print_reduction(expr)
         if isinstance(expr, MatProduct):
             return " ".join(self._matrix_operand(a) for a in _flatten_product(expr))
@@ -60,7 +60,7 @@ class TensorLatexMixin:
             return f"{inner}^{{\\top}}"
         return super()._print(expr, **kwargs)  # type: ignore[misc]
 
-    def _print_reduction(self, expr: Reduction) -> str:
+    def _print_reduction(self, expr: ReductionBase) -> str:
         inner = self._inner(expr.args[0])
         if isinstance(expr, TensorNorm):
             if is_tall(inner):
@@ -70,7 +70,7 @@ class TensorLatexMixin:
 
     def _matrix_operand(self, arg: sympy.Expr) -> str:
         tex = self._inner(arg)
-        bare = arg.is_Symbol or isinstance(arg, (Transposed, Reduction))
+        bare = arg.is_Symbol or isinstance(arg, (Transposed, ReductionBase))
         return tex if bare else self._add_parens(tex)
 
     # -- arrays and scalars (the Hadamard mode) ---------------------------------------------
@@ -89,7 +89,7 @@ class TensorLatexMixin:
         parts = [t for i, t in enumerate(texs) if i not in arrays]
         joined = []
         for i in arrays:
-            bare = factors[i].is_Symbol or isinstance(factors[i], (Transposed, Reduction))
+            bare = factors[i].is_Symbol or isinstance(factors[i], (Transposed, ReductionBase))
             joined.append(texs[i] if bare or texs[i].startswith("(") else f"({texs[i]})")
         return [*parts, r" \odot ".join(joined)]
 
@@ -126,7 +126,7 @@ class TensorLatexMixin:
 
 def is_array(expr: sympy.Basic, arrays: set[str]) -> bool:
     """Whether ``expr`` is an array (not a per-tensor scalar such as a norm or ``lr``)."""
-    if isinstance(expr, Reduction):
+    if isinstance(expr, ReductionBase):
         return expr.axis is not None
     if isinstance(expr, (MatProduct, Transposed)):
         return True

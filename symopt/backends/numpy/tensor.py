@@ -18,7 +18,7 @@ from symopt.backends.numpy.elementwise import ScalarPrinter
 from symopt.lowering.program import Line, Loop, TensorProgram, Update, spec_lines
 from symopt.spec import Spec
 from symopt.spec.common import COLS, ROWS
-from symopt.spec.tensor import MatProduct, Reduction, Transposed
+from symopt.spec.tensor import MatProduct, ReductionBase, Transposed
 
 #: The parameters a generated test steps together, by (applies_to, has an [otherwise] update).
 TEST_SHAPES = {
@@ -48,7 +48,7 @@ class TensorPrinter(NumPyPrinter):
     def _print_Half(self, expr) -> str:
         return "0.5"
 
-    def _print_Reduction(self, expr: Reduction) -> str:
+    def _print_ReductionBase(self, expr: ReductionBase) -> str:
         arg = self._print(expr.args[0])
         if expr.op == "norm":
             return f"np.linalg.norm({arg})"
@@ -98,16 +98,6 @@ class TensorPrinter(NumPyPrinter):
 
     def _print_Not(self, expr) -> str:
         return f"np.logical_not({self._print(expr.args[0])})"
-
-
-def _for(reduction_class: type) -> None:
-    """Every reduction class prints through ``_print_Reduction``: SymPy's printers skip the
-    intermediate classes of a ``Function`` subclass when they look for a print method."""
-    setattr(TensorPrinter, f"_print_{reduction_class.__name__}", TensorPrinter._print_Reduction)
-
-
-for _cls in Reduction.__subclasses__():
-    _for(_cls)
 
 
 def _statements(update: Update, printer: TensorPrinter) -> list[dict]:

@@ -26,7 +26,7 @@ from symopt.backends.torch.elementwise import step_key
 from symopt.lowering.program import Line, Loop, TensorProgram, Update, spec_lines
 from symopt.spec import Spec
 from symopt.spec.common import COLS, ROWS
-from symopt.spec.tensor import MatProduct, Reduction, Transposed
+from symopt.spec.tensor import MatProduct, ReductionBase, Transposed
 
 DIM = {None: "", "rows": ", dim=-1, keepdim=True", "cols": ", dim=-2, keepdim=True"}
 FUNCTION = {"sum": "torch.sum", "mean": "torch.mean", "max": "torch.amax"}
@@ -88,7 +88,7 @@ class TorchTensorPrinter(ScalarPrinter):
     def _print_Min(self, expr) -> str:
         return self._extremum(expr, "torch.minimum", super()._print_Min, "max")
 
-    def _print_Reduction(self, expr: Reduction) -> str:
+    def _print_ReductionBase(self, expr: ReductionBase) -> str:
         arg = expr.args[0]
         if self.is_number(arg):  # the reduction of a number is the number (|x| for the norm)
             return f"abs({self._print(arg)})" if expr.op == "norm" else self._print(arg)
@@ -146,10 +146,6 @@ class TorchTensorPrinter(ScalarPrinter):
         if self.is_number(expr):
             return super()._print_Not(expr)
         return f"torch.logical_not({self._print(expr.args[0])})"
-
-
-for _cls in Reduction.__subclasses__():  # SymPy dispatches on the class name
-    setattr(TorchTensorPrinter, f"_print_{_cls.__name__}", TorchTensorPrinter._print_Reduction)
 
 
 def _flat(update: Update) -> list[Line]:
