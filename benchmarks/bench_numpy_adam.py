@@ -5,6 +5,11 @@
 Every implementation steps the same float32 arrays; each timing is the median over repeats of the
 mean step time of a short burst of steps, after warm-up. Ratios compare against baselines measured
 in this same run (never against stored numbers), because this machine is shared and noisy.
+
+``generated`` is what a user calls: ``symopt_numpy.Adam(params, lr=..., betas=(...), eps=...)``,
+torch.optim's arguments, which checks them and picks the kernel of their setting at every step.
+``generated kernel`` is that kernel's class alone (``symopt_numpy._adam.Adam``, the spec's names):
+the difference between the two is the cost of the arguments' checks and the dispatch.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ sys.path.insert(0, str(ROOT / "generated" / "numpy"))
 
 import symopt_numpy._runtime as numpy_runtime  # noqa: E402
 from symopt_numpy import Adam  # noqa: E402
+from symopt_numpy._adam import Adam as AdamKernel  # noqa: E402
 
 LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-8
 
@@ -81,7 +87,7 @@ class SingleThreaded:
     """The generated optimizer with its worker threads switched off (THREADS = 1)."""
 
     def __init__(self, params):
-        self.opt = Adam(params, lr=LR, beta1=B1, beta2=B2, eps=EPS)
+        self.opt = Adam(params, lr=LR, betas=(B1, B2), eps=EPS)
 
     def step(self, grads):
         saved, numpy_runtime.THREADS = numpy_runtime.THREADS, 1
@@ -137,7 +143,8 @@ def main() -> None:
         have_torch, threads = False, 0
     rng = np.random.default_rng(0)
     makers: dict[str, Callable] = {
-        "generated": lambda ps, gs: Adam(ps, lr=LR, beta1=B1, beta2=B2, eps=EPS),
+        "generated": lambda ps, gs: Adam(ps, lr=LR, betas=(B1, B2), eps=EPS),
+        "generated kernel": lambda ps, gs: AdamKernel(ps, lr=LR, beta1=B1, beta2=B2, eps=EPS),
         "generated, 1 thread": lambda ps, gs: SingleThreaded(ps),
         "textbook": lambda ps, gs: TextbookAdam(ps),
         "in-place": lambda ps, gs: InPlaceAdam(ps),

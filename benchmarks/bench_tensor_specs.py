@@ -1,4 +1,4 @@
-"""Benchmark: the ten specs past element-wise algebra, generated PyTorch against the library.
+"""Benchmark: ten algorithms past element-wise algebra, generated PyTorch against the library.
 
     python benchmarks/bench_tensor_specs.py [--shape 512,512] [--tensors 8] [--repeats 7]
         [--steps 3] [--algorithms lamb,muon,...] [--markdown]
@@ -7,15 +7,19 @@ Each algorithm steps ``--tensors`` float32 matrices of ``--shape`` (Muon, LARS a
 need 2-D parameters) with fixed gradients. Implementations: the generated optimizer (its foreach
 path where the spec is element-wise, whole-tensor statements otherwise) and the library it was
 compared with in the tests (torch.optim or pytorch_optimizer, with its defaults: foreach where it
-has one). torch.optim.Muon computes its Newton-Schulz iteration in bfloat16, the generated Muon in
-the parameters' precision: its ratio compares different arithmetic. Each time is the median over
-repeats of the mean step time of a burst, after a warm-up step; the two take turns in each repeat,
-and the ratio (above 1: the generated optimizer is faster) comes from the same run.
+has one). A torch.optim class is compared with its generated drop-in, called the same way
+(``symopt_torch.Adam(p, amsgrad=True)`` against ``torch.optim.Adam(p, amsgrad=True)``), which
+runs the kernel of that setting of the spec's flags. torch.optim.Muon computes its Newton-Schulz
+iteration in bfloat16, the generated Muon in the parameters' precision: its ratio compares
+different arithmetic. Each time is the median over repeats of the mean step time of a burst,
+after a warm-up step; the two take turns in each repeat, and the ratio (above 1: the generated
+optimizer is faster) comes from the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
 import sys
 import time
@@ -28,36 +32,29 @@ sys.path.insert(0, str(ROOT / "generated" / "torch"))
 
 import symopt_torch  # noqa: E402
 
-
-def _library(name: str):
-    import pytorch_optimizer as po
-
-    return {
-        "adamw": lambda p: torch.optim.AdamW(p),
-        "amsgrad": lambda p: torch.optim.Adam(p, amsgrad=True),
-        "radam": lambda p: torch.optim.RAdam(p),
-        "rprop": lambda p: torch.optim.Rprop(p),
-        "adafactor": lambda p: torch.optim.Adafactor(p),
-        "muon": lambda p: torch.optim.Muon(p),
-        "lion": lambda p: po.Lion(p),
-        "yogi": lambda p: po.Yogi(p),
-        "lamb": lambda p: po.Lamb(p),
-        "lars": lambda p: po.LARS(p),
-    }[name]
-
-
+#: Row -> (module of the library, its class, the generated class, keyword arguments of both).
+#: torch.optim's classes have generated drop-ins of the same name and arguments.
 CLASSES = {
-    "adamw": "AdamW",
-    "amsgrad": "AMSGrad",
-    "radam": "RAdam",
-    "rprop": "Rprop",
-    "adafactor": "Adafactor",
-    "muon": "Muon",
-    "lion": "Lion",
-    "yogi": "Yogi",
-    "lamb": "Lamb",
-    "lars": "Lars",
+    "adamw": ("torch.optim", "AdamW", "AdamW", {}),
+    "amsgrad": ("torch.optim", "Adam", "Adam", {"amsgrad": True}),
+    "radam": ("torch.optim", "RAdam", "RAdam", {}),
+    "rprop": ("torch.optim", "Rprop", "Rprop", {}),
+    "adafactor": ("torch.optim", "Adafactor", "Adafactor", {}),
+    "muon": ("torch.optim", "Muon", "Muon", {}),
+    "lion": ("pytorch_optimizer", "Lion", "Lion", {}),
+    "yogi": ("pytorch_optimizer", "Yogi", "Yogi", {}),
+    "lamb": ("pytorch_optimizer", "Lamb", "Lamb", {}),
+    "lars": ("pytorch_optimizer", "LARS", "Lars", {}),
 }
+
+
+def makers(name: str) -> dict:
+    """ "generated" and "library": each makes the optimizer of row ``name`` over parameters."""
+    module, library, generated, kwargs = CLASSES[name]
+    return {
+        "generated": lambda p: getattr(symopt_torch, generated)(p, **kwargs),
+        "library": lambda p: getattr(importlib.import_module(module), library)(p, **kwargs),
+    }
 
 
 def make_params(shape: tuple[int, ...], tensors: int) -> list[torch.nn.Parameter]:
@@ -70,12 +67,8 @@ def make_params(shape: tuple[int, ...], tensors: int) -> list[torch.nn.Parameter
 
 
 def time_pair(name: str, shape, tensors: int, steps: int, repeats: int) -> dict[str, float]:
-    makers = {
-        "generated": lambda p: getattr(symopt_torch, CLASSES[name])(p),
-        "library": _library(name),
-    }
     optimizers = {}
-    for label, make in makers.items():
+    for label, make in makers(name).items():
         opt = make(make_params(shape, tensors))
         opt.step()  # warm-up: allocates state
         optimizers[label] = opt

@@ -108,11 +108,16 @@ def list_cmd() -> None:
     """List the built-in algorithms."""
     from symopt.resources import builtin_specs
 
-    rows = [
-        [s.name, s.class_name, s.title, ", ".join(f"{h.name}={h.default:g}" for h in s.hypers)]
-        for s in builtin_specs().values()
-    ]
-    click.echo(_table(rows, ["name", "class", "title", "hyperparameters (defaults)"]))
+    rows = []
+    for s in builtin_specs().values():
+        family = s.family
+        written = family.raw if family is not None else s
+        options = [f"{h.name}={h.default:g}" for h in written.hypers]
+        options += [f"{f.name}={f.default}" for f in getattr(written, "flags", ())]
+        matches = family.api.matches if family is not None else ""
+        rows.append([s.name, s.class_name, matches or "-", ", ".join(options)])
+    headers = ["name", "class", "drop-in for", "hyperparameters and flags (defaults)"]
+    click.echo(_table(rows, headers))
 
 
 @main.command()
@@ -261,7 +266,8 @@ def generate(
     multiple=True,
     metavar="NAME=VALUE",
     help="A hyperparameter, by the spec's or the implementation's name (repeatable): "
-    "lr=0.01, betas=0.8,0.99, weight_decay=0.1.",
+    "lr=0.01, betas=0.8,0.99, weight_decay=0.1. For the class a spec's [api] matches, also "
+    "its flags (amsgrad=true, maximize=true), which pick the spec's variant.",
 )
 @click.option(
     "--map",
@@ -302,13 +308,16 @@ def verify(
             "(compare second-order methods with scipy: benchmarks/bench_scipy_trust_region.py)",
             key="--against",
         )
-    hyper = {k: v.coerce(x) for k, x in v.parse_assignments(hypers, "--hyper").items()}
+    implementation = v.load_target(target)
+    given = v.parse_assignments(hypers, "--hyper")
+    if not v.uses_api(implementation, spec):  # else verify reads them by the [api] table
+        given = {k: v.coerce(x) for k, x in given.items()}
     state_map = v.parse_assignments(maps, "--map")
     report = v.verify(
-        v.load_target(target),
+        implementation,
         spec,
         target_name=target,
-        hyper=hyper,
+        hyper=given,
         state_map=state_map,
         steps=steps,
         seeds=seeds,

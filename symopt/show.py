@@ -8,6 +8,7 @@ import sympy
 
 from symopt.backends.docs.update import SHAPE_WORDS, split_repeats
 from symopt.spec import Assignment, Spec, StateVar
+from symopt.spec.family import module_name, variant_label, variants
 from symopt.spec.model import ModelSpec
 
 
@@ -64,16 +65,39 @@ def _lines(update: tuple[Assignment, ...]) -> list[str]:
 
 def _state(s: StateVar) -> str:
     marks = [SHAPE_WORDS[s.shape]] if s.shape != "full" else []
+    if s.when:
+        marks.append(f"only with {s.when}")
     if {"g", "w"} & {x.name for x in s.init.free_symbols}:
         marks.append("set at the first step")
     mark = f"({', '.join(marks)}) " if marks else ""
     return f"  {s.name:8} = {sympy.sstr(s.init):<8} {mark}{s.doc}".rstrip()
 
 
+def _family(spec: Spec) -> list[str]:
+    """A spec with flags: the flags, the library class it is a drop-in for, its variants."""
+    family = spec.family
+    if family is None:
+        return []
+    out = []
+    if family.raw.flags:
+        out += ["", "flags:"]
+        width = max(8, *(len(f.name) for f in family.raw.flags))
+        out += [f"  {f.name:{width}} = {f.default!s:<8} {f.doc}" for f in family.raw.flags]
+    if family.api.matches:
+        out += ["", f"drop-in for {family.api.matches}: the generated classes take its arguments"]
+    found = variants(spec)
+    out += ["", f"variants ({len(found)}), each with a kernel of its own (module: setting):"]
+    out += [f"  {module_name(v)}: {variant_label(v) or 'the defaults'}" for v in found]
+    return out
+
+
 def describe(spec: Spec | ModelSpec, domains) -> str:
     if isinstance(spec, ModelSpec):
         return describe_model(spec, domains)
-    out = _head(spec, domains)
+    variant = spec
+    if spec.family is not None:  # the spec as written: every flag and the state each needs
+        spec = spec.family.raw
+    out = _head(spec, domains) + _family(variant)
     if spec.states:
         out += ["", "state (initial value):", *(_state(s) for s in spec.states)]
     steps = f"for t = {spec.t_start}, {spec.t_start + 1}, ... (g is the gradient at w)"

@@ -22,13 +22,14 @@ def nesterov(w, g, state, t, lr, rho):
     return w + rho * state["v"] - lr * g
 
 
-def adagrad(w, g, state, t, lr, eps):
+def adagrad(w, g, state, t, lr, eps, lr_decay, initial_accumulator_value):
+    # the accumulator starts at initial_accumulator_value: the caller makes the state
     state["s"] += g * g
-    return w - lr * g / (np.sqrt(state["s"]) + eps)
+    return w - lr / (1 + (t - 1) * lr_decay) * g / (np.sqrt(state["s"]) + eps)
 
 
-def rmsprop(w, g, state, t, lr, decay, eps):
-    state["v"] = decay * state["v"] + (1 - decay) * g * g
+def rmsprop(w, g, state, t, lr, alpha, eps):
+    state["v"] = alpha * state["v"] + (1 - alpha) * g * g
     return w - lr * g / (np.sqrt(state["v"]) + eps)
 
 
@@ -108,8 +109,8 @@ def momentum_dampened(w, g, state, t, lr, rho):
     return w - lr * state["v"]
 
 
-def rmsprop_eps_inside_sqrt(w, g, state, t, lr, decay, eps):
-    state["v"] = decay * state["v"] + (1 - decay) * g * g
+def rmsprop_eps_inside_sqrt(w, g, state, t, lr, alpha, eps):
+    state["v"] = alpha * state["v"] + (1 - alpha) * g * g
     return w - lr * g / np.sqrt(state["v"] + eps)
 
 

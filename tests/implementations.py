@@ -14,6 +14,7 @@ import numpy as np
 from symopt.backends import BACKENDS
 from symopt.reference import ReferenceStepper
 from symopt.spec import Spec
+from symopt.spec.family import module_name
 
 GENERATED = Path(__file__).resolve().parents[1] / "generated"
 for target in ("numpy", "c"):
@@ -26,7 +27,8 @@ class Generated:
     """A generated optimizer class behind the reference stepper's calls."""
 
     def __init__(self, target: str, spec: Spec, params: list[np.ndarray], hyper: dict) -> None:
-        module = importlib.import_module(f"{PACKAGES[target]}.{spec.name}")
+        # a spec with flags: the kernel module of its variant (``_radam__weight_decay``)
+        module = importlib.import_module(f"{PACKAGES[target]}.{module_name(spec)}")
         self.opt = getattr(module, spec.class_name)([p.copy() for p in params], **hyper)
 
     @property

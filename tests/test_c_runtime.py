@@ -1,8 +1,10 @@
 """The C backend's static runtime, tested once for every spec: the class mechanics of
-symopt_c._optimizer (threads, state_dict, replaced arrays, argument checks) over the generated
-Adam and SGD, the loader's constants, that the runtime ships verbatim, and the dense solvers of
-src/runtime.c (Cholesky, More-Sorensen with the hard case, Steihaug-CG, the trust-region driver)
-against eigendecompositions, the NumPy target and scipy.
+symopt_c._optimizer (threads, state_dict, replaced arrays, argument checks) over the kernel
+classes of Adam's and SGD's default settings (``symopt_c._adam.Adam``, ``_sgd.SGD``: the spec's
+names, state ``m`` and ``v``; ``symopt_c.Adam``, with torch.optim's arguments, runs them and is
+tested in test_c_api.py), the loader's constants, that the runtime ships verbatim, and the dense
+solvers of src/runtime.c (Cholesky, More-Sorensen with the hard case, Steihaug-CG, the
+trust-region driver) against eigendecompositions, the NumPy target and scipy.
 
 The per-spec tests (generated/c/tests/test_NAME.py) check what each spec derives: its update
 against the reference stepper, edge gradients, its hyperparameter domains, its sanitizer run."""
@@ -33,7 +35,11 @@ from _c_support import (  # noqa: E402
     numpy_version,
     symmetric,
 )
-from symopt_c import SGD, Adam, _lib, adam_step  # noqa: E402
+from symopt_c import _lib  # noqa: E402
+from symopt_c._adam import Adam, adam_step  # noqa: E402
+from symopt_c._api import ApiOptimizer  # noqa: E402
+from symopt_c._optimizer import Optimizer  # noqa: E402
+from symopt_c._sgd import SGD  # noqa: E402
 from symopt_c.diag_newton import DiagNewton, diag_newton_step  # noqa: E402
 from symopt_c.trust_region import (  # noqa: E402
     EXACT_K_EASY,
@@ -212,9 +218,17 @@ def test_overlapping_arrays_are_rejected():
 
 
 def test_every_optimizer_is_a_thin_binding_of_the_shared_class():
+    """Each plain spec's class, and each kernel of a class with torch.optim's arguments (one per
+    variant: ``_adam__amsgrad.Adam`` calls ``symopt_adam__amsgrad_step_*``)."""
     for name, cls in symopt_c.OPTIMIZERS.items():
-        assert cls.NAME == name and cls.hyperparameters == tuple(cls.DEFAULTS)
-        assert cls.check_hyper(*map(float, cls.DEFAULTS.values())) is None
+        family = issubclass(cls, ApiOptimizer)  # its kernels: a setting of its flags -> class
+        kernels = list(dict.fromkeys(cls.kernels.values())) if family else [cls]
+        for kernel in kernels:
+            module = kernel.__module__.rpartition(".")[2]
+            assert issubclass(kernel, Optimizer)
+            assert kernel.NAME == module.lstrip("_") and kernel.NAME.split("__")[0] == name
+            assert kernel.hyperparameters == tuple(kernel.DEFAULTS)
+            assert kernel.check_hyper(*map(float, kernel.DEFAULTS.values())) is None
 
 
 # The dense solvers of src/runtime.c, once, through the generated trust-region module (the

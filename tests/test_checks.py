@@ -8,6 +8,7 @@ import pytest
 from symopt.checks import run_checks
 from symopt.resources import elementwise_specs
 from symopt.spec import load_spec_text
+from symopt.spec.family import variants
 
 SPECS = elementwise_specs()
 
@@ -28,22 +29,29 @@ def test_builtin_spec_passes_every_check(name):
     results = run_checks(spec, SPECS)
     failed = [f"{r.name}: {r.detail}" for r in results if not r.passed and not r.not_shown]
     assert not failed
-    open_ = {(name, r.name.split(":")[0].split(" (")[0]) for r in results if r.not_shown}
+    # "[amsgrad] at rest: ...": a variant's checks are named by its setting
+    plain = [r.name.split("] ", 1)[-1] for r in results]
+    open_ = {
+        (name, n.split(":")[0].split(" (")[0])
+        for n, r in zip(plain, results, strict=True)
+        if r.not_shown
+    }
     assert open_ <= NOT_SHOWN_EXPECTED
     assert all(r.method in ("symbolic", "sampled", "not shown") for r in results)
-    generic = [r for r in results if not r.name.startswith(("relation", "property", "look-ahead"))]
-    assert len(generic) == 3 * (2 if spec.otherwise else 1)
+    generic = [n for n in plain if not n.startswith(("relation", "property", "look-ahead"))]
+    assert len(generic) == 3 * (2 if spec.otherwise else 1) * len(variants(spec))
 
 
 def test_first_specs_are_all_symbolic_now():
     """128 symbolic and 1 sampled before case splitting; Adamax's scale invariance, through
-    max(beta2*u, abs(g)), is now proven too. Muon's descent is the one claim not shown."""
+    max(beta2*u, abs(g)), is now proven too. Muon's descent is the one claim not shown, in each
+    of its variants (torch.optim's flags: nesterov, adjust_lr_fn, weight_decay)."""
     methods = Counter(
         (name, r.method) for name in FIRST_SPECS for r in run_checks(SPECS[name], SPECS)
     )
     assert {m for _, m in methods} == {"symbolic", "not shown"}
-    assert methods[("muon", "not shown")] == 1
-    assert sum(n for (_, m), n in methods.items() if m == "symbolic") == 44
+    assert methods[("muon", "not shown")] == len(variants(SPECS["muon"])) == 8
+    assert sum(n for (_, m), n in methods.items() if m == "symbolic") == 125
 
 
 def test_declared_relations_and_properties_are_all_checked():
@@ -101,13 +109,15 @@ def test_ascent_fails_descent_and_sign_error_breaks_relation():
 
 
 def test_moving_at_rest_fails():
-    fails = failing(edited("sgd", '"w = w - lr*g",', '"w = w - lr*(g + 1/10)",'))
+    fails = failing(edited("sgd", '"w = w - lr*gw",', '"w = w - lr*(gw + 1/10)",'))
     assert re.search("w moves", fails[next(n for n in fails if n.startswith("at rest"))])
 
 
 def test_square_root_of_negative_fails():
     text = edited(
-        "rmsprop", '"w = w - lr*g/(sqrt(v) + eps)",', '"w = w - lr*g/(sqrt(v - 1) + eps)",'
+        "rmsprop",
+        '"avg = sqrt(where(centered, v - m**2, v)) + eps",',
+        '"avg = sqrt(where(centered, v - m**2, v - 1)) + eps",',
     )
     fails = failing(text)
     assert "square root of a negative" in fails[next(n for n in fails if n.startswith("well"))]

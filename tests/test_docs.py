@@ -9,6 +9,7 @@ import pytest
 import sympy
 from click.testing import CliRunner
 
+from symopt.api_matrix import matches
 from symopt.backends.docs import DocsBackend
 from symopt.backends.docs.latex import (
     SpecLatexPrinter,
@@ -23,18 +24,40 @@ from symopt.cli import main
 from symopt.files.writer import edited
 from symopt.resources import builtin_specs
 from symopt.spec import load_spec_text
+from symopt.spec.elementwise_loader import TOP_KEYS
 from symopt.spec.parse import Grad, parse_expr
 
 ROOT = Path(__file__).resolve().parents[1]
 
-ADAM_ALIGN = r"""\begin{align}
-m &\leftarrow \beta_1 m + (1 - \beta_1) g \label{eq:adam:m} \\
-v &\leftarrow \beta_2 v + (1 - \beta_2) g^{2} \label{eq:adam:v} \\
-\hat{m} &\leftarrow \frac{m}{1 - \beta_1^{t}} \label{eq:adam:m_hat} \\
-\hat{v} &\leftarrow \frac{v}{1 - \beta_2^{t}} \label{eq:adam:v_hat} \\
-w &\leftarrow w - \frac{\eta \hat{m}}{\sqrt{\hat{v}} + \epsilon} \label{eq:adam:w}
-\end{align}
-"""
+
+# Adam as written in its spec: the paper's moments and step, and torch.optim.Adam's flags
+# (decoupled_weight_decay, amsgrad) as cases on the flag.
+def cases(value: str, flag: str, otherwise: str) -> str:
+    return (
+        rf"\begin{{cases}} {value} & \text{{if }} \mathtt{{{flag}}} \\ {otherwise} & "
+        r"\text{otherwise} \end{cases}"
+    )
+
+
+DECOUPLED = r"decoupled\_weight\_decay"
+GW_CASES = cases("0", DECOUPLED, r"\lambda w")
+W_CASES = cases(r"(1 - \eta \lambda) w", DECOUPLED, "w")
+V_CASES = cases(r"v_{\max}", "amsgrad", "v")
+ADAM_ALIGN = "\n".join(
+    [
+        r"\begin{align}",
+        r"\tilde{g} &\leftarrow g + " + GW_CASES + r" \label{eq:adam:gw} \\",
+        r"w &\leftarrow " + W_CASES + r" \label{eq:adam:w} \\",
+        r"m &\leftarrow \beta_1 m + (1 - \beta_1) \tilde{g} \label{eq:adam:m} \\",
+        r"v &\leftarrow \beta_2 v + (1 - \beta_2) \tilde{g}^{2} \label{eq:adam:v} \\",
+        r"v_{\max} &\leftarrow \max(v, v_{\max}) \label{eq:adam:vmax} \\",
+        r"\hat{m} &\leftarrow \frac{m}{1 - \beta_1^{t}} \label{eq:adam:m_hat} \\",
+        r"\hat{v} &\leftarrow \frac{" + V_CASES + r"}{1 - \beta_2^{t}} \label{eq:adam:v_hat} \\",
+        r"w &\leftarrow w - \frac{\eta \hat{m}}{\sqrt{\hat{v}} + \epsilon} \label{eq:adam:w:2}",
+        r"\end{align}",
+        "",
+    ]
+)
 
 
 def run(*args: str):
@@ -73,27 +96,48 @@ def test_adam_equations_render_as_written_by_hand(generated):
 def test_adam_markdown_equations(generated):
     md = (generated / "adam.md").read_text()
     assert (
-        "$$\n\\begin{aligned}\n"
-        "m &\\leftarrow \\beta_1 m + (1 - \\beta_1) g && (1) \\\\\n"
-        "v &\\leftarrow \\beta_2 v + (1 - \\beta_2) g^{2} && (2) \\\\\n"
-        "\\hat{m} &\\leftarrow \\frac{m}{1 - \\beta_1^{t}} && (3) \\\\\n"
-        "\\hat{v} &\\leftarrow \\frac{v}{1 - \\beta_2^{t}} && (4) \\\\\n"
-        "w &\\leftarrow w - \\frac{\\eta \\hat{m}}{\\sqrt{\\hat{v}} + \\epsilon} && (5)\n"
+        "m &\\leftarrow \\beta_1 m + (1 - \\beta_1) \\tilde{g} && (3) \\\\\n"
+        "v &\\leftarrow \\beta_2 v + (1 - \\beta_2) \\tilde{g}^{2} && (4) \\\\\n"
+        "v_{\\max} &\\leftarrow \\max(v, v_{\\max}) && (5) \\\\\n"
+        "\\hat{m} &\\leftarrow \\frac{m}{1 - \\beta_1^{t}} && (6) \\\\\n"
+        "\\hat{v} &\\leftarrow \\frac{\\begin{cases} v_{\\max} & \\text{if } \\mathtt{amsgrad} "
+        "\\\\ v & \\text{otherwise} \\end{cases}}{1 - \\beta_2^{t}} && (7) \\\\\n"
+        "w &\\leftarrow w - \\frac{\\eta \\hat{m}}{\\sqrt{\\hat{v}} + \\epsilon} && (8)\n"
         "\\end{aligned}\n$$\n"
     ) in md
     assert "| $\\epsilon$ | `eps` | $10^{-8}$ | $(0, \\infty)$ | added to the denominator |" in md
+    assert "| $\\lambda$ | `weight_decay` | $0$ | $[0, \\infty)$ | weight decay |" in md
+    # the checks of every variant, each named by how it differs from the defaults
+    assert "| passed | symbolic | \\[amsgrad\\] at rest: g = 0 leaves w unchanged" in md
 
 
 @pytest.mark.parametrize(
     "name, line",
     [
-        ("sgd", r"w &\leftarrow w - \eta g"),
+        ("sgd", r"w &\leftarrow w - \eta \tilde{g}"),
+        (
+            "sgd",
+            r"\tilde{g} &\leftarrow \begin{cases} \begin{cases} \tilde{g} + \mu b & \text{if } "
+            r"\mathtt{nesterov} \\ b & \text{otherwise} \end{cases} & \text{if } \mu \neq 0",
+        ),
         ("momentum", r"v &\leftarrow \rho v + g"),
         ("nesterov", r"v &\leftarrow \rho v - \eta \nabla L(w + \rho v)"),
         ("nesterov", r"w &\leftarrow w + \rho v - \eta g"),  # the look-ahead-free form
-        ("adagrad", r"w &\leftarrow w - \frac{\eta g}{\sqrt{s} + \epsilon}"),
-        ("rmsprop", r"v &\leftarrow \delta v + (1 - \delta) g^{2}"),
+        ("adagrad", r"w &\leftarrow w - \frac{\eta_t \tilde{g}}{\sqrt{s} + \epsilon}"),
+        (
+            "adadelta",
+            r"\Delta &\leftarrow \frac{\sqrt{u + \epsilon} \tilde{g}}{\sqrt{v + \epsilon}}",
+        ),
+        ("rmsprop", r"v &\leftarrow \alpha v + (1 - \alpha) \tilde{g}^{2}"),
+        (
+            "rmsprop",
+            r"d &\leftarrow \begin{cases} \sqrt{v - m^{2}} & \text{if } \mathtt{centered} \\ "
+            r"\sqrt{v} & \text{otherwise} \end{cases} + \epsilon",
+        ),
         ("adamax", r"u &\leftarrow \max(\beta_2 u, \lvert g \rvert)"),
+        ("adamax_torch", r"u &\leftarrow \max(\beta_2 u, \lvert \tilde{g} \rvert + \epsilon)"),
+        ("nadam_torch", r"\Pi_\mu &\leftarrow \mu_t \Pi_\mu"),
+        ("asgd", r"\mu &\leftarrow \frac{1}{\max(t - t_0, 1)}"),
         (
             "nadam",
             r"\bar{m} &\leftarrow \frac{\beta_1 m}{1 - \beta_1^{t + 1}}"
@@ -146,7 +190,8 @@ MUON_ALIGN = "\n".join(
     [
         r"\begin{align}",
         r"B &\leftarrow \mu B + (1 - \mu) g \label{eq:muon:b} \\",
-        r"u &\leftarrow \mu B + (1 - \mu) g \label{eq:muon:u} \\",
+        r"u &\leftarrow \begin{cases} \mu B + (1 - \mu) g & \text{if } \mathtt{nesterov} \\ B & "
+        r"\text{otherwise} \end{cases} \label{eq:muon:u} \\",
         r"x &\leftarrow \frac{u}{\max(\lVert u \rVert_2, \epsilon)} \label{eq:muon:x} \\",
         r"\intertext{Repeat 5 times, in order:}",
         r"a_{mat} &\leftarrow x x^{\top} \label{eq:muon:a_mat} \\",
@@ -154,7 +199,10 @@ MUON_ALIGN = "\n".join(
         r"x &\leftarrow a x + b_{mat} x \label{eq:muon:x:2} \\",
         r"\intertext{After the loop:}",
         r"w &\leftarrow (1 - \eta \lambda) w \label{eq:muon:w} \\",
-        r"w &\leftarrow w - \eta \sqrt{\max\left(1, \frac{\mathrm{rows}}{\mathrm{cols}}\right)} x"
+        r"w &\leftarrow w - \eta \left(\begin{cases} "
+        r"\frac{\sqrt{\max(\mathrm{cols}, \mathrm{rows})}}{5}"
+        r" & \text{if } \mathtt{match\_rms\_adamw} \\ \sqrt{\max\left(1, "
+        r"\frac{\mathrm{rows}}{\mathrm{cols}}\right)} & \text{otherwise} \end{cases}\right) x"
         r" \label{eq:muon:w:2}",
         r"\end{align}",
         "",
@@ -193,11 +241,13 @@ def test_muon_markdown_numbers_the_lines_across_the_loop(monkeypatch):
 
 def test_rprop_shows_where_as_cases(monkeypatch):
     tex, md = section(monkeypatch, builtin_specs()["rprop"])
-    step = (
-        r"\Delta &\leftarrow \begin{cases} \min(\eta^+ \Delta, \Delta_{\max}) & \text{if } s > 0"
-        r" \\ \max(\eta^- \Delta, \Delta_{\min}) & \text{else if } s < 0"
-        r" \\ \Delta & \text{otherwise} \end{cases} \label{eq:rprop:step} \\"
+    factor = (
+        r"\eta^{\pm} &\leftarrow \begin{cases} \eta^+ & \text{if } s > 0"
+        r" \\ \eta^- & \text{else if } s < 0"
+        r" \\ 1 & \text{otherwise} \end{cases} \label{eq:rprop:eta} \\"
     )
+    assert factor in tex
+    step = r"\Delta &\leftarrow \min(\max(\eta^{\pm} \Delta, \Delta_{\min}), \Delta_{\max})"
     assert step in tex
     assert (
         r"gz &\leftarrow \begin{cases} 0 & \text{if } s < 0 \\ g & \text{otherwise} \end{cases}"
@@ -439,12 +489,16 @@ def test_checks_listed_are_those_run_checks_reports(generated):
         counts = f"reports {shown} of {len(results)} checks passed"
         assert counts + (f", {len(hidden)} not shown" if hidden else "\n") in tex
         for r in results:
+            # in the PDF, a variant's checks are a table of their own, headed by its setting
+            label, _, plain = r.name.partition("] ") if r.name.startswith("[") else ("", "", r.name)
+            if label:
+                assert f"\\paragraph{{With {escape_latex(label[1:])}.}}" in tex
             if r.method == "not shown":
                 detail = f": {escape_latex(r.detail)}" if r.detail else ""
-                assert f"\\emph{{not shown}} & - & {escape_latex(r.name)}{detail} \\\\" in tex
+                assert f"\\emph{{not shown}} & - & {escape_latex(plain)}{detail} \\\\" in tex
                 assert f"| *not shown* | - | {escape_markdown(r.name)}" in md
             else:
-                assert f"passed & {r.method} & {escape_latex(r.name)} \\\\" in tex
+                assert f"passed & {r.method} & {escape_latex(plain)} \\\\" in tex
                 assert f"| passed | {r.method} | {escape_markdown(r.name)} |" in md
     assert (
         "property: with eps = 0 the steps do not change" in (generated / "adamax.tex").read_text()
@@ -475,7 +529,7 @@ def test_user_spec_gets_a_section(tmp_path):
     assert re.findall(r"\\input\{(\w+)\}", doc) == [*builtin_specs(), "my_adam"]
     section = (out / "docs/my_adam.tex").read_text()
     assert r"\section{My Adam \& co: 100\% \$safe\_name}\label{sec:my_adam}" in section
-    assert r"m &\leftarrow b_{1} m + (1 - b_{1}) g \label{eq:my_adam:m}" in section
+    assert r"m &\leftarrow b_{1} m + (1 - b_{1}) \tilde{g} \label{eq:my_adam:m}" in section
     assert "# My Adam & co: 100% \\$safe\\_name" in (out / "docs/my_adam.md").read_text()
     assert not list((out / "docs").glob("*.pdf"))
 
@@ -521,6 +575,44 @@ def test_committed_docs_are_fresh_and_listed_in_the_readme():
     for name in builtin_specs():
         assert f"(generated/docs/{name}.md)" in readme
     assert "generated/docs/*.pdf" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_readme_and_the_spec_format_count_and_list_the_built_ins():
+    specs = builtin_specs()
+    rules = {n: s for n, s in specs.items() if s.kind == "elementwise"}
+    drop_ins = [n for n, s in rules.items() if matches(s).startswith("torch.optim.")]
+    readme = (ROOT / "README.md").read_text()
+    assert f"the {len(specs)} built-in algorithms" in readme
+    for name, spec in rules.items():  # the algorithm table: name, class, the library class
+        row = f"| {name} | {spec.class_name} | {matches(spec)} |".replace("|  |", "| |")
+        assert row in readme, name
+    assert "symopt_torch.Adam(model.parameters()" in readme
+    assert "(docs/torch-parity.md)" in readme
+    words = " ".join((ROOT / "docs" / "spec-format.md").read_text().split())
+    assert (
+        f"The {len(specs)} built-in specs in [`specs/`](../specs) ({len(rules)} update rules "
+        f"such as Adam, AdamW, Muon and Rprop, {len(drop_ins)} of them drop-ins for a "
+        f"`torch.optim` class, and {len(specs) - len(rules)} second-order methods)"
+    ) in words
+
+
+def test_the_spec_format_documents_every_key():
+    text = (ROOT / "docs" / "spec-format.md").read_text()
+    top = text.split("## Top-level keys", 1)[1].split("### Names", 1)[0]
+    for key in TOP_KEYS:
+        assert f"| `{key}` |" in top, key
+    reference = text.split("## Key reference", 1)[1]
+    for words in (
+        "off_at_zero",
+        "when (a flag or off_at_zero hyperparameter)",
+        "key (its state-dict key)",
+        "[flag.NAME]           default (required; true | false), doc",
+        "matches, arguments",
+        "tuples",
+        "checks ([{ require, message }]), fixed, constants, machine_epsilon",
+        "[api.choices.ARG]",
+    ):
+        assert words in reference, words
 
 
 def test_docs_target_is_deterministic():

@@ -79,7 +79,7 @@ def test_edited_file_is_not_overwritten_without_force(tmp_path):
     module = out / "numpy/symopt_numpy/sgd.py"
     module.write_text(module.read_text() + "# a local tweak\n")
     spec = tmp_path / "sgd.toml"
-    spec.write_text(builtin_specs()["sgd"].text.replace("default = 0.01", "default = 0.02"))
+    spec.write_text(builtin_specs()["sgd"].text.replace("default = 0.001", "default = 0.002"))
     result = run("generate", "--spec", str(spec), "--out", str(out))
     assert result.exit_code == 1
     assert (
@@ -89,14 +89,14 @@ def test_edited_file_is_not_overwritten_without_force(tmp_path):
     forced = run("generate", "--no-builtins", "--spec", str(spec), "--out", str(out), "--force")
     assert forced.exit_code == 0
     regenerated = module.read_text()
-    assert "# a local tweak" not in regenerated and "lr: float = 0.02" in regenerated
+    assert "# a local tweak" not in regenerated and "lr: float = 0.002" in regenerated
     assert not list(out.rglob("*.tmp"))
 
 
 def test_user_spec_generates_code_whose_tests_pass(tmp_path):
     spec = tmp_path / "my_rmsprop.toml"
     text = builtin_specs()["rmsprop"].text.replace('name = "rmsprop"', 'name = "my_rmsprop"')
-    spec.write_text(text.replace('class_name = "RMSProp"', 'class_name = "MyRMSProp"'))
+    spec.write_text(text.replace('class_name = "RMSprop"', 'class_name = "MyRMSprop"'))
     out = tmp_path / "gen"
     assert run("generate", "--no-builtins", "--spec", str(spec), "--out", str(out)).exit_code == 0
     assert (out / "numpy/symopt_numpy/my_rmsprop.py").is_file()
@@ -112,10 +112,11 @@ def test_user_spec_generates_code_whose_tests_pass(tmp_path):
 
 
 def test_generated_tests_catch_a_wrong_kernel(tmp_path):
-    """The generated tests can fail: swap beta1 for beta2 in Adam's first-moment update."""
+    """The generated tests can fail: swap beta1 for beta2 in Adam's first-moment update (the
+    kernel of Adam's default setting)."""
     out = tmp_path / "gen"
     run("generate", "--algorithm", "adam", "--out", str(out))
-    module = out / "numpy/symopt_numpy/adam.py"
+    module = out / "numpy/symopt_numpy/_adam.py"
     text = module.read_text()
     assert "np.multiply(m, beta1, out=m)" in text
     module.write_text(text.replace("np.multiply(m, beta1, out=m)", "np.multiply(m, beta2, out=m)"))
@@ -128,7 +129,7 @@ def test_generated_tests_catch_a_wrong_kernel(tmp_path):
             "-x",
             "-p",
             "no:cacheprovider",
-            str(out / "numpy/tests/test_adam.py"),
+            str(out / "numpy/tests/test__adam.py"),
         ],
         capture_output=True,
         text=True,
@@ -153,7 +154,7 @@ def test_a_spec_whose_checks_fail_is_refused_unless_forced(tmp_path):
     text = builtin_specs()["sgd"].text.replace('name = "sgd"', 'name = "sgd_up"')
     text = text.replace('class_name = "SGD"', 'class_name = "SGDUp"')
     spec = tmp_path / "sgd_up.toml"
-    spec.write_text(text.replace('"w = w - lr*g"', '"w = w + lr*g"'))
+    spec.write_text(text.replace('"w = w - lr*gw"', '"w = w + lr*gw"'))
     out = tmp_path / "gen"
     args = [
         "generate",

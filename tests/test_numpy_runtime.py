@@ -2,19 +2,38 @@
 chunking (ragged and production-sized chunks), threads, several arrays and dtypes in one step,
 state_dict round trips and argument checks. The per-spec math is tested by each generated test
 against the reference stepper; here the oracle is the reference too, or a run that must be
-bit-identical (one chunk, one thread)."""
+bit-identical (one chunk, one thread).
+
+The mechanics are tested on the kernel classes, which run on this runtime: ``_adam.Adam`` is
+Adam's default setting under the spec's names (``beta1``, state ``m`` and ``v``). The classes with
+torch.optim's arguments (``symopt_numpy.Adam``, ``_api.py``) dispatch to them; test_numpy_api.py
+tests those."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import symopt_numpy  # noqa: E402  (tests/conftest.py puts generated/numpy on sys.path)
-from symopt_numpy import Adam, _runtime
+from symopt_numpy import _runtime
+from symopt_numpy._adam import Adam, adam_step
+from symopt_numpy._api import ApiOptimizer
 
 from symopt.reference import ReferenceStepper
 from symopt.resources import builtin_specs
 
-OPTIMIZERS = sorted(symopt_numpy.OPTIMIZERS)
+
+def kernel_classes() -> dict[str, type]:
+    """Every class that runs on this runtime, by module: the plain specs' classes and each
+    distinct kernel of a family's (``_adam``, ``_adam__amsgrad``, ...)."""
+    out = {}
+    for cls in symopt_numpy.OPTIMIZERS.values():
+        family = issubclass(cls, ApiOptimizer)  # its kernels: a setting of its flags -> class
+        for kernel in dict.fromkeys(cls.kernels.values()) if family else [cls]:
+            out[kernel.__module__.rpartition(".")[2]] = kernel
+    return dict(sorted(out.items()))
+
+
+KERNELS = kernel_classes()
 DTYPES = [np.float64, np.float32]
 RTOL = {np.float64: 1e-10, np.float32: 2e-4}
 
@@ -77,7 +96,7 @@ def test_chunk_size_does_not_change_the_bits(chunk_bytes, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("name", ["adam", "nesterov"])
+@pytest.mark.parametrize("name", ["_adam", "nesterov"])
 def test_threads_give_bit_identical_results(name, monkeypatch):
     monkeypatch.setattr(_runtime, "THREAD_MIN_ELEMENTS", 1)
     monkeypatch.setattr(_runtime, "CHUNK_BYTES", 8000)
@@ -87,7 +106,7 @@ def test_threads_give_bit_identical_results(name, monkeypatch):
     runs = []
     for threads in (1, 2, 3):
         monkeypatch.setattr(_runtime, "THREADS", threads)
-        runs.append(arrays_of(run(symopt_numpy.OPTIMIZERS[name], ws, grads)))
+        runs.append(arrays_of(run(KERNELS[name], ws, grads)))
     for other in runs[1:]:
         for a, b in zip(runs[0], other, strict=True):
             np.testing.assert_array_equal(a, b)
@@ -109,9 +128,19 @@ def test_several_arrays_of_both_dtypes_in_one_step(monkeypatch):
         assert_close(alone, ref, w.dtype.type)
 
 
-@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_every_class_with_a_librarys_arguments_runs_kernels_of_this_runtime():
+    families = [c for c in symopt_numpy.OPTIMIZERS.values() if issubclass(c, ApiOptimizer)]
+    assert symopt_numpy.Adam.kernels[(False, False, False)] is Adam and len(families) >= 10
+    for family in families:
+        name = family.__module__.rpartition(".")[2]
+        for kernel in family.kernels.values():
+            assert issubclass(kernel, _runtime.Optimizer), kernel
+            assert kernel.__module__.rpartition(".")[2].startswith(f"_{name}"), kernel
+
+
+@pytest.mark.parametrize("name", KERNELS)
 def test_state_dict_resume_is_identical(name):
-    cls = symopt_numpy.OPTIMIZERS[name]
+    cls = KERNELS[name]
     rng = np.random.default_rng(5)
     w = rng.standard_normal((5, 7))
     grads = [[rng.standard_normal((5, 7))] for _ in range(40)]
@@ -168,14 +197,14 @@ def test_arguments_are_checked():
 def test_functional_step_checks_its_arrays():
     w = np.zeros(3)
     with pytest.raises(ValueError, match="g has shape"):
-        symopt_numpy.adam_step(w, np.zeros(4), np.zeros(3), np.zeros(3), 1)
+        adam_step(w, np.zeros(4), np.zeros(3), np.zeros(3), 1)
     g = np.zeros(3)
     g.flags.writeable = False  # inputs are read-only: that is fine
-    symopt_numpy.adam_step(w, g, np.zeros(3), np.zeros(3), 1)
+    adam_step(w, g, np.zeros(3), np.zeros(3), 1)
     m = np.zeros(3)
     m.flags.writeable = False  # state is updated in place
     with pytest.raises(ValueError, match="m must be writeable"):
-        symopt_numpy.adam_step(w, g, m, np.zeros(3), 1)
+        adam_step(w, g, m, np.zeros(3), 1)
 
 
 def test_scratch_buffers_grow_for_a_kernel_that_needs_more():

@@ -20,6 +20,7 @@ from implementations import implementations, make
 
 from symopt.reference import relative_error
 from symopt.spec import load_spec
+from symopt.spec.family import variant_for
 
 torch = pytest.importorskip("torch")
 pytorch_optimizer = pytest.importorskip("pytorch_optimizer")
@@ -66,7 +67,7 @@ def _lars_group(h: Hyper) -> dict:
 def _adafactor_group(h: Hyper) -> dict:
     return {
         "lr": h["lr"],
-        "beta2_decay": -h["decay_rate"],
+        "beta2_decay": h["beta2_decay"],
         "eps": (h["eps1"], h["eps2"]),
         "d": h["d"],
         "weight_decay": h["weight_decay"],
@@ -127,7 +128,7 @@ NON_DEFAULT = {
         "dampening": 0.2,
         "trust_coefficient": 0.02,
     },
-    "adafactor": {"lr": 0.5, "decay_rate": 0.6, "eps2": 0.05, "d": 1.5, "weight_decay": 0.02},
+    "adafactor": {"lr": 0.5, "beta2_decay": -0.6, "eps2": 0.05, "d": 1.5, "weight_decay": 0.02},
     "radam": {"lr": 0.01, "beta1": 0.5, "beta2": 0.9, "eps": 1e-6, "weight_decay": 0.05},
 }
 
@@ -145,17 +146,23 @@ def run_pair(
 ) -> dict[str, float]:
     """Step spec (``kind``: the reference stepper or generated code) and library side by side;
     the worst relative error of each compared array."""
-    spec = load_spec(SPECS / f"{case.spec}.toml")
+    written = load_spec(SPECS / f"{case.spec}.toml")
+    defaults = written.family.raw.defaults if written.family else written.defaults
+    # the variant that runs every value of the schedule (weight decay on: the variant for
+    # nonzero weight_decay, started at 0 where the schedule starts at the defaults)
+    values = {k: v for step in range(STEPS) for k, v in schedule(step).items()}
+    axes = written.family.axes if written.family else ()
+    spec = variant_for(written, {a: values[a] != 0 for a in axes if a in values})
     rng = np.random.default_rng(seed)
     w0 = _initial(case.shapes, rng)
-    ref = make(kind, spec, w0)  # the spec's defaults ...
+    ref = make(kind, spec, w0, **{h: defaults[h] for h in spec.hyper_names})  # the defaults ...
     params = [torch.nn.Parameter(torch.tensor(w, dtype=torch.float64)) for w in w0]
     lib = case.make(params)  # ... and the library's, until the schedule says otherwise
     worst: dict[str, float] = {}
     for step in range(STEPS):
         hyper = schedule(step)
         if hyper:
-            case.configure(lib, {**spec.defaults, **hyper})
+            case.configure(lib, {**defaults, **hyper})
         grads = [rng.standard_normal(s) * 10.0 ** rng.uniform(-2, 1) for s in case.shapes]
         if step == 0:  # zero gradients at a zero and a nonzero tensor: the zero-norm branches
             grads[1] = np.zeros(case.shapes[1])

@@ -214,7 +214,7 @@ def test_where_picks_its_branch_at_numbers():
         ("not g", r"^'not' is only allowed in the condition of where\(cond, a, b\)$"),
         (
             "where(g, g, 0)",
-            r"^the condition of where\(\) must be a comparison such as 'g\*p > 0' "
+            r"^the condition of where\(\) must be a comparison such as 'g\*p > 0' or a flag "
             r"\(joined with and, or, not\), got 'g'$",
         ),
         ("where(1, g, 0)", r"^the condition of where\(\) must be a comparison .* got '1'$"),
@@ -710,7 +710,10 @@ def test_random_valid_tree_matches_python_evaluation(tree, quarters):
     except (_Skip, ArithmeticError, ValueError):
         return  # Python cannot (reliably) evaluate here: division by 0, sqrt(-1), overflow...
 
-    at_point = expr.xreplace({SYM[n]: sympy.Rational(k, 4) for n, k in quarters.items()})
+    try:
+        at_point = expr.xreplace({SYM[n]: sympy.Rational(k, 4) for n, k in quarters.items()})
+    except TypeError:  # SymPy compares a complex value in a condition Python never evaluates
+        return
     value = sympy.N(at_point, 30)
     assert value.is_real and value.is_finite, (text, quarters, value)
     scale = max([1.0, *track])

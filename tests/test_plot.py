@@ -2,6 +2,10 @@
 
 Pixels are not compared: the tests check that the plotted lines hold exactly the points the
 optimizers compute, and that the files are PNGs of the size asked for.
+
+A spec with flags is pictured by the generated kernel of its variant (the default one unless said
+otherwise), which takes the spec's own hyperparameters: the class a user's ``symopt_numpy.Adam``
+(torch.optim's arguments) runs at its defaults, ``symopt_numpy._adam.Adam``.
 """
 
 import struct
@@ -25,6 +29,7 @@ from symopt.plot import train as pt  # noqa: E402
 from symopt.reference import ReferenceStepper  # noqa: E402
 from symopt.resources import builtin_specs  # noqa: E402
 from symopt.spec import load_spec, load_spec_text  # noqa: E402
+from symopt.spec.family import variant  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The first-order specs pictured by default (those with tuned learning rates).
@@ -44,11 +49,25 @@ def run(*args: str):
     return CliRunner().invoke(main, ["plot", *args])
 
 
+def default_kernel(name: str) -> type:
+    """The generated class that ``symopt_numpy.OPTIMIZERS[name]`` runs at its defaults: its own
+    for a plain spec; for a class with torch.optim's arguments, the kernel of the setting of its
+    axes (flags, hyperparameters whose 0 switches a term off) that its defaults select."""
+    cls = symopt_numpy.OPTIMIZERS[name]
+    if not hasattr(cls, "axes"):
+        return cls
+    setting = tuple(
+        bool(cls.defaults[axis]) if kind == "flag" else cls.defaults[axis] != 0
+        for axis, kind in cls.axes
+    )
+    return cls.kernels[setting]
+
+
 def manual_run(landscape, name: str, steps: int) -> np.ndarray:
     """The generated class stepped by hand on the landscape's gradient."""
     spec = builtin_specs()[name]
     w = np.array(landscape.start, dtype=np.float64)
-    opt = symopt_numpy.OPTIMIZERS[name]([w], **pl.landscape_hyper(landscape, spec))
+    opt = default_kernel(name)([w], **pl.landscape_hyper(landscape, spec))
     points = [w.copy()]
     for _ in range(steps):
         opt.step([landscape.grad(w)])
@@ -146,10 +165,30 @@ def test_reference_stepper_runs_a_spec_that_was_never_generated():
     assert [t.get_text() for t in legend] == ["adam lr=0.1", "myadam lr=0.1 [reference]"]
 
 
+def test_a_variant_is_run_by_its_kernel_the_class_with_torchs_arguments_runs():
+    """Adam with amsgrad: its kernel (``_adam__amsgrad``) under the spec's names, the numbers of
+    ``symopt_numpy.Adam(params, lr=..., amsgrad=True)``."""
+    ls = LANDSCAPES["beale"]
+    spec = variant(builtin_specs()["adam"], amsgrad=True)
+    tr = pl.run_trajectory(ls, spec, steps=40, overrides={"lr": 0.05, "beta2": 0.99})
+    assert tr.backend == "generated NumPy"
+    assert steppers.generated_class(spec) is symopt_numpy.Adam.kernels[(True, False, False)]
+    w = np.array(ls.start, dtype=np.float64)
+    opt = symopt_numpy.Adam([w], lr=0.05, betas=(0.9, 0.99), amsgrad=True)
+    points = [w.copy()]
+    for _ in range(40):
+        opt.step([ls.grad(w)])
+        points.append(w.copy())
+    np.testing.assert_array_equal(tr.points, np.array(points))
+    default = pl.run_trajectory(ls, builtin_specs()["adam"], steps=40, overrides=tr.hyper)
+    assert not np.array_equal(default.points, tr.points)  # the running maximum made a difference
+
+
 def test_an_edited_builtin_is_not_run_by_its_stale_generated_class():
-    text = builtin_specs()["sgd"].text.replace("w = w - lr*g", "w = w - 2*lr*g")
+    assert "w = w - lr*gw" in builtin_specs()["sgd"].text
+    text = builtin_specs()["sgd"].text.replace("w = w - lr*gw", "w = w - 2*lr*gw")
     spec = load_spec_text(text)
-    assert steppers.generated_class(builtin_specs()["sgd"]) is symopt_numpy.SGD
+    assert steppers.generated_class(builtin_specs()["sgd"]) is default_kernel("sgd")
     assert steppers.generated_class(spec) is None
     tr = pl.run_trajectory(LANDSCAPES["quadratic"], spec, steps=1)
     g = LANDSCAPES["quadratic"].grad(np.array(LANDSCAPES["quadratic"].start))
@@ -227,6 +266,7 @@ def test_training_curve_is_the_run_the_optimizer_computes():
     spec = builtin_specs()["adam"]
     run = pt.train(spec, data, batch=16, epochs=3, hyper={"lr": 0.01})
     params = moons.init_mlp(pt.SIZES, 0)
+    # what a user calls (torch.optim's arguments): at its defaults it runs the kernel pictured
     opt = symopt_numpy.Adam(params, lr=0.01)
     rng = np.random.default_rng(1)
     for _ in range(3):
@@ -380,7 +420,7 @@ def test_generated_code_is_found_where_symopt_generate_writes_it(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     name, path = done.stdout.split()
-    assert name == "Adam" and Path(path) == ROOT / "generated/numpy/symopt_numpy/adam.py"
+    assert name == "Adam" and Path(path) == ROOT / "generated/numpy/symopt_numpy/_adam.py"
 
 
 def test_help_names_every_function_and_the_plot_extra():

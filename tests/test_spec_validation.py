@@ -643,7 +643,7 @@ TENSOR_MISTAKES = [
     (
         spec_text(update=["v = rho*v + g", "w = w - lr*where(v, v, 0)"]),
         "update[1]",
-        r"the condition of where\(\) must be a comparison such as 'g\*p > 0' "
+        r"the condition of where\(\) must be a comparison such as 'g\*p > 0' or a flag "
         r"\(joined with and, or, not\), got 'v'$",
     ),
     (

@@ -20,9 +20,13 @@ torch = pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "generated" / "torch"))
 
-from symopt_torch import SGD, Adam, Momentum  # noqa: E402
+from symopt_torch import Momentum  # noqa: E402
+from symopt_torch._adam import Adam  # noqa: E402
 from symopt_torch._runtime import ElementwiseOptimizer, zero_dim  # noqa: E402
+from symopt_torch._sgd import SGD  # noqa: E402
 
+# The kernel classes of Adam's and SGD's default settings (symopt_torch.Adam, the class with
+# torch.optim's arguments, runs them; tests/test_torch_optim_parity.py tests that class).
 SPEC = builtin_spec("adam")
 OPTIMIZERS = [Adam, SGD, Momentum]  # scratch and two states, no state, one state
 

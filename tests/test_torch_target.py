@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from symopt.backends.base import kernel_specs
 from symopt.backends.numpy.elementwise import ScalarPrinter
 from symopt.backends.torch import TorchBackend, runtime_files
 from symopt.backends.torch.elementwise import (
@@ -19,6 +20,7 @@ from symopt.backends.torch.elementwise import (
 from symopt.lowering.kernel import lower
 from symopt.lowering.tac import compile_kernel
 from symopt.resources import elementwise_specs
+from symopt.spec.family import module_name
 
 torch = pytest.importorskip("torch")
 
@@ -84,8 +86,12 @@ def two_moons(n, seed):
 
 
 # The torch.optim (else pytorch_optimizer) optimizer each generated one is measured against
-# (Adam where neither has it; torch's NAdam and Adamax are close relatives, not the same update).
+# (Adam where neither has it; torch's NAdam and Adamax are close relatives of the papers' forms).
 BASELINES = {
+    "adamax_torch": lambda p, lr: torch.optim.Adamax(p, lr=lr),
+    "nadam_torch": lambda p, lr: torch.optim.NAdam(p, lr=lr),
+    "asgd": lambda p, lr: torch.optim.ASGD(p, lr=lr),
+    "adadelta": lambda p, lr: torch.optim.Adadelta(p, lr=lr),
     "adamw": lambda p, lr: torch.optim.AdamW(p, lr=lr),
     "amsgrad": lambda p, lr: torch.optim.Adam(p, lr=lr, amsgrad=True),
     "radam": lambda p, lr: torch.optim.RAdam(p, lr=lr),
@@ -107,6 +113,7 @@ BASELINES = {
     "adabelief": lambda p, lr: torch.optim.Adam(p, lr=lr),
 }
 MOONS_LR = {
+    "adadelta": 1.0, "asgd": 0.5,
     "sgd": 0.5, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.1, "radam": 0.02, "muon": 0.02,
     "lars": 1.0,  # its trust ratio (0.001 ||w|| / ||g||) scales the step down
 }  # fmt: skip
@@ -158,9 +165,12 @@ def test_rendering_is_deterministic_and_complete():
     files = TorchBackend().files(specs)
     assert files == TorchBackend().files(specs)
     paths = {f.path for f in files}
-    # a module, a test and the shipped spec per spec; the package's __init__, the tests'
+    # a module and a test per kernel (a spec, or each variant of a spec with flags), the class
+    # module of a spec with flags, the shipped spec; the package's __init__, the tests'
     # conftest, and the static runtime (with the tests' support module)
-    assert len(paths) == 3 * len(specs) + 2 + len(runtime_files())
+    kernels = sum(len(kernel_specs(s)) for s in specs)
+    families = sum(s.family is not None for s in specs)
+    assert len(paths) == 2 * kernels + families + len(specs) + 2 + len(runtime_files())
     assert {f.path for f in runtime_files()} <= paths
     assert "torch/symopt_torch/__init__.py" in paths
     for f in files:
@@ -260,7 +270,8 @@ def test_fused_operations_in_the_generated_code():
     addcmul or one add over the old value; the parameter update with addcdiv; nothing is
     allocated (no out-of-place foreach op) and the gradient is never written."""
     fused = {n: s for n, s in SPECS.items() if s.elementwise}
-    source = {n: Path(symopt_torch.__file__).with_name(f"{n}.py").read_text() for n in fused}
+    folder = Path(symopt_torch.__file__).parent
+    source = {n: (folder / f"{module_name(s)}.py").read_text() for n, s in fused.items()}
     adam = source["adam"]
     assert re.search(r"torch\._foreach_lerp_\(m, g, \w+\)", adam)  # beta1 + (1 - beta1) = 1
     assert re.search(r"torch\._foreach_addcmul_\(v, g, g, value=\w+\)", adam)

@@ -3,6 +3,7 @@ specs), and the helpers the backends share."""
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from symopt.files.writer import GeneratedFile, with_header
 from symopt.spec import AnySpec, Spec
 from symopt.spec.domains import DOMAINS
+from symopt.spec.family import module_name, variants
 
 
 class Backend(ABC):
@@ -69,6 +71,14 @@ def static_files(folder: Path, shipped: Iterable[tuple[str, str]]) -> list[Gener
 def spec_data_file(target: str, spec: AnySpec) -> GeneratedFile:
     """The spec's text beside the generated tests, which load it for the reference stepper."""
     return generated(f"{target}/tests/specs/{spec.name}.toml", spec.text, spec=spec)
+
+
+def kernel_specs(spec: Spec) -> list[Spec]:
+    """What a backend renders a module (and tests) for: each variant of a spec with flags or an
+    ``[api]``, named by its module (``_adam__amsgrad``); a plain spec is its own."""
+    if spec.family is None:
+        return [spec]
+    return [dataclasses.replace(v, name=module_name(v)) for v in variants(spec)]
 
 
 def split_kinds(specs: Sequence) -> tuple[list[Spec], list]:

@@ -7,6 +7,7 @@ from functools import cache
 
 import jinja2
 
+from symopt.backends.base import isort_key
 from symopt.resources import data_dir
 
 
@@ -48,6 +49,7 @@ def environment() -> jinja2.Environment:
     env.filters["docstring"] = _docstring
     env.filters["wrap"] = _wrap
     env.filters["pyrepr"] = repr
+    env.filters["isorted"] = lambda names: sorted(names, key=isort_key)
     env.filters["dquote"] = lambda name: f'"{name}"'
     env.filters["pychunks"] = _pychunks
     return env

@@ -8,6 +8,7 @@ and on disk, and the specs that were not checked before run in parallel processe
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -15,6 +16,7 @@ from symopt.checks import generic, properties, relations, second_order
 from symopt.checks.cache import CheckCache, run_portable
 from symopt.checks.result import CheckResult
 from symopt.spec import AnySpec, Spec
+from symopt.spec.family import variant_label, variants
 
 Check = Callable[[Spec, Mapping[str, Spec]], Iterable[CheckResult]]
 
@@ -26,11 +28,14 @@ def all_checks(spec: AnySpec) -> list[Check]:
 
 
 def run_checks(spec: AnySpec, others: Mapping[str, AnySpec]) -> list[CheckResult]:
-    """Every generic check plus the relations and properties the spec declares (uncached)."""
+    """Every generic check plus the relations and properties the spec declares (uncached); for
+    a spec with flags, the generic checks of every variant, each named by its setting."""
     results: list[CheckResult] = []
-    for check in all_checks(spec):
-        for result in _timed(check, spec, others):
-            results.append(result)
+    for one in variants(spec) if spec.kind == "elementwise" else [spec]:
+        label = variant_label(one)
+        for check in all_checks(one):
+            for r in _timed(check, one, others):
+                results.append(dataclasses.replace(r, name=f"[{label}] {r.name}") if label else r)
     return results
 
 

@@ -17,7 +17,7 @@ from symopt.checks.curvature import run_curvature_checks, stated
 from symopt.checks.result import CheckResult
 from symopt.lowering.derive import Derivation, damping_symbol, derive, is_zero_matrix, model_symbols
 from symopt.spec.model import ModelSpec
-from symopt.spec.parse import inverse
+from symopt.spec.parse_matrix import inverse
 
 DIMENSIONS = (2, 3)
 MU = sympy.Symbol("mu", positive=True)

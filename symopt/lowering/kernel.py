@@ -182,7 +182,7 @@ def lower(spec: Spec, inputs: tuple[str, ...] = ()) -> Kernel:
     """Lower a spec's executable update into prelude + element-wise SSA body, once per spec text.
 
     ``inputs`` names read-only arrays beside ``g`` (a diagonal curvature, for instance)."""
-    key = (spec.source, spec.text, inputs)
+    key = (*spec.cache_key, inputs)
     if spec.text and key in _LOWERED:
         return _LOWERED[key]
     kernel = _lower(spec, inputs)

@@ -81,7 +81,7 @@ class TensorProgram:
 
 def lower_tensor(spec: Spec) -> TensorProgram:
     """The spec's update(s) as whole-tensor statements, with a shared, named prelude."""
-    key = (spec.source, spec.text)
+    key = spec.cache_key
     if spec.text and key in _LOWERED:
         return _LOWERED[key]
     symbols = symbol_table(spec)

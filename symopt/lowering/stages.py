@@ -10,7 +10,9 @@ run as one fused loop. It runs as a few passes over each tensor instead:
 * an output array (w, a state) is written in the last pass that still needs its old value, and
   not before its new value can be computed. A value that a later pass needs is recomputed there
   from the arrays as they are then (the old value of an array not written yet, the new value of
-  one written before), never kept in scratch memory: a step allocates nothing.
+  one written before), never kept in scratch memory: a step allocates nothing;
+* a state of one value per tensor (``shape = "scalar"``) is read before the first pass and written
+  after the last; its new value is a per-tensor scalar like the others.
 
 Each pass is an element-wise body like :mod:`symopt.lowering.kernel`'s (invariants hoisted: per
 step into the shared prelude, per tensor into the scalars between passes; shared subexpressions
@@ -25,13 +27,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from symopt.lowering.kernel import (
-    Hoister,
-    Statement,
-    first_step_states,
-    initial_values,
-    interleave,
-)
+from symopt.lowering.kernel import Hoister, Statement, first_step_states, initial_values, interleave
 from symopt.lowering.names import Namer, readable_prelude
 from symopt.spec import Assignment, G, Spec, T, W, symbol_table
 from symopt.spec.common import COLS, ROWS
@@ -70,13 +66,17 @@ class Pass:
 class Stages:
     spec: Spec
     hypers: tuple[str, ...]
-    arrays: tuple[str, ...]  # w, g, then the state
+    arrays: tuple[str, ...]  # w, g, then the state (the kernel's array arguments)
     outputs: tuple[str, ...]  # the arrays written (w and the state)
     prelude: tuple[tuple[sympy.Symbol, sympy.Expr], ...]  # per step, as in a Kernel
     passes: tuple[Pass, ...]
     init: Mapping[str, sympy.Expr]  # state name -> what its array holds before the first step
     #: per-tensor scalar name -> the spec line it comes from (for comments)
     notes: Mapping[str, str] = field(default_factory=dict)
+    #: The per-tensor scalars computed before the first pass (from the old values of the states
+    #: of one value per tensor, which their names stand for), and (such a state, its new value).
+    before: tuple[tuple[sympy.Symbol, sympy.Expr], ...] = ()
+    scalar_stores: tuple[tuple[str, sympy.Symbol], ...] = ()
 
     @property
     def scalars(self) -> tuple[sympy.Symbol, ...]:
@@ -84,7 +84,7 @@ class Stages:
 
     @property
     def tensor_scalars(self) -> tuple[tuple[sympy.Symbol, sympy.Expr], ...]:
-        return tuple(x for p in self.passes for x in p.scalars)
+        return (*self.before, *(x for p in self.passes for x in p.scalars))
 
     def written_in(self, array: str) -> int:
         """The pass that writes ``array``'s new value."""
@@ -93,7 +93,7 @@ class Stages:
 
 def split(spec: Spec) -> Stages:
     """The spec's executable update as passes over memory, once per spec text."""
-    key = (spec.source, spec.text)
+    key = spec.cache_key
     if spec.text and key in _SPLIT:
         return _SPLIT[key]
     stages = _Splitter(spec).stages()
@@ -112,16 +112,20 @@ class _Splitter:
         lines = (*first_step_states(spec, self.symbols), *spec.executable_update)
         for a in lines:
             self.symbols.setdefault(a.target, sympy.Symbol(a.target, real=True))
-        self.arrays = (W, G, *spec.state_names)
+        self.per_tensor = tuple(s.name for s in spec.states if s.shape == "scalar")
+        self.all_arrays = (W, G, *spec.state_names)  # the kernel's array arguments
+        self.arrays = tuple(a for a in self.all_arrays if a not in self.per_tensor)  # loaded
         self.array_symbols = {self.symbols[a] for a in self.arrays}
+        self.old_scalars = {self.symbols[s] for s in self.per_tensor}  # read before pass 1
         self.step_symbols = {self.symbols[h] for h in spec.hyper_names} | {self.symbols[T]}
         #: SSA values of the outputs: symbol -> (expression, array, spec lines)
         self.values: dict[sympy.Symbol, tuple[sympy.Expr, str, tuple[str, ...]]] = {}
         self.final: dict[str, sympy.Symbol] = {}
         #: reductions: symbol -> (op, element-wise argument, name of the argument, spec line)
         self.reductions: dict[sympy.Symbol, tuple[str, sympy.Expr, str, str]] = {}
-        #: intermediates that are per-tensor scalars: symbol -> (expression, name, spec line)
+        #: per-tensor intermediates and states: symbol -> (expression, name, spec line)
         self.named: dict[sympy.Symbol, tuple[sympy.Expr, str, str]] = {}
+        self.scalar_final: dict[str, sympy.Symbol] = {}  # per-tensor state -> its new value
         self._ready: dict[sympy.Symbol, int] = {}
         self._ssa(lines)
 
@@ -132,16 +136,20 @@ class _Splitter:
         for a in lines:
             expr = self._walk(a.expr, current, a.text)
             target = self.symbols[a.target]
-            if a.target in (W, *self.spec.state_names):
+            if a.target in self.arrays:  # w and the state of one value per element
                 count = sum(1 for _, arr, _ in self.values.values() if arr == a.target)
                 ssa = sympy.Symbol(f"{a.target}__{count + 1}", real=True)
                 self.values[ssa] = (expr, a.target, (*pending, a.text))
                 self.final[a.target] = current[target] = ssa
                 pending = []
-            elif self._per_tensor(expr):
+            elif a.target in self.per_tensor or self._per_tensor(expr):
+                if expr.free_symbols & self._elementwise():
+                    raise ValueError(f"{a.target!r} is one value per tensor: {a.text!r} is not")
                 sym = sympy.Symbol(f"_s{len(self.named)}", real=True)
                 self.named[sym] = (expr, a.target, a.text)
                 current[target] = sym
+                if a.target in self.per_tensor:
+                    self.scalar_final[a.target] = sym
             else:
                 current[target] = expr
                 pending.append(a.text)
@@ -153,10 +161,8 @@ class _Splitter:
             inner = e.args[0]
             arg = self._walk(inner, current, text)
             return self._reduce(e.op, arg, inner.name if inner.is_Symbol else "", text)
-        if e.is_Symbol:
+        if e.is_Symbol or not e.args:
             return current.get(e, e)
-        if not e.args:
-            return e
         return e.func(*(self._walk(a, current, text) for a in e.args))
 
     def _reduce(self, op: str, arg: sympy.Expr, hint: str, text: str) -> sympy.Expr:
@@ -175,29 +181,27 @@ class _Splitter:
 
     def _per_tensor(self, expr: sympy.Expr) -> bool:
         free = expr.free_symbols
-        return not free & self._elementwise() and bool(free & {*self.reductions, *self.named})
+        tensor = {*self.reductions, *self.named, *self.old_scalars}
+        return not free & self._elementwise() and bool(free & tensor)
 
     # -- when things can be computed -----------------------------------------------------------
     def ready(self, sym: sympy.Symbol) -> int:
         """The first pass in which ``sym``'s value is available."""
         if sym not in self._ready:
-            expr = self._definition(sym)
             later = 1 if sym in self.reductions else 0  # a reduction needs its pass to end
-            self._ready[sym] = 1 if expr is None else self.ready_expr(expr) + later
+            self._ready[sym] = max(map(self.ready, self._inputs(sym)), default=1) + later
         return self._ready[sym]
-
-    def ready_expr(self, expr: sympy.Expr) -> int:
-        return max((self.ready(s) for s in expr.free_symbols), default=1)
 
     def stage(self, reduction: sympy.Symbol) -> int:
         """The pass that accumulates a reduction."""
         return self.ready(reduction) - 1
 
-    def _definition(self, sym: sympy.Symbol) -> sympy.Expr | None:
+    def _inputs(self, sym: sympy.Symbol) -> set[sympy.Symbol]:
+        """What ``sym``'s definition reads (nothing for an input: an array, t, ...)."""
         for table, i in ((self.values, 0), (self.named, 0), (self.reductions, 1)):
             if sym in table:
-                return table[sym][i]
-        return None
+                return table[sym][i].free_symbols
+        return set()
 
     def _closure(self, roots: Iterable[sympy.Symbol]) -> set[sympy.Symbol]:
         seen: set[sympy.Symbol] = set()
@@ -206,8 +210,7 @@ class _Splitter:
             s = stack.pop()
             if s not in seen:
                 seen.add(s)
-                expr = self._definition(s)
-                stack.extend(expr.free_symbols if expr is not None else ())
+                stack.extend(self._inputs(s))
         return seen
 
     # -- which pass writes each output ---------------------------------------------------------
@@ -245,11 +248,15 @@ class _Splitter:
 
     # -- the passes ----------------------------------------------------------------------------
     def stages(self) -> Stages:
-        live = [r for r in self.reductions if r in self._closure(self.final.values())]
-        count = max((self.ready(s) for s in self.final.values()), default=1)
+        outputs = [*self.final.values(), *self.scalar_final.values()]
+        live = [r for r in self.reductions if r in self._closure(outputs)]
+        # a per-tensor state's new value is computed after the pass before the one it is ready in
+        count = max([1, *map(self.ready, self.final.values())])
+        count = max([count, *(self.ready(s) - 1 for s in self.scalar_final.values())])
         write = self._write_passes(count, live)
         domains = {self.symbols[h.name]: DOMAINS[h.domain] for h in self.spec.hypers}
-        hoist = Hoister(self.step_symbols | set(self.reductions) | set(self.named), domains)
+        tensor = {*self.reductions, *self.named, *self.old_scalars}
+        hoist = Hoister(self.step_symbols | tensor, domains)
         self.accumulator: dict[sympy.Symbol, Accumulator] = {}  # reduction -> its accumulator
         passes = [self._pass(q, write, live, hoist) for q in range(1, count + 1)]
         return _Namer(self, live).stages(passes, hoist.prelude)
@@ -285,15 +292,9 @@ class _Splitter:
         free = {x for st in body for x in st.expr.free_symbols}
         free |= {a.value for a in accumulators.values()}
         loads = tuple(a for a in self.arrays if self.symbols[a] in free)
-        return Pass(
-            q,
-            loads,
-            tuple(a for a in loads if a in self.final and write[a] < q),
-            tuple(body),
-            tuple((x, self.final[x]) for x in self.final if write[x] == q),
-            tuple(accumulators.values()),
-            (),
-        )
+        fresh = tuple(a for a in loads if a in self.final and write[a] < q)
+        stores = tuple((x, self.final[x]) for x in self.final if write[x] == q)
+        return Pass(q, loads, fresh, tuple(body), stores, tuple(accumulators.values()), ())
 
 
 class _Namer:
@@ -303,7 +304,7 @@ class _Namer:
     def __init__(self, splitter: _Splitter, live: list):
         self.s = splitter
         self.live = live
-        taken = {*splitter.spec.hyper_names, *splitter.arrays, T, ROWS, COLS, SIZE.name}
+        taken = {*splitter.spec.hyper_names, *splitter.all_arrays, T, ROWS, COLS, SIZE.name}
         self.namer = Namer(taken)
         self.temporaries = 0  # tmp0, tmp1, ... across the passes
 
@@ -316,6 +317,7 @@ class _Namer:
         tensor = [(sym, e) for e, sym in hoisted.items() if (sym, e) not in step]
         prelude, rename = readable_prelude(tuple(step), hypers, self.namer)
         for sym, (e, name, _) in s.named.items():
+            name = f"{name}_new" if name in s.per_tensor else name  # the old value is NAME
             if e in self.live and e not in rename:  # u_norm = norm(u): the reduction's name
                 rename[e] = rename[sym] = self.fresh(name)
             else:
@@ -335,27 +337,31 @@ class _Namer:
         passes = [self._pass(p, rename) for p in passes]
         reduced = [(rename[r], self._value(r, rename)) for r in self.live]
         used = {x for p in passes for st in p.body for x in st.expr.free_symbols}
+        used |= {rename[sym] for sym in s.scalar_final.values()}  # stored after the last pass
         kept = []
         for sym, e in reversed([*reduced, *named, *hoisted_named]):  # what is read, later on
             if sym in used:
                 kept.insert(0, (sym, e))
                 used |= e.free_symbols
         available = {rename[r]: s.stage(r) for r in self.live}
-        after: dict[int, list] = {}
+        after: dict[int, list] = {}  # pass -> the scalars computed after it (0: before the first)
         for sym, e in kept:
-            available.setdefault(sym, max(available.get(x, 0) for x in e.free_symbols))
+            available.setdefault(sym, max((available.get(x, 0) for x in e.free_symbols), default=0))
             after.setdefault(available[sym], []).append((sym, e))
         notes = {rename[r].name: s.reductions[r][3] for r in self.live}
         notes |= {rename[sym].name: text for sym, (_, _, text) in s.named.items()}
+        written = {*s.final, *s.scalar_final}
         return Stages(
             s.spec,
             hypers,
-            s.arrays,
-            tuple(x for x in (W, *s.spec.state_names) if x in s.final),
+            s.all_arrays,
+            tuple(x for x in (W, *s.spec.state_names) if x in written),
             tuple(prelude),
             tuple(dataclasses.replace(p, scalars=tuple(after.get(p.index, ()))) for p in passes),
             initial_values(s.spec),
             notes,
+            tuple(after.get(0, ())),
+            tuple((x, rename[sym]) for x, sym in s.scalar_final.items()),
         )
 
     def _value(self, r: sympy.Symbol, rename: dict) -> sympy.Expr:

@@ -5,6 +5,13 @@ it is importable (or found where ``symopt generate`` writes it) and was generate
 spec text (its header records the spec's digest). Otherwise (a spec of your own, a spec edited
 since generation, an installed package without ``generated/``) the reference stepper runs the
 equations directly, so every spec can be pictured before it is generated.
+
+For a spec with flags (Adam's ``amsgrad``, SGD's ``momentum``: a family) the class that runs is
+the kernel of the variant pictured, the default one unless said otherwise
+(``symopt_numpy._adam.Adam``), not the class with torch.optim's arguments
+(``symopt_numpy.Adam``) that dispatches to it: the kernel takes the spec's own hyperparameters
+(``beta1``, ``beta2``, not ``betas``) with the spec's domains, as the reference stepper, the
+``--hyper`` options and the legends do, and it runs exactly the equations pictured.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import numpy as np
 from symopt.reference import ReferenceStepper
 from symopt.spec import Spec
 from symopt.spec.domains import DOMAINS
+from symopt.spec.family import module_name
 
 #: Gradient of a loss at a list of parameter arrays: one array per parameter array.
 GradAt = Callable[[list[np.ndarray]], list[np.ndarray]]
@@ -28,7 +36,7 @@ GradAt = Callable[[list[np.ndarray]], list[np.ndarray]]
 #: Where generated NumPy code may be when ``symopt_numpy`` is not importable: the folder
 #: ``symopt generate`` writes by default (relative to the working directory), then the checkout's.
 SEARCH = (Path("generated") / "numpy", Path(__file__).resolve().parents[2] / "generated" / "numpy")
-_DIGEST = re.compile(r"spec sha256:([0-9a-f]+)")
+_DIGEST = re.compile(r"spec\s+sha256:([0-9a-f]+)")
 
 
 def generated_numpy():
@@ -60,7 +68,8 @@ def _load(init: Path):
 
 
 def generated_class(spec: Spec) -> type | None:
-    """The generated class for ``spec`` when it was generated from exactly this spec text."""
+    """The generated class that runs ``spec`` under its own names, when it was generated from
+    exactly this spec text: a plain spec's class, a family variant's kernel class."""
     return _generated(spec, "OPTIMIZERS")
 
 
@@ -74,14 +83,34 @@ def minimizer_module(spec) -> tuple[object, str]:
 
 
 def _generated(spec, registry: str) -> type | None:
-    """``symopt_numpy.REGISTRY[spec.name]`` when its module's header records this spec's digest."""
+    """``symopt_numpy.REGISTRY[spec.name]`` (for a variant of a spec with flags, the kernel class
+    of that variant, ``symopt_numpy._adam__amsgrad.Adam``) when its module's header records this
+    spec's digest."""
     package = generated_numpy()
     cls = getattr(package, registry, {}).get(spec.name) if package else None
     if cls is None:
         return None
-    path = Path(sys.modules[cls.__module__].__file__)
-    match = _DIGEST.search(path.read_text().split("\n", 1)[0])
-    return cls if match and match.group(1) == spec.digest else None
+    if getattr(spec, "family", None) is not None:
+        try:
+            kernel = importlib.import_module(f"{package.__name__}.{module_name(spec)}")
+        except ImportError:  # a variant that was not generated
+            return None
+        cls = getattr(kernel, spec.class_name, None)
+        if cls is None:
+            return None
+    digest = _header_digest(Path(sys.modules[cls.__module__].__file__))
+    return cls if digest == spec.digest else None
+
+
+def _header_digest(path: Path) -> str | None:
+    """The spec digest a generated module's header comment records (it may wrap)."""
+    header = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line.lstrip("#").strip())
+    match = _DIGEST.search(" ".join(header))
+    return match.group(1) if match else None
 
 
 def _render_minimizer(spec):

@@ -22,6 +22,7 @@ from symopt.spec.elementwise import (
     symbol_table,
 )
 from symopt.spec.elementwise_loader import ElementwiseLoader
+from symopt.spec.family import module_name, variants
 from symopt.spec.model import ModelSpec, is_model_table, load_model_spec
 
 #: Either kind of spec.
@@ -43,6 +44,7 @@ __all__ = [
     "W",
     "load_spec",
     "load_spec_text",
+    "load_variant",
     "make_symbol",
     "symbol_table",
 ]
@@ -68,3 +70,17 @@ def load_spec(path: str | Path) -> AnySpec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read: {exc}", file=str(path)) from None
     return load_spec_text(text, file=str(path))
+
+
+def load_variant(path: str | Path, module: str) -> Spec:
+    """The variant a generated module was made from (by its module name, ``_adam__amsgrad``):
+    what generated tests load; a spec without flags is its own only variant."""
+    spec = load_spec(path)
+    found = (
+        [v for v in variants(spec) if module_name(v) == module]
+        if spec.kind == "elementwise"
+        else [spec]
+    )
+    if not found:
+        raise SpecError(f"no variant {module!r}", file=str(path))
+    return found[0]

@@ -84,6 +84,9 @@ class Hyper:
     domain: str
     latex: str
     doc: str = ""
+    #: 0 switches off what this hyperparameter scales (SGD's momentum buffer): symopt
+    #: generates a variant with the value 0 substituted, used whenever the value is 0.
+    off_at_zero: bool = False
 
 
 class HyperparameterOwner:
@@ -91,6 +94,8 @@ class HyperparameterOwner:
 
     hypers: tuple[Hyper, ...]
     text: str
+    #: Set on element-wise specs with flags or an ``[api]`` (:mod:`symopt.spec.api`).
+    family = None
 
     @property
     def hyper_names(self) -> tuple[str, ...]:
@@ -189,7 +194,7 @@ class Loader:
             self.identifier(key, where)
             if not isinstance(table, dict):
                 raise self.fail(where, "expected a table with default, domain, latex")
-            self.check_keys(table, {"default", "domain", "latex", "doc"}, where)
+            self.check_keys(table, {"default", "domain", "latex", "doc", "off_at_zero"}, where)
             default = self.get(table, "default", where, (int, float))
             domain = self.get(table, "domain", where, str)
             if domain not in DOMAINS:
@@ -203,7 +208,11 @@ class Loader:
                     f"{domain} {DOMAINS[domain].interval}",
                 )
             latex = self.get(table, "latex", where, str, sympy.latex(sympy.Symbol(key)))
-            out.append(
-                Hyper(key, float(default), domain, latex, self.get(table, "doc", where, str, ""))
-            )
+            off_at_zero = self.get(table, "off_at_zero", where, bool, False)
+            if off_at_zero and not DOMAINS[domain].contains(0.0):
+                raise self.fail(
+                    f"{where}.off_at_zero", f"0 is outside the domain {domain} of {key!r}"
+                )
+            doc = self.get(table, "doc", where, str, "")
+            out.append(Hyper(key, float(default), domain, latex, doc, off_at_zero))
         return tuple(out)

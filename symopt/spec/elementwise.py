@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import sympy
 
 from symopt.spec import tensor
 from symopt.spec.common import COLS, ROWS, G, Hyper, HyperparameterOwner, T, W, make_symbol
 from symopt.spec.domains import DOMAINS
+
+if TYPE_CHECKING:
+    from symopt.spec.api import Family
 
 #: Which parameters (by their number of dimensions) take a spec's update, by ``applies_to``.
 APPLIES_TO = {
@@ -38,6 +41,24 @@ class StateVar:
     latex: str
     doc: str = ""
     shape: str = "full"  # one of STATE_SHAPES: rows = one value per row of a 2-D parameter
+    #: The flag (or ``off_at_zero`` hyperparameter) without which this state does not exist.
+    when: str | None = None
+    #: Its key in a framework's state dict (``exp_avg``); the name when not given.
+    key: str = ""
+
+    @property
+    def state_key(self) -> str:
+        return self.key or self.name
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A true/false option (``[flag.NAME]``): each setting of a spec's flags is a variant with
+    its own equations, checks and code (:mod:`symopt.spec.family`)."""
+
+    name: str
+    default: bool
+    doc: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,9 +139,25 @@ class Spec(HyperparameterOwner):
     otherwise: tuple[Assignment, ...] = ()
     #: A generic check's name -> hyperparameter values it is restricted to (``[checks.NAME]``).
     check_scopes: Mapping[str, Mapping[str, sympy.Expr]] = field(default_factory=dict)
+    #: The flags of a spec as written; a loaded spec is one variant, with none left.
+    flags: tuple[Flag, ...] = ()
+    #: The family this variant belongs to (set for specs with flags, ``off_at_zero``
+    #: hyperparameters or a framework API), and the setting of its axes that made it.
+    family: Family | None = None
+    setting: Mapping[str, bool] = field(default_factory=dict)
 
     #: Element-wise specs have an update; second-order ones (:mod:`symopt.spec.model`) a model.
     kind: ClassVar[str] = "elementwise"
+
+    @property
+    def family_name(self) -> str:
+        """The name of the spec as written: a variant's family, or the spec itself."""
+        return self.family.raw.name if self.family is not None else self.name
+
+    @property
+    def cache_key(self) -> tuple:
+        """What a derivation from this spec depends on: its text, and a variant's setting."""
+        return (self.source, self.text, tuple(sorted(self.setting.items())))
 
     # -- symbols -------------------------------------------------------------------------------
     @property

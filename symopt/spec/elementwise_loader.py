@@ -6,6 +6,8 @@ import sympy
 
 from symopt.errors import SpecError
 from symopt.spec import tensor
+from symopt.spec.api import Family
+from symopt.spec.api_loader import ApiLoader
 from symopt.spec.claims_loader import ClaimsLoader
 from symopt.spec.common import G, Hyper, T, W, make_symbol
 from symopt.spec.domains import DOMAINS
@@ -18,6 +20,7 @@ from symopt.spec.elementwise import (
     Spec,
     StateVar,
 )
+from symopt.spec.family import check_family, specialise
 from symopt.spec.loader_symbols import initial_symbols, replace_spec
 from symopt.spec.parse import Grad, parse_assignment
 
@@ -43,6 +46,8 @@ TOP_KEYS = {
     "applies_to",
     "otherwise",
     "checks",
+    "flag",
+    "api",
 }
 #: Generic checks a spec may restrict with ``[checks.NAME] where = {...}``.
 SCOPED_CHECKS = ("at_rest", "well_defined", "descent")
@@ -50,7 +55,7 @@ SCOPED_CHECKS = ("at_rest", "well_defined", "descent")
 MAX_REPEAT = 20
 
 
-class ElementwiseLoader(ClaimsLoader):
+class ElementwiseLoader(ClaimsLoader, ApiLoader):
     def load(self) -> Spec:
         d = self.data
         name, class_name = self.names(TOP_KEYS, "Adam")
@@ -58,7 +63,9 @@ class ElementwiseLoader(ClaimsLoader):
         if t_start < 0:
             raise self.fail("t_start", f"the first step counter must be 0 or more, got {t_start}")
         hypers = self.hypers()
-        states = self.states(hypers)
+        flags = self.flags({h.name for h in hypers})
+        axes = (*(f.name for f in flags), *(h.name for h in hypers if h.off_at_zero))
+        states = self.states(hypers, axes)
         spec = Spec(
             name=name,
             class_name=class_name,
@@ -67,6 +74,7 @@ class ElementwiseLoader(ClaimsLoader):
             states=states,
             update=(),
             t_start=t_start,
+            flags=flags,
         )
         applies_to = self.get(d, "applies_to", "", str, "any")
         if applies_to not in APPLIES_TO:
@@ -110,7 +118,19 @@ class ElementwiseLoader(ClaimsLoader):
             self.property(spec, p, f"properties[{i}]")
             for i, p in enumerate(self.get(d, "properties", "", list, []))
         )
-        return replace_spec(spec, relations=relations, properties=properties)
+        spec = replace_spec(spec, relations=relations, properties=properties)
+        if not axes and "api" not in d:
+            return spec
+        if spec.lookahead_free is not None:
+            raise self.fail("lookahead_free", "a spec with flags or [api] cannot have one")
+        keys = [st.state_key for st in spec.states]
+        for st in spec.states:
+            if st.state_key == "step" or keys.count(st.state_key) > 1:
+                why = "is the step counter's" if st.state_key == "step" else "is taken twice"
+                raise self.fail(f"state.{st.name}", f"the state key {st.state_key!r} {why}")
+        family = Family(spec, axes, self.api(spec))
+        check_family(family)
+        return specialise(family, family.default_setting())
 
     def otherwise(self, spec: Spec, present: bool) -> tuple[Assignment, ...]:
         """The update of the parameters an ``applies_to = "matrix"`` update does not cover."""
@@ -179,7 +199,7 @@ class ElementwiseLoader(ClaimsLoader):
             out[key] = scope
         return out
 
-    def states(self, hypers: tuple[Hyper, ...]) -> tuple[StateVar, ...]:
+    def states(self, hypers: tuple[Hyper, ...], axes: tuple[str, ...]) -> tuple[StateVar, ...]:
         symbols = {h.name: make_symbol(h.name, DOMAINS[h.domain].assumptions) for h in hypers}
         first_step = {**symbols, W: make_symbol(W), G: make_symbol(G)}
         out = []
@@ -190,7 +210,7 @@ class ElementwiseLoader(ClaimsLoader):
                 raise self.fail(where, f"{key!r} is already a hyperparameter")
             if not isinstance(table, dict):
                 raise self.fail(where, "expected a table with init (and optionally latex, doc)")
-            self.check_keys(table, {"init", "latex", "doc", "shape"}, where)
+            self.check_keys(table, {"init", "latex", "doc", "shape", "when", "key"}, where)
             if "init" not in table:
                 raise self.fail(
                     where, f"state variable {key!r} has no initial value (add init = ...)"
@@ -211,7 +231,15 @@ class ElementwiseLoader(ClaimsLoader):
                 raise self.fail(f"{where}.init", f"{shape!r} state cannot start from g or w")
             latex = self.get(table, "latex", where, str, sympy.latex(sympy.Symbol(key)))
             doc = self.get(table, "doc", where, str, "")
-            out.append(StateVar(key, init, latex, doc, shape))
+            when = self.get(table, "when", where, str, "") or None
+            if when is not None and when not in axes:
+                raise self.fail(
+                    f"{where}.when", f"{when!r} is not a flag or an off_at_zero hyperparameter"
+                )
+            state_key = self.get(table, "key", where, str, "")
+            if state_key and not state_key.isidentifier():
+                raise self.fail(f"{where}.key", f"{state_key!r} is not an identifier")
+            out.append(StateVar(key, init, latex, doc, shape, when, state_key))
         return tuple(out)
 
     def update(

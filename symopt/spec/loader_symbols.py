@@ -9,11 +9,15 @@ import sympy
 from symopt.spec.common import COLS, ROWS, G, T, W, make_symbol
 from symopt.spec.domains import DOMAINS
 from symopt.spec.elementwise import Spec
+from symopt.spec.parse import FlagSymbol
 
 
 def initial_symbols(spec: Spec, matrix: bool = False) -> dict[str, sympy.Symbol]:
-    """Hyperparameters, t, w, g and the state; ``rows`` and ``cols`` in a matrix update."""
-    table = {h.name: make_symbol(h.name, DOMAINS[h.domain].assumptions) for h in spec.hypers}
+    """Hyperparameters, flags, t, w, g and the state; ``rows`` and ``cols`` in a matrix update."""
+    table: dict[str, sympy.Symbol] = {
+        h.name: make_symbol(h.name, DOMAINS[h.domain].assumptions) for h in spec.hypers
+    }
+    table.update({f.name: FlagSymbol(f.name) for f in spec.flags})
     table[T] = sympy.Symbol(T, positive=True, integer=True)
     if matrix:
         for name in (ROWS, COLS):

@@ -17,7 +17,7 @@ import sympy
 
 from symopt.errors import SpecError
 from symopt.spec.common import Hyper, HyperparameterOwner, Loader
-from symopt.spec.parse import parse_matrix_expr
+from symopt.spec.parse_matrix import parse_matrix_expr
 
 MODEL_KEYS = {"order", "curvature", "structure", "damping", "step"}
 TOP_KEYS = {"name", "class_name", "title", "summary", "reference", "notes", "model", "control"}

@@ -28,6 +28,11 @@ DOUBLE_MAX = sympy.Float("1.7976931348623157e308")
 Grad = sympy.Function("grad")
 
 
+class FlagSymbol(sympy.Symbol):
+    """A spec's flag (``[flag.NAME]``): true or false, usable only as a condition. Variants
+    substitute it (:mod:`symopt.spec.family`), so no generated code ever sees one."""
+
+
 def _max(*args: sympy.Expr) -> sympy.Expr:
     """``max(x)``: the largest element of the tensor; ``max(a, b, ...)``: element-wise."""
     return TensorMax(args[0]) if len(args) == 1 else sympy.Max(*args)
@@ -133,6 +138,8 @@ class _Builder:
         if depth > MAX_DEPTH:
             raise SpecError(f"expression nested deeper than {MAX_DEPTH} levels")
         d = depth + 1
+        if isinstance(node, ast.Name) and isinstance(self.symbols.get(node.id), FlagSymbol):
+            return self.symbols[node.id]
         if isinstance(node, ast.Compare):
             parts, left = [], self.build(node.left, d)
             for op, right_node in zip(node.ops, node.comparators, strict=True):
@@ -149,7 +156,7 @@ class _Builder:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             return sympy.Not(self.condition(node.operand, d))
         raise SpecError(
-            f"the condition of where() must be a comparison such as 'g*p > 0' "
+            f"the condition of where() must be a comparison such as 'g*p > 0' or a flag "
             f"(joined with and, or, not), got {ast.unparse(node)!r}"
         )
 
@@ -162,6 +169,11 @@ class _Builder:
         if name.startswith("_"):
             raise SpecError(f"names starting with '_' are not allowed: {name!r}")
         if name in self.symbols:
+            if isinstance(self.symbols[name], FlagSymbol):
+                raise SpecError(
+                    f"the flag {name!r} is true or false: use it as a condition, "
+                    f"where({name}, a, b)"
+                )
             return self.symbols[name]
         if name in self.later:
             raise SpecError(f"{name!r} is used before it is assigned")
@@ -297,6 +309,20 @@ def parse_expr(
     return _build(tree.body, str(text), symbols, allow_grad, later)  # type: ignore[attr-defined]
 
 
+def parse_condition(text: object, symbols: Mapping[str, sympy.Symbol]) -> sympy.Basic:
+    """Parse a condition (comparisons and flags joined by and/or/not), as in ``where``'s first
+    argument: for checks of argument values, which are conditions of their own."""
+    tree = _parse_tree(text, "eval")
+    try:
+        return _Builder(symbols, False, frozenset(), str(text).strip()).condition(tree.body, 0)  # type: ignore[attr-defined]
+    except RecursionError:
+        raise SpecError(f"expression nested deeper than {MAX_DEPTH} levels") from None
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, SpecError):
+            raise
+        raise SpecError(f"invalid condition {str(text).strip()!r}: {exc}") from None
+
+
 def _build(node: ast.AST, text: str, symbols, allow_grad: bool, later) -> sympy.Expr:
     """Build the SymPy expression of a checked tree; every failure becomes a SpecError."""
     try:
@@ -329,63 +355,3 @@ def parse_assignment(
     if target.id.startswith("_"):
         raise SpecError(f"names starting with '_' are not allowed: {target.id!r}")
     return target.id, _build(body[0].value, str(text), symbols, allow_grad, later)
-
-
-def inverse(x: sympy.Basic) -> sympy.Basic:
-    """An explicit matrix's inverse as adjugate/determinant (fast and compact for symbolic
-    entries); a matrix symbol's stays an unevaluated ``Inverse``."""
-    if isinstance(x, sympy.MatrixBase):
-        if x.shape[0] != x.shape[1]:
-            raise SpecError(f"inv() of a {x.shape[0]} x {x.shape[1]} matrix")
-        det = x.det(method="berkowitz")
-        return (x.adjugate(method="berkowitz") / det).applyfunc(sympy.cancel)
-    return sympy.Inverse(x)
-
-
-class _MatrixBuilder(_Builder):
-    """Builds a SymPy matrix expression: ``*`` and ``@`` multiply, ``inv``/``transpose`` only."""
-
-    MATRIX_FUNCTIONS: Mapping[str, Callable] = {
-        "inv": lambda x: inverse(x),
-        "transpose": lambda x: sympy.Transpose(x),
-    }
-
-    def _binop(self, node: ast.BinOp, d: int) -> sympy.Expr:
-        op = node.op
-        if isinstance(op, (ast.Mult, ast.MatMult)):
-            return self.build(node.left, d) * self.build(node.right, d)
-        if isinstance(op, ast.Div):
-            right = self.build(node.right, d)
-            if getattr(right, "is_Matrix", False) or isinstance(right, sympy.MatrixExpr):
-                raise SpecError("division by a matrix; write inv(...) instead")
-            if right == 0:
-                raise SpecError("division by the constant 0")
-            return self.build(node.left, d) / right
-        if isinstance(op, (ast.Add, ast.Sub)):
-            return super()._binop(node, d)
-        raise SpecError(f"operator {type(op).__name__} is not allowed (use + - * @ / and inv())")
-
-    def _call(self, node: ast.Call, d: int) -> sympy.Expr:
-        name = node.func.id if isinstance(node.func, ast.Name) else ""
-        if name not in self.MATRIX_FUNCTIONS:
-            allowed = ", ".join(self.MATRIX_FUNCTIONS)
-            raise SpecError(
-                f"unknown function {name or _describe(node.func)!r}; allowed: {allowed}"
-            )
-        if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
-            raise SpecError(f"{name}() takes exactly one argument")
-        return self.MATRIX_FUNCTIONS[name](self.build(node.args[0], d + 1))
-
-
-def parse_matrix_expr(text: object, symbols: Mapping[str, sympy.Basic]) -> sympy.Basic:
-    """Parse a matrix expression such as ``-inv(H + lam*I) @ g`` over declared matrix symbols."""
-    tree = _parse_tree(text, "eval")
-    source = str(text).strip()
-    try:
-        return _MatrixBuilder(symbols, False, frozenset(), source).build(tree.body)  # type: ignore[attr-defined]
-    except RecursionError:
-        raise SpecError(f"expression nested deeper than {MAX_DEPTH} levels") from None
-    except SpecError:
-        raise
-    except (TypeError, ValueError, AttributeError, sympy.ShapeError) as exc:
-        raise SpecError(f"invalid matrix expression {source!r}: {exc}") from None

@@ -8,22 +8,33 @@ named: "matches adam with eps inside the square root to 2e-16".
 
 The parts: :mod:`.streams` (the gradients), :mod:`.adapters` (implementations under test),
 :mod:`.comparison` (runs and step-by-step comparison), :mod:`.diagnose` (naming the variant),
-:mod:`.arguments` (hyperparameters from the command line) and :mod:`.run` (``verify``).
+:mod:`.arguments` (hyperparameters from the command line, and the exact call of a class a spec's
+``[api]`` matches) and :mod:`.run` (``verify``).
 """
 
 from __future__ import annotations
 
 from symopt.verify.adapters import load_target
-from symopt.verify.arguments import coerce, parse_assignments, split_hyper
+from symopt.verify.arguments import (
+    ApiCall,
+    api_call,
+    coerce,
+    parse_assignments,
+    split_hyper,
+    uses_api,
+)
 from symopt.verify.run import MATCH, TOLERANCE, Report, verify
 
 __all__ = [
     "MATCH",
     "TOLERANCE",
+    "ApiCall",
     "Report",
+    "api_call",
     "coerce",
     "load_target",
     "parse_assignments",
     "split_hyper",
+    "uses_api",
     "verify",
 ]

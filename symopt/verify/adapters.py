@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from symopt.errors import SpecError
+from symopt.errors import SpecError, Unsupported
 from symopt.reference import ReferenceStepper
 
 #: torch.optim's names for the spec hyperparameters (betas is split into beta1, beta2).
@@ -46,25 +46,34 @@ class Adapter:
 
 
 class TorchAdapter(Adapter):
-    def __init__(self, cls, w0, spec, hyper, extra, state_map):
+    def __init__(self, cls, w0, spec, hyper, extra, state_map, kwargs=None):
+        """``kwargs``, when given, are the exact arguments (from the spec's ``[api]``) and
+        ``state_map`` the whole map of states; else the arguments come from ``hyper`` through
+        torch's usual names, and the states from :data:`TORCH_STATE`."""
         import torch
 
         self.torch = torch
         self.param = torch.nn.Parameter(torch.tensor(w0, dtype=_torch_dtype(torch, w0.dtype)))
-        kwargs = dict(TORCH_FIXED.get(spec.name, {}))
-        for name, value in hyper.items():
-            if name in ("beta1", "beta2"):
-                kwargs["betas"] = (hyper["beta1"], hyper["beta2"])
-            elif name in TORCH_HYPER:
-                kwargs[TORCH_HYPER[name]] = value
-        kwargs.update(extra)
+        exact = kwargs is not None
+        if not exact:
+            kwargs = dict(TORCH_FIXED.get(spec.name, {}))
+            for name, value in hyper.items():
+                if name in ("beta1", "beta2"):
+                    kwargs["betas"] = (hyper["beta1"], hyper["beta2"])
+                elif name in TORCH_HYPER:
+                    kwargs[TORCH_HYPER[name]] = value
+            kwargs.update(extra)
         try:
             self.opt = cls([self.param], **kwargs)
         except TypeError as exc:
             raise SpecError(f"cannot construct {cls.__name__}({_kwargs(kwargs)}): {exc}") from None
+        except ValueError as exc:
+            raise Unsupported(
+                f"{cls.__name__}({_kwargs(kwargs)}) refuses its arguments: {exc}", key="--hyper"
+            ) from None
         names = (
             {}
-            if (cls.__name__, spec.name) in TORCH_STATE_SKIP
+            if exact or (cls.__name__, spec.name) in TORCH_STATE_SKIP
             else TORCH_STATE.get(cls.__name__, {})
         )
         self.state_map = {
@@ -76,7 +85,14 @@ class TorchAdapter(Adapter):
 
     def step(self, g, t):
         self.param.grad = self.torch.tensor(g, dtype=self.param.dtype)
-        self.opt.step()
+        # torch.optim keeps scalar state (NAdam's mu_product, ASGD's eta) in the default dtype:
+        # the run's dtype, so that a float64 run is float64 throughout
+        before = self.torch.get_default_dtype()
+        self.torch.set_default_dtype(self.param.dtype)
+        try:
+            self.opt.step()
+        finally:
+            self.torch.set_default_dtype(before)
 
     def params(self):
         return self.param.detach().numpy().copy()
@@ -91,8 +107,13 @@ class TorchAdapter(Adapter):
 class ClassAdapter(Adapter):
     """A class with the generated NumPy API: cls([w], **hyper), step([g]), params, state[0]."""
 
-    def __init__(self, cls, w0, spec, hyper, extra, state_map):
-        self.opt = cls([w0.copy()], **hyper, **extra)
+    def __init__(self, cls, w0, spec, hyper, extra, state_map, kwargs=None):
+        """``kwargs``, when given, are the exact arguments of a generated class with a
+        library's arguments (from the spec's ``[api]``), and ``state_map`` its state keys."""
+        if kwargs is not None:
+            self.opt = cls([w0.copy()], **kwargs)
+        else:
+            self.opt = cls([w0.copy()], **hyper, **extra)
         self.state_map = {s: state_map.get(s, s) for s in spec.state_names}
 
     def step(self, g, t):

@@ -46,7 +46,13 @@ def _error(actual: np.ndarray, expected: np.ndarray, scale: float) -> tuple[floa
     return (worst / scale if scale > 0 else worst), tuple(int(i) for i in index)
 
 
-def reference_run(spec: Spec, run: Run, w0, hyper, steps: int) -> tuple[list, list]:
+def reference_run(
+    spec: Spec, run: Run, w0, hyper, steps: int, sign: float = 1.0
+) -> tuple[list, list]:
+    """The reference on the run's gradients, times ``sign``: -1 for an implementation that
+    maximizes. A parameter-dependent stream is the gradient of a function f to minimize; such an
+    implementation is given that of -f (see :func:`~symopt.verify.run.verify`), so the
+    reference takes the gradient of f as it is, and both descend f."""
     ref = ReferenceStepper(spec, [w0], **hyper)
     params, states = [], []
     rng = np.random.default_rng(run.seed)
@@ -54,7 +60,7 @@ def reference_run(spec: Spec, run: Run, w0, hyper, steps: int) -> tuple[list, li
         if run.stream in PARAMETER_DEPENDENT:
             g = STREAMS[run.stream](rng, run.shape, k, ref.params[0])
         else:
-            g = run.grads[k]
+            g = run.grads[k] if sign == 1 else sign * np.asarray(run.grads[k], dtype=np.float64)
         ref.step([g])
         params.append(np.array(ref.params[0], dtype=np.float64))
         states.append({s: np.array(v, dtype=np.float64) for s, v in ref.state[0].items()})

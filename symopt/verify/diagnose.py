@@ -18,7 +18,9 @@ class Diagnosis:
     exact: bool  # matched to the tolerance
 
 
-def closest_variant(spec, runs, hyper, extra, steps, tol, match) -> Diagnosis | None:
+def closest_variant(
+    spec, runs, hyper, extra, steps, tol, match, sign: float = 1.0
+) -> Diagnosis | None:
     best: Diagnosis | None = None
     numeric_extra = {k: float(v) for k, v in extra.items() if isinstance(v, (int, float))}
     for variant in variants(spec, numeric_extra):
@@ -33,7 +35,7 @@ def closest_variant(spec, runs, hyper, extra, steps, tol, match) -> Diagnosis | 
         worst = 0.0
         for run in runs:
             w0 = initial(run)
-            params, states = reference_run(variant.spec, seeded(run), w0, vhyper, steps)
+            params, states = reference_run(variant.spec, seeded(run), w0, vhyper, steps, sign)
             err, _ = compare(run, params, states, tol)
             worst = max(worst, err)
             if best is not None and worst >= best.error:

@@ -10,10 +10,10 @@ import numpy as np
 from symopt.errors import SpecError
 from symopt.spec import Spec
 from symopt.verify.adapters import adapter_factory
-from symopt.verify.arguments import split_hyper
+from symopt.verify.arguments import ApiCall, api_call, split_hyper, uses_api
 from symopt.verify.comparison import Difference, Run, compare, reference_run, seeded
 from symopt.verify.diagnose import Diagnosis, closest_variant
-from symopt.verify.streams import STREAMS, shapes_for
+from symopt.verify.streams import PARAMETER_DEPENDENT, STREAMS, shapes_for
 
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
 #: A variant "matches" when it explains the implementation to this relative error (looser than
@@ -33,12 +33,19 @@ class Report:
     first_difference: Difference | None = None
     diagnosis: Diagnosis | None = None
     compared_state: list[str] = field(default_factory=list)
+    #: The variant of the spec (and maximize) the arguments selected, in words; "" for the
+    #: default.
+    variant: str = ""
+    #: The arguments the implementation was constructed with, when the spec's [api] matches it.
+    arguments: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def summary(self) -> str:
         what = f"{self.target} against {self.against}"
+        if self.variant:
+            what += f" ({self.variant})"
         checked = ", ".join(["w", *self.compared_state])
         if self.passed:
             return (
@@ -99,11 +106,26 @@ def verify(
     streams: Sequence[str] = tuple(STREAMS),
     diagnose: bool = True,
 ) -> Report:
-    """Run ``target`` and the reference on the same streams and compare every step."""
+    """Run ``target`` and the reference on the same streams and compare every step.
+
+    When ``target`` is the class the spec's ``[api]`` matches (torch.optim.Adam for adam), it
+    is constructed with every argument by its own name (``hyper`` gives some, by those names or
+    a tuple's parts by the spec's; the rest take the spec's defaults, which are the class's),
+    the reference runs the variant the flags select, on -g when ``maximize``. Otherwise
+    ``hyper`` passes through :func:`~symopt.verify.arguments.split_hyper`."""
     if dtype not in TOLERANCE:
         raise SpecError(f"dtype must be float64 or float32, got {dtype!r}", key="--dtype")
     factory = adapter_factory(target)
-    spec_hyper, extra = split_hyper(spec, hyper or {})
+    call: ApiCall | None = api_call(spec, hyper or {}, dtype) if uses_api(target, spec) else None
+    exact: dict[str, object] = {}
+    sign = 1.0
+    if call is not None:
+        spec, spec_hyper, extra = call.variant, call.hyper, {}
+        state_map = {**call.state_map, **(state_map or {})}
+        exact = {"kwargs": call.kwargs}
+        sign = -1.0 if call.maximize else 1.0
+    else:
+        spec_hyper, extra = split_hyper(spec, hyper or {})
     tol = TOLERANCE[dtype]
     runs: list[Run] = []
     worst, first = 0.0, None
@@ -114,18 +136,23 @@ def verify(
             for shape in shapes_for(spec):
                 rng = np.random.default_rng(seed)
                 w0 = (rng.standard_normal(shape) * 0.5).astype(dtype)
-                impl = factory(target, w0, spec, spec_hyper, extra, dict(state_map or {}))
+                impl = factory(target, w0, spec, spec_hyper, extra, dict(state_map or {}), **exact)
                 extras_seen.update(getattr(impl, "extras", {}))
                 run = Run(stream, seed, shape)
                 grad_rng = np.random.default_rng(1000 + seed)
                 for k in range(steps):
-                    g = STREAMS[stream](grad_rng, shape, k, impl.params()).astype(dtype)
+                    g = STREAMS[stream](grad_rng, shape, k, impl.params())
+                    if stream in PARAMETER_DEPENDENT:  # maximize: of -f, so both descend f
+                        g = sign * g
+                    g = g.astype(dtype)
                     run.grads.append(g)
                     impl.step(g, spec.t_start + k)
                     run.params.append(impl.params())
                     run.states.append(impl.state())
                 compared |= set(run.states[-1]) if run.states else set()
-                ref_params, ref_states = reference_run(spec, seeded(run), w0, spec_hyper, steps)
+                ref_params, ref_states = reference_run(
+                    spec, seeded(run), w0, spec_hyper, steps, sign
+                )
                 err, diff = compare(run, ref_params, ref_states, tol)
                 worst = max(worst, err)
                 first = first or diff
@@ -140,9 +167,14 @@ def verify(
         runs=len(runs),
         first_difference=first,
         compared_state=sorted(compared),
+        variant=call.description if call is not None else "",
+        arguments=dict(call.kwargs) if call is not None else {},
     )
     if not report.passed and diagnose:
+        if call is not None:  # the extras torch reports are the spec's own hyperparameters
+            own = set(spec.family.raw.hyper_names) if spec.family is not None else set()
+            extras_seen = {k: x for k, x in extras_seen.items() if k not in own}
         report.diagnosis = closest_variant(
-            spec, runs, spec_hyper, {**extras_seen, **extra}, steps, tol, MATCH[dtype]
+            spec, runs, spec_hyper, {**extras_seen, **extra}, steps, tol, MATCH[dtype], sign
         )
     return report

@@ -168,14 +168,25 @@ def template_data(spec: Spec, kernel: Kernel, *, counter: bool = True) -> dict:
 
 
 def array_rows(
-    names: Sequence[str], outputs: Sequence[str], ident: dict[str, str], used: set[str]
+    names: Sequence[str],
+    outputs: Sequence[str],
+    ident: dict[str, str],
+    used: set[str],
+    per_tensor: Sequence[str] = (),
 ) -> list[dict]:
-    """Each array argument: its name, C name, pointer name (``_w``), whether it is written, and
-    whether the loop reads it."""
+    """Each array argument: its name, C name, pointer name (``_w``), whether it is written,
+    whether the loop reads it, and whether it holds one value per tensor (``per_tensor``)."""
     pointer = {a: f"_{ident[a]}" for a in names}
     pointer = {a: p if p not in ident.values() else f"_a{p}" for a, p in pointer.items()}
     return [
-        {"name": a, "c": ident[a], "ptr": pointer[a], "output": a in outputs, "load": a in used}
+        {
+            "name": a,
+            "c": ident[a],
+            "ptr": pointer[a],
+            "output": a in outputs,
+            "load": a in used,
+            "per_tensor": a in per_tensor,
+        }
         for a in names
     ]
 
@@ -245,6 +256,7 @@ def spec_data(
         if {x.name for x in s.init.free_symbols} & {W, G}:
             start = f"{py.doprint(s.init)} (set by the first step; the array starts at {start})"
         row = {"name": s.name, "init": py.doprint(init[s.name]), "start": start}
+        row["per_tensor"] = s.shape == "scalar"  # one value per tensor: an array of one element
         states.append({**row, "doc": s.doc, "c_doc": _comment(s.doc)})
     init_names = {x.name for s in spec.states for x in init[s.name].free_symbols}
     return {
@@ -258,6 +270,7 @@ def spec_data(
         "hypers": hypers,
         "hyper_names": list(spec.hyper_names),
         "states": states,
+        "per_tensor": [s["name"] for s in states if s["per_tensor"]],
         "init_hypers": [h for h in spec.hyper_names if h in init_names],
         "array_names": list(arrays),
         "grad_index": list(arrays).index(G),

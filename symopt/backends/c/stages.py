@@ -8,6 +8,10 @@ in block order and computes the per-tensor scalars, which the next pass reads. S
 same for any number of threads, with and without OpenMP, and the multi-tensor and single-tensor
 calls agree bit for bit. Tensors of one block are each taken whole by one thread; larger ones
 are stepped one after another, all threads sharing each one's blocks.
+
+A state of one value per tensor (``shape = "scalar"``) is an array of one element per tensor:
+one thread reads it before the first pass (with the per-tensor scalars computed from it, kept
+in ``_ts`` like the others) and writes its new value after the last pass.
 """
 
 from __future__ import annotations
@@ -42,15 +46,8 @@ def stages_data(spec: Spec, stages: Stages) -> dict:
     ident = c_identifiers(list(dict.fromkeys(names)))
     helpers: set[str] = set()
     double = CPrinter("f64", ident, helpers)
-    # the per-tensor scalars kept for later: those a pass reads, or a later pass's scalars
-    read = {x.name for p in stages.passes for st in p.body for x in st.expr.free_symbols}
-    kept = []
-    for k, p in enumerate(stages.passes):
-        later = {
-            x.name for q in stages.passes[k + 1 :] for _, e in q.scalars for x in e.free_symbols
-        }
-        kept += [s.name for s, _ in p.scalars if s.name in read | later]
-    slot = {name: i for i, name in enumerate(kept)}
+    per_tensor = [s.name for s in spec.states if s.shape == "scalar"]
+    slot = _slots(stages, per_tensor)
     flags = {s.name for s, e in (*stages.prelude, *stages.tensor_scalars) if is_condition(e)}
     in_passes = {x.name for p in stages.passes for st in p.body for x in st.expr.free_symbols}
     in_scalars = {x.name for _, e in stages.tensor_scalars for x in e.free_symbols}
@@ -60,9 +57,11 @@ def stages_data(spec: Spec, stages: Stages) -> dict:
     carried = [s for s in step if s in in_passes | in_scalars]
     kinds = {s: "int" if s in flags else "double" for s in step}
     kinds["t"] = "long"
-    order = [*stages.arrays, *step, *slot]
-    arrays = array_rows(stages.arrays, stages.outputs, ident, set(stages.arrays))
+    order = [*(a for a in stages.arrays if a not in per_tensor), *step, *slot]
+    arrays = array_rows(stages.arrays, stages.outputs, ident, set(stages.arrays), per_tensor)
     written = {a["name"] for a in arrays if a["output"]}
+    # a per-tensor state's pointer in the per-tensor driver (its old value takes its name)
+    one = {a: f"_s_{ident[a]}" for a in per_tensor}
     precisions = []
     for p in entry_points(arrays, stages.hypers, ident):
         printer = CPrinter(p["suffix"], ident, helpers)
@@ -71,7 +70,11 @@ def stages_data(spec: Spec, stages: Stages) -> dict:
         ]
         p["driver_params"] = [
             "size_t n",
-            *(f"{'' if a['name'] in written else 'const '}{p['ctype']} *{a['c']}" for a in arrays),
+            *(
+                f"{'' if a['name'] in written else 'const '}{p['ctype']} "
+                f"*{one.get(a['name'], a['c'])}"
+                for a in arrays
+            ),
             *(f"{kinds[s]} {ident[s]}" for s in carried),
             "double *_part",
             "double *_ts",
@@ -80,8 +83,23 @@ def stages_data(spec: Spec, stages: Stages) -> dict:
             k: [f"n[{k}]", *(f"{a['c']}[{k}]" for a in arrays), *(ident[s] for s in carried)]
             for k in ("_j", "_k")
         }
+        cast = "(float)" if p["ctype"] == "float" else ""
+        p["stores"] = [
+            {"ptr": one[a], "value": f"{cast}_ts[{slot[v.name]}]", "state": a}
+            for a, v in stages.scalar_stores
+        ]
         precisions.append(p)
     after = [_after(x, double, ident, slot, flags, stages) for x in stages.passes]
+    # before the first pass: the per-tensor states' old values and the scalars computed from them
+    needed = {x.name for _, e in stages.before for x in e.free_symbols} | set(slot)
+    before = [
+        line
+        for a in per_tensor
+        if a in needed
+        for line in (f"// {a}: the old value", f"const double {ident[a]} = {one[a]}[0];")
+    ]
+    before += [f"_ts[{slot[a]}] = {ident[a]};" for a in per_tensor if a in slot]
+    before += _scalars(stages.before, double, ident, slot, flags, stages)
     prelude = [
         {
             "name": ident[s.name],
@@ -91,6 +109,8 @@ def stages_data(spec: Spec, stages: Stages) -> dict:
         for s, e in stages.prelude
     ]
     accumulators = max((len(x.accumulators) for x in stages.passes), default=0)
+    needs = [("reductions", accumulators > 0), ("state", bool(per_tensor))]
+    count = len(stages.passes)
     return {
         **spec_data(spec, stages.arrays, stages.outputs, stages.init, ident),
         "arrays": arrays,
@@ -98,8 +118,12 @@ def stages_data(spec: Spec, stages: Stages) -> dict:
         "unused": [ident[h] for h in (*stages.hypers, "t") if h not in in_prelude | set(carried)],
         "precisions": precisions,
         "after": after,
+        "before": before,
         "helpers": sorted(helpers),
-        "passes": len(stages.passes),
+        "passes": count,
+        "passes_text": f"{count} pass{'es' if count > 1 else ''}",
+        "why": "per-tensor " + " and ".join(word for word, needed in needs if needed),
+        "reduces": accumulators > 0,
         "block": BLOCK,
         "blocks": BLOCKS,
         "accumulators": max(accumulators, 1),
@@ -181,14 +205,35 @@ def _after(
             for i, a in enumerate(x.accumulators)
         ],
         "reads": [{"name": ident[n], "slot": slot[n]} for n in sorted(reads, key=slot.get)],
-        "scalars": [
-            {
-                "name": ident[s.name],
-                "ctype": "int" if s.name in flags else "double",
-                "code": double.doprint(e),
-                "math": _comment(stages.notes.get(s.name, sympy.sstr(e))),
-                "slot": slot.get(s.name),
-            }
-            for s, e in x.scalars
-        ],
+        "scalars": _scalars(x.scalars, double, ident, slot, flags, stages),
     }
+
+
+def _scalars(
+    scalars, double: CPrinter, ident: dict, slot: dict, flags: set[str], stages: Stages
+) -> list[str]:
+    """The lines of C of per-tensor scalars one thread computes, in double, each kept in ``_ts``
+    when a later block or pass reads it."""
+    lines = []
+    for s, e in scalars:
+        lines.append(f"// {_comment(stages.notes.get(s.name, sympy.sstr(e)))}")
+        ctype = "int" if s.name in flags else "double"
+        lines.append(f"const {ctype} {ident[s.name]} = {double.doprint(e)};")
+    return lines + [f"_ts[{slot[s.name]}] = {ident[s.name]};" for s, _ in scalars if s.name in slot]
+
+
+def _slots(stages: Stages, per_tensor: list[str]) -> dict[str, int]:
+    """Where the per-tensor scalars read after the block that computes them are kept in ``_ts``:
+    those a pass or a later block reads, and the per-tensor states' new values (written after the
+    last pass). The block before the first pass defines the states' old values (named as the
+    states) and the scalars computed from them; the block after a pass, the pass's scalars."""
+    blocks = [stages.before, *(p.scalars for p in stages.passes)]
+    defined = [[*per_tensor, *(s.name for s, _ in stages.before)]]
+    defined += [[s.name for s, _ in p.scalars] for p in stages.passes]
+    read = {x.name for p in stages.passes for st in p.body for x in st.expr.free_symbols}
+    read |= {v.name for _, v in stages.scalar_stores}
+    kept = []
+    for k, names in enumerate(defined):
+        later = {x.name for block in blocks[k + 1 :] for _, e in block for x in e.free_symbols}
+        kept += [n for n in names if n in read | later]
+    return {name: i for i, name in enumerate(kept)}

@@ -99,7 +99,24 @@ def _checks(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
             }
         )
     count = {k: sum(c["status"] == k for c in rows) for k in ("passed", "failed", NOT_SHOWN)}
-    return {"checks": rows, "passed": count["passed"], "not_shown": count[NOT_SHOWN]}
+    return {
+        "checks": rows,
+        "check_groups": _by_variant(rows),
+        "passed": count["passed"],
+        "not_shown": count[NOT_SHOWN],
+    }
+
+
+def _by_variant(rows: list[dict]) -> list[dict]:
+    """The rows by variant ("[amsgrad] at rest: ..."), for the PDF: one table each, short
+    enough for a page (SGD's 30 checks in one would not be)."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        label, name = "", row["name_tex"]
+        if name.startswith("[") and "] " in name:
+            label, name = name[1:].split("] ", 1)
+        groups.setdefault(label, []).append({**row, "name_tex": name})
+    return [{"label_tex": label, "rows": group} for label, group in groups.items()]
 
 
 def _common(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
@@ -195,6 +212,9 @@ def _updates(printer: SpecLatexPrinter, spec: Spec) -> list[dict]:
 def template_data(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
     if isinstance(spec, ModelSpec):
         return {**_common(spec, known), "derivation": derivation_latex(spec)}
+    checked = spec
+    if spec.family is not None:  # the equations as written, flags and all
+        spec = spec.family.raw
     printer = SpecLatexPrinter.for_spec(spec)
     updates = _updates(printer, spec)
     equations = updates[0]["equations"]
@@ -216,7 +236,8 @@ def template_data(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
             },
         }
     return {
-        **_common(spec, known),
+        **_common(checked, known),
+        "hypers": _hypers(spec),
         **_states(printer, spec),
         "t_start": spec.t_start,
         "updates": updates,

@@ -59,6 +59,7 @@ class SpecLatexPrinter(TensorLatexMixin, LatexPrinter):
     def for_spec(cls, spec: Spec) -> SpecLatexPrinter:
         names = {s.name: safe_symbol(spec.latex_name(s.name)) for s in _spec_symbols(spec)}
         names.update({ROWS: r"\mathrm{rows}", COLS: r"\mathrm{cols}"})
+        names.update({f.name: r"\mathtt{" + f.name.replace("_", r"\_") + "}" for f in spec.flags})
         variables = {"w", "g", *spec.state_names, *spec.intermediates}
         return cls(names, spec.hyper_names, variables, array_names(spec), MATRIX in spec.features)
 

@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from symopt import __version__
-from symopt.backends.base import Backend, generated, spec_data_file, split_kinds, static_files
+from symopt.backends.api import api_data
+from symopt.backends.base import (
+    Backend,
+    generated,
+    kernel_specs,
+    spec_data_file,
+    split_kinds,
+    static_files,
+)
 from symopt.backends.render import render
 from symopt.backends.second_order import supported
 from symopt.backends.torch import second_order, tensor
@@ -32,6 +40,7 @@ RUNTIME = {
     "_curvature.py": f"torch/{PACKAGE}",
     "_block_newton.py": f"torch/{PACKAGE}",
     "_tensor.py": f"torch/{PACKAGE}",
+    "_api.py": f"torch/{PACKAGE}",
     "torch_support.py": "torch/tests",
 }
 RUNTIME_DIR = Path(__file__).with_name("runtime")
@@ -46,25 +55,40 @@ def spec_file(spec) -> GeneratedFile:
     return spec_data_file("torch", spec)
 
 
+#: The framework arguments of torch.optim the generated classes take.
+FRAMEWORK = ("foreach", "maximize", "capturable", "differentiable", "fused")
+
+
 class TorchBackend(Backend):
     name = "torch"
     supports = features.ALL_FEATURES
+
+    def kernel_files(self, spec: Spec) -> list[GeneratedFile]:
+        """The module of one kernel (a spec, or one variant of a spec with flags) and its tests."""
+        if spec.elementwise:  # one fused kernel: foreach and single-tensor paths
+            data = template_data(spec, lower(spec))
+            kind = ""
+        else:  # whole-tensor statements, parameter by parameter
+            data = tensor.template_data(spec, lower_tensor(spec))
+            kind = "tensor_"
+        return [
+            generated(path, render(template, **data), spec=spec)
+            for template, path in (
+                (f"torch/{kind}optimizer.py.jinja", f"torch/{PACKAGE}/{spec.name}.py"),
+                (f"torch/test_{kind}optimizer.py.jinja", f"torch/tests/test_{spec.name}.py"),
+            )
+        ]
 
     def files(self, specs: Sequence[Spec]) -> list[GeneratedFile]:
         specs, models = split_kinds(specs)
         out = runtime_files()
         for spec in specs:
-            if spec.elementwise:  # one fused kernel: foreach and single-tensor paths
-                data = template_data(spec, lower(spec))
-                kind = ""
-            else:  # whole-tensor statements, parameter by parameter
-                data = tensor.template_data(spec, lower_tensor(spec))
-                kind = "tensor_"
-            for template, path in (
-                (f"torch/{kind}optimizer.py.jinja", f"torch/{PACKAGE}/{spec.name}.py"),
-                (f"torch/test_{kind}optimizer.py.jinja", f"torch/tests/test_{spec.name}.py"),
-            ):
-                out.append(generated(path, render(template, **data), spec=spec))
+            for kernel in kernel_specs(spec):
+                out += self.kernel_files(kernel)
+            if spec.family is not None:
+                data = api_data(spec, FRAMEWORK)
+                body = render("torch/api.py.jinja", **data)
+                out.append(generated(f"torch/{PACKAGE}/{spec.name}.py", body, spec=spec))
             out.append(spec_file(spec))
         out += second_order.files(models)
         names = [{"module": s.name, "class_name": s.class_name} for s in specs]

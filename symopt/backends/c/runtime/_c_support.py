@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from symopt_c import _lib
 
-from symopt.spec import load_spec
+from symopt.spec import load_variant
 
 HERE = Path(__file__).resolve().parent
 
@@ -35,9 +35,10 @@ TINY = {np.float64: 1e-300, np.float32: 1e-37}
 HUGE = {np.float64: 1e30, np.float32: 1e15}
 
 
-def load(name: str):
-    """The spec these tests were generated from (specs/NAME.toml next to them)."""
-    return load_spec(HERE / "specs" / f"{name}.toml")
+def load(name: str, module: str | None = None):
+    """The spec these tests were generated from (specs/NAME.toml next to them); for a spec with
+    flags, the variant generated as ``module``."""
+    return load_variant(HERE / "specs" / f"{name}.toml", module or name)
 
 
 def assert_close(actual, expected, dtype, what, scale=0.0):

@@ -222,6 +222,11 @@ def check_array(name: str, a: np.ndarray, like: np.ndarray, *, writeable: bool =
         raise ValueError(f"{name} must be writeable (it is updated in place)")
 
 
+def scalar_like(p: np.ndarray) -> np.ndarray:
+    """What a state of one value per array is checked against: a 0-d array of ``p``'s dtype."""
+    return np.empty((), dtype=p.dtype)
+
+
 def check_arrays(name: str, arrays: list, likes: list, *, writeable: bool = True) -> None:
     """check_array on each pair, with a fast path for the common case where all are fine: an
     array with the shape, strides and dtype of a C-contiguous one is C-contiguous too."""
@@ -271,13 +276,16 @@ def check_disjoint(outputs: list, inputs: list) -> None:
 class Batch:
     """An optimizer's arrays grouped by dtype, with the pointer tables the C kernels take.
 
-    The tables are rebuilt (and the arrays checked again) whenever one of the parameter or state
-    arrays is replaced by another object; gradient tables are reused while the same gradient
-    objects come back, as they do in most training loops.
+    A state in ``per_tensor`` holds one value per parameter array: a 0-d array (the kernels
+    read and write its one element). The tables are rebuilt (and the arrays checked again)
+    whenever one of the parameter or state arrays is replaced by another object; gradient
+    tables are reused while the same gradient objects come back, as they do in most training
+    loops.
     """
 
-    def __init__(self, state_names: tuple[str, ...]):
+    def __init__(self, state_names: tuple[str, ...], per_tensor: tuple[str, ...] = ()):
         self.state_names = state_names
+        self.per_tensor = frozenset(per_tensor)
         self.key: list = []
         self.grad_key: list = []
         self.groups: list = []  # (dtype, indices, [w, *state] tables, sizes)
@@ -313,7 +321,8 @@ class Batch:
         for i, p in enumerate(params):
             check_array(f"params[{i}]", p, p)
             for n in self.state_names:
-                check_array(f"state[{i}][{n!r}]", states[i][n], p)
+                like = scalar_like(p) if n in self.per_tensor else p
+                check_array(f"state[{i}][{n!r}]", states[i][n], like)
         by_dtype: dict = {}
         for i, p in enumerate(params):
             by_dtype.setdefault(p.dtype, []).append(i)

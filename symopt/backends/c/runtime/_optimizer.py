@@ -25,10 +25,12 @@ def kernels(name: str, arrays: int, hypers: int) -> dict:
 
 def step_in_place(cls, arrays: tuple, t: int, hyper: tuple) -> None:
     """The functional step of ``cls``'s algorithm: ``arrays`` in the order of ``cls.ARRAYS`` (w, g,
-    then the state), checked and updated in place by the single-tensor kernel."""
+    then the state; a state of one value per array, in ``cls.PER_TENSOR``, 0-d), checked and
+    updated in place by the single-tensor kernel."""
     w = arrays[0]
     for name, a in zip(cls.ARRAYS, arrays, strict=True):
-        _lib.check_array(name, a, w, writeable=name != "g")
+        like = _lib.scalar_like(w) if name in cls.PER_TENSOR else w
+        _lib.check_array(name, a, like, writeable=name != "g")
     outputs = [(name, a) for name, a in zip(cls.ARRAYS, arrays, strict=True) if name != "g"]
     _lib.check_disjoint(outputs, [("g", arrays[1])])
     hyper = tuple(float(h) for h in hyper)
@@ -40,14 +42,21 @@ def step_in_place(cls, arrays: tuple, t: int, hyper: tuple) -> None:
 class Optimizer:
     """An optimizer over a list of float32/float64 NumPy arrays, updated in place by one call into
     the C kernels per dtype and step. Hyperparameters are attributes and may be changed between
-    steps (learning-rate schedules). Subclasses set NAME, T_START, DEFAULTS, STATE and ARRAYS and
-    define ``check_hyper`` and ``initial_state``."""
+    steps (learning-rate schedules). Subclasses set NAME, T_START, DEFAULTS, STATE and ARRAYS (and
+    PER_TENSOR, the state of one value per parameter array, kept as 0-d arrays) and define
+    ``check_hyper`` and ``new_state``.
+
+    The class methods (:meth:`apply`, :meth:`new_state`, :meth:`state_names_for`,
+    :meth:`state_shape`, :meth:`load`) run the kernels on arrays held elsewhere: a class with a
+    library's arguments (``_api.ApiOptimizer``) runs the kernels of each setting of its flags
+    with them."""
 
     NAME: str
     T_START: int
     DEFAULTS: dict
     STATE: tuple
     ARRAYS: tuple
+    PER_TENSOR: tuple = ()
 
     def __init__(self, params, **hyper) -> None:
         self.params = list(params)
@@ -60,23 +69,48 @@ class Optimizer:
         #: Steps taken so far; the next step runs with t = T_START + steps.
         self.steps = 0
         self.state = [self.initial_state(p) for p in self.params]
-        self._batch = _lib.Batch(self.STATE)
+        self._batch = _lib.Batch(self.STATE, self.PER_TENSOR)
 
     @classmethod
     def kernels(cls) -> dict:
         """dtype -> (single-tensor, multi-tensor) ctypes functions; builds the library if needed."""
         return kernels(cls.NAME, len(cls.ARRAYS), len(cls.DEFAULTS))
 
+    @classmethod
+    def load(cls) -> None:
+        """Builds (if needed) and binds the library's functions of this kernel."""
+        cls.kernels()
+
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         cls.hyperparameters = tuple(cls.DEFAULTS)
+        cls.state_names = tuple(cls.STATE)
+        cls.t_start = cls.T_START
 
     @staticmethod
     def check_hyper(*hyper: float) -> None:
         raise NotImplementedError
 
     def initial_state(self, p: np.ndarray) -> dict[str, np.ndarray]:
+        """The state of parameter ``p`` before its first step, at the current hyperparameters."""
+        return self.new_state(p, {name: float(getattr(self, name)) for name in self.DEFAULTS})
+
+    @classmethod
+    def new_state(cls, p: np.ndarray, hyper) -> dict[str, np.ndarray]:
+        """The state arrays of parameter ``p`` before its first step (``hyper``: the
+        hyperparameters by name, for state that starts at one of them)."""
         raise NotImplementedError
+
+    @classmethod
+    def state_names_for(cls, p: np.ndarray) -> tuple[str, ...]:
+        """The state arrays parameter ``p`` has: all of them."""
+        return cls.STATE
+
+    @classmethod
+    def state_shape(cls, name: str, p: np.ndarray) -> tuple[int, ...]:
+        """The shape of state array ``name`` of parameter ``p``: the parameter's, or () for a
+        state of one value per array."""
+        return () if name in cls.PER_TENSOR else p.shape
 
     def step(self, grads) -> None:
         """Apply one step given one gradient array per parameter array."""
@@ -91,6 +125,21 @@ class Optimizer:
             multi = self._kernels[dtype][1]
             multi(count, *tables, sizes, t, *hyper)
         self.steps += 1
+
+    @classmethod
+    def apply(cls, params, inputs, states, t: int, hyper, cache: dict | None = None) -> None:
+        """One step at counter ``t`` of ``params`` in place, unchecked: ``inputs[0]`` holds the
+        gradients, ``states`` each parameter's state arrays by name, ``hyper`` every
+        hyperparameter by name. ``cache``: a dict the caller keeps for this class between
+        steps (the pointer tables live there, rebuilt when an array is replaced)."""
+        cache = {} if cache is None else cache
+        batch = cache.get("batch")
+        if batch is None:
+            batch = cache["batch"] = _lib.Batch(cls.STATE, cls.PER_TENSOR)
+        multis = cls.kernels()
+        values = [hyper[name] for name in cls.DEFAULTS]
+        for dtype, count, tables, sizes in batch.prepare(list(params), states, list(inputs[0])):
+            multis[dtype][1](count, *tables, sizes, t, *values)
 
     def state_dict(self) -> dict:
         """A deep copy of everything needed to resume: steps, hyperparameters and state arrays."""
@@ -111,9 +160,10 @@ class Optimizer:
             if set(s) != set(self.STATE):
                 raise ValueError(f"state[{i}] has keys {sorted(s)}, expected {sorted(self.STATE)}")
             for k, v in s.items():
-                if np.shape(v) != p.shape:
+                if np.shape(v) != self.state_shape(k, p):
                     raise ValueError(
-                        f"state[{i}][{k!r}] has shape {np.shape(v)}, expected {p.shape}"
+                        f"state[{i}][{k!r}] has shape {np.shape(v)}, "
+                        f"expected {self.state_shape(k, p)}"
                     )
         for own, s in zip(self.state, states, strict=True):
             for k, v in s.items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -149,7 +149,12 @@ class Optimizer:
     (``defaults``), state arrays (``state_names``), read-only inputs besides the gradient
     (``inputs``), first step counter (``t_start``), and the derived functions: ``check_hyper``
     (the domains), ``prelude`` (the scalars of one step), ``kernel`` (one chunk's update, which
-    needs ``scratch`` buffers) and ``initial_state``.
+    needs ``scratch`` buffers) and ``new_state``.
+
+    The class methods (:meth:`apply`, :meth:`new_state`, :meth:`state_names_for`,
+    :meth:`state_shape`, :meth:`load`) run the kernel on arrays held elsewhere: a class with a
+    library's arguments (``_api.ApiOptimizer``) runs the kernel of each setting of its flags
+    with them.
     """
 
     defaults: dict[str, float] = {}
@@ -185,7 +190,28 @@ class Optimizer:
         return checked_hyper(type(self).check_hyper, **values)
 
     def initial_state(self, p: np.ndarray) -> dict[str, np.ndarray]:
+        """The state of parameter ``p`` before its first step, at the current hyperparameters."""
+        return self.new_state(p, self.hyper())
+
+    @classmethod
+    def load(cls) -> None:
+        """Makes the kernel ready to run (here it always is)."""
+
+    @classmethod
+    def new_state(cls, p: np.ndarray, hyper: Mapping[str, float]) -> dict[str, np.ndarray]:
+        """The state arrays of parameter ``p`` before its first step (``hyper``: the
+        hyperparameters by name, for state that starts at one of them)."""
         return {}
+
+    @classmethod
+    def state_names_for(cls, p: np.ndarray) -> tuple[str, ...]:
+        """The state arrays parameter ``p`` has (every parameter has all of them here)."""
+        return cls.state_names
+
+    @classmethod
+    def state_shape(cls, name: str, p: np.ndarray) -> tuple[int, ...]:
+        """The shape of state array ``name`` of parameter ``p``."""
+        return p.shape
 
     def check_inputs(self, inputs: Sequence[list], hyper: dict[str, float]) -> None:
         """Every input array shaped and typed like its parameter (subclasses add conditions)."""
@@ -201,15 +227,32 @@ class Optimizer:
         arrays_in = [list(grads), *(list(a) for a in inputs)]
         hyper = self.hyper()
         self.check_inputs(arrays_in, hyper)
-        scalars = type(self).prelude(self.t_start + self.steps, **hyper)
+        self.apply(self.params, arrays_in, self.state, self.t_start + self.steps, hyper)
+        self.steps += 1
+
+    @classmethod
+    def apply(
+        cls,
+        params: Sequence[np.ndarray],
+        inputs: Sequence[Sequence[np.ndarray]],
+        states: Sequence[Mapping[str, np.ndarray]],
+        t: int,
+        hyper: Mapping[str, float],
+        cache: dict | None = None,
+    ) -> None:
+        """One step at counter ``t`` of ``params`` in place, unchecked: ``inputs`` holds the
+        gradients (and any other input) per parameter, ``states`` each parameter's state
+        arrays by name, ``hyper`` every hyperparameter by name. ``cache``: what the caller
+        keeps for this class between steps (unused here)."""
+        scalars = cls.prelude(t, **hyper)
         by_dtype: dict[np.dtype, list[Range]] = {}
-        for i, p in enumerate(self.params):
-            arrays = (p, *(a[i] for a in arrays_in), *self.state[i].values())
+        for i, p in enumerate(params):
+            state = states[i]
+            arrays = (p, *(a[i] for a in inputs), *(state[n] for n in cls.state_names))
             flat = tuple(a.reshape(-1) for a in arrays)
             by_dtype.setdefault(p.dtype, []).append((flat, 0, p.size))
         for ranges in by_dtype.values():
-            run_kernel(type(self).kernel, self.scratch, ranges, scalars)
-        self.steps += 1
+            run_kernel(cls.kernel, cls.scratch, ranges, scalars)
 
     def state_dict(self) -> dict:
         """A deep copy of everything needed to resume: steps, hyperparameters and state arrays."""

@@ -22,15 +22,21 @@ def takes_update(applies_to: str, ndim: int) -> bool:
     return applies_to == "any" or ndim == 2 or (applies_to == "multidim" and ndim > 2)
 
 
+def state_size(shape: str, size: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of a state array of one of the spec's shapes (full, scalar, rows, cols) for a
+    parameter of shape ``size``."""
+    if shape == "scalar":
+        return ()
+    if shape == "rows":  # per row (and per matrix of a stack of them)
+        return size[:-1] + (1,)
+    if shape == "cols":
+        return size[:-2] + (1,) + size[-1:]
+    return size
+
+
 def state_array(shape: str, p: np.ndarray, value: float) -> np.ndarray:
     """A state array of one of the spec's shapes (full, scalar, rows, cols) for parameter ``p``."""
-    size = {
-        "full": p.shape,
-        "scalar": (),
-        "rows": p.shape[:-1] + (1,),  # per row (and per matrix of a stack of them)
-        "cols": p.shape[:-2] + (1,) + p.shape[-1:],
-    }[shape]
-    return np.full(size, value, dtype=p.dtype)
+    return np.full(state_size(shape, p.shape), value, dtype=p.dtype)
 
 
 def run_update(update: Update, w, g, state: dict, scalars: tuple) -> None:
@@ -45,40 +51,64 @@ class TensorOptimizer(Optimizer):
 
     A generated subclass sets ``update`` (every parameter's step, or that of 2-D parameters
     when ``matrix_only``), ``update_other`` (the other parameters' step, or None when the spec
-    refuses them) and ``initial_state``.
+    refuses them), the states each of them keeps (``main_states``, ``other_states``), the
+    states' shapes (``state_shapes``: full, scalar, rows or cols) and ``new_state``.
     """
 
     #: Which parameters take ``update``: "any", "matrix" (2-D) or "multidim" (2-D or more).
     applies_to = "any"
     update: Update
     update_other: Update | None = None
+    main_states: tuple[str, ...] = ()
+    other_states: tuple[str, ...] = ()
+    state_shapes: dict[str, str] = {}
 
     def __init__(self, params: Sequence[np.ndarray], **hyper: float) -> None:
-        for i, p in enumerate(params):
-            if type(self).update_other is None and not self.is_matrix(np.asarray(p)):
-                raise ValueError(
-                    f"{type(self).__name__} applies to {SHAPE_WORDS[self.applies_to]} "
-                    f"parameters only; params[{i}] has shape {np.shape(p)}"
-                )
+        self.check_shapes(params)
         super().__init__(params, **hyper)
 
-    def is_matrix(self, p: np.ndarray) -> bool:
-        """Whether ``p`` takes ``update`` (every parameter does when ``applies_to`` is "any")."""
-        return takes_update(self.applies_to, p.ndim)
+    @classmethod
+    def check_shapes(cls, params: Sequence[np.ndarray]) -> None:
+        """ValueError for a parameter this spec has no update for."""
+        for i, p in enumerate(params):
+            if cls.update_other is None and not cls.is_matrix(np.asarray(p)):
+                raise ValueError(
+                    f"{cls.__name__} applies to {SHAPE_WORDS[cls.applies_to]} "
+                    f"parameters only; params[{i}] has shape {np.shape(p)}"
+                )
 
-    def update_for(self, p: np.ndarray) -> Update:
-        cls = type(self)
-        return cls.update if self.is_matrix(p) else cls.update_other  # type: ignore[return-value]
+    @classmethod
+    def is_matrix(cls, p: np.ndarray) -> bool:
+        """Whether ``p`` takes ``update`` (every parameter does when ``applies_to`` is "any")."""
+        return takes_update(cls.applies_to, p.ndim)
+
+    @classmethod
+    def update_for(cls, p: np.ndarray) -> Update:
+        return cls.update if cls.is_matrix(p) else cls.update_other  # type: ignore[return-value]
+
+    @classmethod
+    def state_names_for(cls, p: np.ndarray) -> tuple[str, ...]:
+        """The state arrays of ``p``: those of the update it takes."""
+        return cls.main_states if cls.is_matrix(p) else cls.other_states
+
+    @classmethod
+    def state_shape(cls, name: str, p: np.ndarray) -> tuple[int, ...]:
+        return state_size(cls.state_shapes.get(name, "full"), p.shape)
 
     def step(self, grads) -> None:
         """Apply one step given one gradient array per parameter array."""
         grads = list(grads)
         hyper = self.hyper()
         self.check_inputs([grads], hyper)
-        scalars = type(self).prelude(self.t_start + self.steps, **hyper)
-        for p, g, state in zip(self.params, grads, self.state, strict=True):
-            run_update(self.update_for(p), p, g, state, scalars)
+        self.apply(self.params, [grads], self.state, self.t_start + self.steps, hyper)
         self.steps += 1
+
+    @classmethod
+    def apply(cls, params, inputs, states, t: int, hyper, cache: dict | None = None) -> None:
+        """One step at counter ``t``, unchecked (see ``Optimizer.apply``)."""
+        scalars = cls.prelude(t, **hyper)
+        for p, g, state in zip(params, inputs[0], states, strict=True):
+            run_update(cls.update_for(p), p, g, state, scalars)
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a :meth:`state_dict`; every array must have this optimizer's keys and shapes."""

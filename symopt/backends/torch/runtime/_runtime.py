@@ -11,12 +11,12 @@ Depends on torch only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch.optim import Optimizer
 
-__all__ = ["ElementwiseOptimizer", "zero_dim"]
+__all__ = ["ElementwiseOptimizer", "advance", "prepare_state", "step_tensor", "zero_dim"]
 
 
 def zero_dim(like: torch.Tensor, *values: float) -> tuple[torch.Tensor, ...]:
@@ -62,11 +62,10 @@ class ElementwiseOptimizer(Optimizer):
     def __init__(self, params, hyper: dict, foreach: bool | None = None) -> None:
         type(self).check_hyper(*(float(hyper[name]) for name in self.hyperparameters))
         super().__init__(params, {**hyper, "foreach": foreach})
-        self._scratch: dict[torch.Tensor, tuple[torch.Tensor, ...]] = {}
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
-        self._scratch = {}
+        self.__dict__.pop("_scratch", None)
         for group in self.param_groups:
             group.setdefault("foreach", None)
 
@@ -75,29 +74,7 @@ class ElementwiseOptimizer(Optimizer):
         group = self.param_groups[-1]
         type(self).check_hyper(*(float(group[name]) for name in self.hyperparameters))
 
-    def _new_scratch(self, p: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Scratch tensors like p, kept between steps (out of the state: they hold nothing
-        between steps) so that a step allocates no memory."""
-        buffers = tuple(
-            torch.empty_like(p, memory_format=torch.preserve_format) for _ in range(self.scratch)
-        ) + tuple(
-            torch.empty_like(p, dtype=torch.bool, memory_format=torch.preserve_format)
-            for _ in range(self.masks)
-        )
-        self._scratch[p] = buffers
-        return buffers
-
-    def _tensors(self, p: torch.Tensor, grad: torch.Tensor, state: dict) -> list[torch.Tensor]:
-        """The update's arguments for one parameter, in the order of ``arrays`` and scratch."""
-        tensors = [p if a == "w" else grad if a == "g" else state[a] for a in self.arrays]
-        if self.scratch or self.masks:
-            buffers = self._scratch.get(p)
-            first = p.dtype if self.scratch else torch.bool
-            if buffers is None or buffers[0].shape != p.shape or buffers[0].dtype != first:
-                buffers = self._new_scratch(p)
-            tensors += buffers
-        return tensors
-
+    @torch.compiler.disable  # a compiled training step runs it eagerly (a graph break)
     @torch.no_grad()
     def step(self, closure=None):
         """One step for every parameter with a gradient; returns the closure's loss, if any."""
@@ -106,38 +83,122 @@ class ElementwiseOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         cls = type(self)
-        name = cls.__name__
         for group in self.param_groups:
             hyper = tuple(float(group[h]) for h in self.hyperparameters)
             cls.check_hyper(*hyper)
-            buckets: dict[tuple, list[list[torch.Tensor]]] = {}
-            for p in group["params"]:
-                grad = p.grad
-                if grad is None:
-                    continue
-                if grad.is_sparse:
-                    raise RuntimeError(f"{name} does not support sparse gradients")
-                if torch.is_complex(p):
-                    raise RuntimeError(f"{name} does not support complex parameters")
-                state = self.state[p]
-                counter = self.step_key
-                if not state:
-                    state[counter] = 0
-                    state.update(cls.initial_state(p, group))
-                state[counter] += 1
-                key = (p.device, p.dtype, state[counter])
-                lists = buckets.get(key)
-                if lists is None:
-                    width = len(self.arrays) + self.scratch + self.masks
-                    lists = buckets[key] = [[] for _ in range(width)]
-                for tensors, tensor in zip(lists, self._tensors(p, grad, state), strict=True):
-                    tensors.append(tensor)
-            foreach = group["foreach"] is not False
-            for (_, _, steps), lists in buckets.items():
-                scalars = cls.scalars(self.t_start + steps - 1, *hyper)
-                if foreach:
-                    cls.update_foreach(*lists, scalars)
-                else:
-                    for tensors in zip(*lists, strict=True):
-                        cls.update_single(*tensors, scalars)
+            cls.run_group(self, group["params"], hyper, foreach=group["foreach"] is not False)
         return loss
+
+    @classmethod
+    def run_group(
+        cls,
+        opt: Optimizer,
+        params: list[torch.Tensor],
+        hyper: tuple[float, ...],
+        *,
+        foreach: bool = True,
+        maximize: bool = False,
+        keys: Mapping[str, str] | None = None,
+        counter: str | None = None,
+        tensor_counter: bool = False,
+        name: str | None = None,
+    ) -> None:
+        """One step of the parameters of one group with these hyperparameters.
+
+        ``opt`` holds the state (``opt.state``) and the scratch buffers (``opt._scratch``): this
+        class's optimizer, or a class with torch.optim's arguments that runs this kernel for
+        one setting of its flags, with the state under its ``keys`` (``m`` -> ``exp_avg``), its
+        step ``counter`` a 0-d tensor as in torch.optim, and the gradient negated for
+        ``maximize``."""
+        name = name or cls.__name__
+        values = dict(zip(cls.hyperparameters, hyper, strict=True))
+        keys = keys or {}
+        counter = counter or cls.step_key
+        names = [a for a in cls.arrays if a not in ("w", "g")]
+        buckets: dict[tuple, list[list[torch.Tensor]]] = {}
+        for p in params:
+            grad = p.grad
+            if grad is None:
+                continue
+            if grad.is_sparse:
+                raise RuntimeError(f"{name} does not support sparse gradients")
+            if torch.is_complex(p):
+                raise RuntimeError(f"{name} does not support complex parameters")
+            if maximize:
+                grad = -grad
+            state = opt.state[p]
+            if counter not in state or any(keys.get(n, n) not in state for n in names):
+                fresh = cls.initial_state(p, values)
+                prepare_state(state, fresh, keys, counter, tensor_counter)
+            steps = advance(state, counter)
+            key = (p.device, p.dtype, steps)
+            lists = buckets.get(key)
+            if lists is None:
+                width = len(cls.arrays) + cls.scratch + cls.masks
+                lists = buckets[key] = [[] for _ in range(width)]
+            arrays = [
+                p if a == "w" else grad if a == "g" else state[keys.get(a, a)] for a in cls.arrays
+            ]
+            for tensors, tensor in zip(lists, arrays + cls.scratch_for(opt, p), strict=True):
+                tensors.append(tensor)
+        for (_, _, steps), lists in buckets.items():
+            scalars = cls.scalars(cls.t_start + steps - 1, *hyper)
+            if foreach:
+                cls.update_foreach(*lists, scalars)
+            else:
+                for tensors in zip(*lists, strict=True):
+                    cls.update_single(*tensors, scalars)
+
+    @classmethod
+    def scratch_for(cls, opt: Optimizer, p: torch.Tensor) -> list[torch.Tensor]:
+        """The scratch tensors of ``p`` (``cls.scratch`` like it, ``cls.masks`` boolean), kept by
+        ``opt`` between steps (out of the state: they hold nothing between steps) so that a
+        step allocates no memory."""
+        if not (cls.scratch or cls.masks):
+            return []
+        store = opt.__dict__.setdefault("_scratch", {})
+        buffers = store.get(p)
+        first = p.dtype if cls.scratch else torch.bool
+        wanted = cls.scratch + cls.masks
+        if (
+            buffers is None
+            or len(buffers) != wanted
+            or buffers[0].shape != p.shape
+            or buffers[0].dtype != first
+        ):
+            buffers = tuple(
+                torch.empty_like(p, memory_format=torch.preserve_format) for _ in range(cls.scratch)
+            ) + tuple(
+                torch.empty_like(p, dtype=torch.bool, memory_format=torch.preserve_format)
+                for _ in range(cls.masks)
+            )
+            store[p] = buffers
+        return list(buffers)
+
+
+def prepare_state(
+    state: dict, fresh: dict, keys: Mapping[str, str], counter: str, tensor_counter: bool
+) -> None:
+    """A parameter's state before its step: new, or completed where keys are missing (from a
+    checkpoint of torch.optim with another setting of the flags, or without a step counter).
+    ``fresh``: the initial state, by the spec's names."""
+    if counter not in state:
+        state[counter] = step_tensor(0) if tensor_counter else 0
+    for name, tensor in fresh.items():
+        state.setdefault(keys.get(name, name), tensor)
+
+
+def step_tensor(value: float) -> torch.Tensor:
+    """A step counter as torch.optim keeps it: a 0-d float tensor on the CPU."""
+    dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+    return torch.tensor(float(value), dtype=dtype)
+
+
+def advance(state: dict, counter: str) -> int:
+    """Count one more step; the number of steps taken, this one included."""
+    steps = state[counter]
+    if isinstance(steps, torch.Tensor):
+        steps.add_(1)
+        return int(steps.item())
+    state[counter] = steps + 1
+    return steps + 1

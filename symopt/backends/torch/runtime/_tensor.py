@@ -12,10 +12,12 @@ Depends on torch only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch.optim import Optimizer
+
+from ._runtime import advance, prepare_state
 
 SHAPE_WORDS = {"any": "all", "matrix": "2-D", "multidim": "multi-dimensional"}
 
@@ -80,19 +82,26 @@ class TensorOptimizer(Optimizer):
         group = self.param_groups[-1]
         cls = type(self)
         cls.check_hyper(*(float(group[name]) for name in self.hyperparameters))
+        cls.refuse_shapes(group["params"], cls.__name__)
+
+    @classmethod
+    def refuse_shapes(cls, params: list[torch.Tensor], name: str) -> None:
+        """ValueError for a parameter the spec's update is not for, when it has no other."""
         if cls.update_other is None:
-            for p in group["params"]:
-                if not self.is_matrix(p):
+            for p in params:
+                if not cls.takes_update(p):
                     raise ValueError(
-                        f"{cls.__name__} applies to {SHAPE_WORDS[self.applies_to]} parameters "
+                        f"{name} applies to {SHAPE_WORDS[cls.applies_to]} parameters "
                         f"only; got a parameter of shape {tuple(p.shape)}"
                     )
 
-    def is_matrix(self, p: torch.Tensor) -> bool:
+    @classmethod
+    def takes_update(cls, p: torch.Tensor) -> bool:
         """Whether ``p`` takes ``update`` (every parameter does when ``applies_to`` is "any")."""
         ndim = p.ndim
-        return self.applies_to == "any" or ndim == 2 or (self.applies_to == "multidim" and ndim > 2)
+        return cls.applies_to == "any" or ndim == 2 or (cls.applies_to == "multidim" and ndim > 2)
 
+    @torch.compiler.disable  # a compiled training step runs it eagerly (a graph break)
     @torch.no_grad()
     def step(self, closure=None):
         """One step for every parameter with a gradient; returns the closure's loss, if any."""
@@ -101,34 +110,56 @@ class TensorOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         cls = type(self)
-        name = cls.__name__
-        counter = self.step_key
         for group in self.param_groups:
             hyper = tuple(float(group[h]) for h in self.hyperparameters)
             cls.check_hyper(*hyper)
-            scalars: dict[int, tuple] = {}
-            for p in group["params"]:
-                grad = p.grad
-                if grad is None:
-                    continue
-                if grad.is_sparse:
-                    raise RuntimeError(f"{name} does not support sparse gradients")
-                if torch.is_complex(p):
-                    raise RuntimeError(f"{name} does not support complex parameters")
-                matrix = self.is_matrix(p)
-                update = cls.update if matrix else cls.update_other
-                if update is None:
-                    raise ValueError(
-                        f"{name} applies to {SHAPE_WORDS[self.applies_to]} parameters only, "
-                        f"got {p.ndim}-D"
-                    )
-                state = self.state[p]
-                if not state:
-                    state[counter] = 0
-                    state.update(cls.initial_state(p, group, matrix))
-                state[counter] += 1
-                steps = state[counter]
-                if steps not in scalars:
-                    scalars[steps] = cls.scalars(self.t_start + steps - 1, *hyper)
-                update(p, grad, state, scalars[steps])
+            cls.run_group(self, group["params"], hyper)
         return loss
+
+    @classmethod
+    def run_group(
+        cls,
+        opt: Optimizer,
+        params: list[torch.Tensor],
+        hyper: tuple[float, ...],
+        *,
+        foreach: bool = True,
+        maximize: bool = False,
+        keys: Mapping[str, str] | None = None,
+        counter: str | None = None,
+        tensor_counter: bool = False,
+        name: str | None = None,
+    ) -> None:
+        """One step of the parameters of one group with these hyperparameters, parameter by
+        parameter (``foreach`` has nothing to choose); the other arguments as in
+        ``ElementwiseOptimizer.run_group``."""
+        name = name or cls.__name__
+        keys = keys or {}
+        counter = counter or cls.step_key
+        values = dict(zip(cls.hyperparameters, hyper, strict=True))
+        scalars: dict[int, tuple] = {}
+        for p in params:
+            grad = p.grad
+            if grad is None:
+                continue
+            if grad.is_sparse:
+                raise RuntimeError(f"{name} does not support sparse gradients")
+            if torch.is_complex(p):
+                raise RuntimeError(f"{name} does not support complex parameters")
+            if maximize:
+                grad = -grad
+            matrix = cls.takes_update(p)
+            update = cls.update if matrix else cls.update_other
+            if update is None:
+                raise ValueError(
+                    f"{name} applies to {SHAPE_WORDS[cls.applies_to]} parameters only, "
+                    f"got {p.ndim}-D"
+                )
+            state = opt.state[p]
+            fresh = cls.initial_state(p, values, matrix) if counter not in state else {}
+            prepare_state(state, fresh, keys, counter, tensor_counter)
+            steps = advance(state, counter)
+            if steps not in scalars:
+                scalars[steps] = cls.scalars(cls.t_start + steps - 1, *hyper)
+            view = {n: state[k] for n, k in keys.items() if k in state} if keys else state
+            update(p, grad, view, scalars[steps])

@@ -1,0 +1,135 @@
+"""The runtime of generated classes called like a library's (torch.optim's arguments, defaults,
+validation messages and state_dict layout), over kernels generated for each setting of a spec's
+flags.
+
+A generated module binds the arguments (tuples such as ``betas`` for ``beta1`` and ``beta2``),
+the check of their values, the axes that pick a kernel (flags, and hyperparameters whose 0
+switches a term off) and the kernel of each setting, and the state keys; this class runs them:
+per param group it picks the kernel of the group's setting and runs it on the group's tensors,
+with the gradient negated for ``maximize``, the state under torch.optim's keys and the step
+counter a 0-d tensor, as torch.optim keeps them.
+
+Depends on torch only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from torch.optim import Optimizer
+
+__all__ = ["ApiOptimizer"]
+
+#: Framework arguments this runtime cannot honour when true, and why.
+REFUSED = {
+    "capturable": "CUDA graph capture is not supported: leave capturable=False",
+    "differentiable": "the update runs under torch.no_grad(): leave differentiable=False",
+    "fused": "no fused kernel is generated yet: use foreach (the default) or fused=None",
+}
+
+
+class ApiOptimizer(Optimizer):
+    """A ``torch.optim.Optimizer`` with a library's arguments, running generated kernels.
+
+    A subclass sets, as class attributes:
+
+    * ``tuples``: an argument that is a tuple of hyperparameters -> their names;
+    * ``axes``: ``(name, kind)`` pairs, kind ``"flag"`` (true/false) or ``"nonzero"`` (a
+      hyperparameter whose 0 switches off a term), in the order of ``kernels``' keys;
+    * ``kernels``: each setting of the axes (a tuple of bools) -> the kernel class that runs it
+      (an ``ElementwiseOptimizer`` or ``TensorOptimizer`` subclass of the module's variants);
+    * ``state_keys``: the spec's state names -> the keys of the state dict;
+    * ``choices``: a string argument (Muon's ``adjust_lr_fn``) -> its values -> the flags each
+      sets; ``machine_epsilon``: hyperparameters that may be None, the machine epsilon of the
+      parameters' dtype (Adafactor's ``eps=(None, 1e-3)``);
+    * ``check_arguments(**values)``: raises ValueError, with the library's message, for values
+      the library refuses (hyperparameters and flags by the spec's names).
+    """
+
+    tuples: Mapping[str, tuple[str, ...]] = {}
+    axes: tuple[tuple[str, str], ...] = ()
+    kernels: Mapping[tuple[bool, ...], type] = {}
+    state_keys: Mapping[str, str] = {}
+    #: A string argument -> each of its values (None among them) -> the flags it sets.
+    choices: Mapping[str, Mapping[str | None, Mapping[str, bool]]] = {}
+    #: Hyperparameters whose None means the machine epsilon of the parameters' dtype.
+    machine_epsilon: tuple[str, ...] = ()
+    check_arguments: Callable[..., None]
+
+    def __init__(self, params, defaults: dict) -> None:
+        name = type(self).__name__
+        for key, why in REFUSED.items():
+            if defaults.get(key):
+                raise RuntimeError(f"{name}: {key}=True: {why}")
+        type(self).check_arguments(**self.values(defaults, torch.get_default_dtype()))
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        kernel = next(iter(self.kernels.values()))
+        refuse = getattr(kernel, "refuse_shapes", None)  # a spec for 2-D parameters only
+        if refuse is not None:
+            refuse(self.param_groups[-1]["params"], type(self).__name__)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self.__dict__.pop("_scratch", None)
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+
+    def values(self, group: Mapping, dtype: torch.dtype) -> dict:
+        """A group's arguments and, by the spec's names, its hyperparameters and flags: tuples
+        unpacked, choices turned into the flags they set, None resolved for ``dtype``."""
+        out = dict(group)
+        for key, value in group.items():
+            parts = self.tuples.get(key)
+            if parts is not None:
+                if not isinstance(value, (tuple, list)) or len(value) != len(parts):
+                    raise ValueError(f"{key} must be a tuple of {len(parts)} values, got {value!r}")
+                out.update(zip(parts, value, strict=True))
+            options = self.choices.get(key)
+            if options is not None:  # a value outside them: the first's, until it is refused
+                out.update(options.get(value, options[None]))
+        for name in self.machine_epsilon:
+            if out.get(name) is None:
+                out[name] = torch.finfo(dtype).eps
+        return out
+
+    def kernel(self, values: Mapping) -> type:
+        """The kernel class of a group's setting of the axes."""
+        setting = tuple(
+            bool(values[name]) if kind == "flag" else float(values[name]) != 0
+            for name, kind in self.axes
+        )
+        return self.kernels[setting]
+
+    @torch.compiler.disable  # a compiled training step runs it eagerly (a graph break)
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One step for every parameter with a gradient; returns the closure's loss, if any."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        name = type(self).__name__
+        for group in self.param_groups:
+            params = group["params"]
+            dtype = next((p.dtype for p in params if p.grad is not None), None)
+            if dtype is None:
+                continue
+            values = self.values(group, dtype)
+            kernel = self.kernel(values)
+            kernel.run_group(
+                self,
+                params,
+                tuple(float(values[h]) for h in kernel.hyperparameters),
+                foreach=group.get("foreach") is not False,
+                maximize=bool(group.get("maximize", False)),
+                keys=self.state_keys,
+                counter="step",
+                tensor_counter=True,
+                name=name,
+            )
+        return loss
