@@ -5,9 +5,12 @@ and an in-place bandwidth kernel, all in one run.
 
 Rows, for each size, layout (one tensor, or 100 equal tensors), dtype and thread count:
 
-* ``generated``: the generated multi-tensor kernel (``symopt_adam_step_multi_f32``) called through
-  ctypes with prebuilt pointer tables: the C code alone.
-* ``generated, class``: ``symopt_c.Adam.step(grads)``, the Python API (argument checks and all).
+* ``generated``: the generated multi-tensor kernel of Adam's default setting
+  (``symopt_adam_step_multi_f32``, bound in ``symopt_c._adam``) called through ctypes with
+  prebuilt pointer tables: the C code alone.
+* ``generated, class``: ``symopt_c.Adam(params, lr=..., betas=(...), eps=...).step(grads)``, the
+  Python API a user calls (torch.optim's arguments, checked and dispatched to the kernel of their
+  setting at every step).
 * ``hand-written``: Adam as an expert writes it in C with the same compiler and flags: restrict
   pointers, the bias corrections folded into two scalars, one loop per tensor, and with threads
   one OpenMP parallel region whose ``omp for nowait`` splits each tensor.
@@ -43,7 +46,7 @@ sys.path.insert(0, str(ROOT / "generated" / "c"))
 
 import symopt_c  # noqa: E402
 from symopt_c import Adam, _lib  # noqa: E402
-from symopt_c.adam import kernels  # noqa: E402
+from symopt_c._adam import kernels  # noqa: E402
 
 LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-8
 #: Seconds of rest before each timed burst (see time_round_robin).
@@ -227,7 +230,7 @@ def implementations(rng, shapes, dtype, hand, torch) -> dict[str, Callable[[], N
     name = "f32" if dtype == np.float32 else "f64"
     steps = {"generated": Tensors(rng, shapes, dtype).stepper(kernels()[np.dtype(dtype)][1])}
     x = Tensors(rng, shapes, dtype)
-    opt = Adam(x.w, lr=LR, beta1=B1, beta2=B2, eps=EPS)
+    opt = Adam(x.w, lr=LR, betas=(B1, B2), eps=EPS)
     steps["generated, class"] = lambda o=opt, grads=x.g: o.step(grads)
     steps["hand-written"] = Tensors(rng, shapes, dtype).stepper(getattr(hand, f"hand_adam_{name}"))
     if torch is not None:

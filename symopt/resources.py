@@ -6,7 +6,7 @@ from functools import cache
 from pathlib import Path
 
 from symopt.errors import SpecError
-from symopt.spec import Spec, load_spec
+from symopt.spec import Spec, load_spec_text
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -24,16 +24,11 @@ def builtin_specs() -> dict[str, Spec]:
     """All built-in specs by name, in file-name order."""
     specs: dict[str, Spec] = {}
     for path in sorted(data_dir("specs").glob("*.toml")):
-        spec = load_spec(path)
-        spec = _relative_source(spec, path)
+        # named by a path relative to the checkout, wherever it is installed: generated files
+        # record it (a spec with flags, in its family's spec too)
+        spec = load_spec_text(path.read_text(encoding="utf-8"), file=f"specs/{path.name}")
         specs[spec.name] = spec
     return specs
-
-
-def _relative_source(spec: Spec, path: Path) -> Spec:
-    import dataclasses
-
-    return dataclasses.replace(spec, source=f"specs/{path.name}")
 
 
 def builtin_spec(name: str) -> Spec:

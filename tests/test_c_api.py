@@ -2,9 +2,10 @@
 numbers of ``torch.optim.X(params, **kwargs)``, as test_numpy_api.py checks for symopt_numpy
 (same comparisons: every row of the flag matrix, float64, 100 steps, three arrays, torch's state
 keys and values, torch's messages for the rows it refuses), for every drop-in the C target
-generates (it refuses the specs with per-tensor state or matrix updates). The class mechanics are
-the NumPy target's (the same ``_api.py``, tested there); here what the C binding adds: a kernel
-per variant in one library, pointer tables reused across steps and settings, float32.
+generates (it refuses those with row/column state or matrix updates: Adafactor, Muon). The class
+mechanics are the NumPy target's (the same ``_api.py``, tested there); here what the C binding
+adds: a kernel per variant in one library, pointer tables reused across steps and settings,
+float32.
 """
 
 from __future__ import annotations

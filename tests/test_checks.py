@@ -1,5 +1,6 @@
 """Each check passes on every built-in spec and fails on a spec broken the way it guards against."""
 
+import functools
 import re
 from collections import Counter
 
@@ -11,6 +12,12 @@ from symopt.spec import load_spec_text
 from symopt.spec.family import variants
 
 SPECS = elementwise_specs()
+
+
+@functools.cache
+def builtin_results(name: str) -> list:
+    """A built-in spec's results, computed once per test process (several tests read them)."""
+    return run_checks(SPECS[name], SPECS)
 
 
 def results_for(spec):
@@ -26,7 +33,7 @@ FIRST_SPECS = "adabelief adagrad adam adamax momentum nadam nesterov rmsprop sgd
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_builtin_spec_passes_every_check(name):
     spec = SPECS[name]
-    results = run_checks(spec, SPECS)
+    results = builtin_results(name)
     failed = [f"{r.name}: {r.detail}" for r in results if not r.passed and not r.not_shown]
     assert not failed
     # "[amsgrad] at rest: ...": a variant's checks are named by its setting
@@ -46,16 +53,17 @@ def test_first_specs_are_all_symbolic_now():
     """128 symbolic and 1 sampled before case splitting; Adamax's scale invariance, through
     max(beta2*u, abs(g)), is now proven too. Muon's descent is the one claim not shown, in each
     of its variants (torch.optim's flags: nesterov, adjust_lr_fn, weight_decay)."""
-    methods = Counter(
-        (name, r.method) for name in FIRST_SPECS for r in run_checks(SPECS[name], SPECS)
-    )
+    methods = Counter((name, r.method) for name in FIRST_SPECS for r in builtin_results(name))
     assert {m for _, m in methods} == {"symbolic", "not shown"}
     assert methods[("muon", "not shown")] == len(variants(SPECS["muon"])) == 8
     assert sum(n for (_, m), n in methods.items() if m == "symbolic") == 125
 
 
 def test_declared_relations_and_properties_are_all_checked():
-    names = {n: [r.name for r in run_checks(s, SPECS)] for n, s in SPECS.items()}
+    names = {
+        n: [r.name for r in builtin_results(n)]
+        for n in ("momentum", "nesterov", "adam", "adabelief")
+    }
     assert "relation: with rho = 0 it is plain SGD" in names["momentum"]
     assert any(n.startswith("look-ahead-free form") for n in names["nesterov"])
     assert "relation: with beta1 = 0 it is RMSProp with bias correction" in names["adam"]

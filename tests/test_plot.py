@@ -19,6 +19,7 @@ from click.testing import CliRunner
 pytest.importorskip("matplotlib")
 
 import symopt_numpy  # noqa: E402  (tests/conftest.py puts generated/numpy on sys.path)
+from symopt_numpy._api import ApiOptimizer  # noqa: E402
 
 from symopt import moons  # noqa: E402
 from symopt.cli import main  # noqa: E402
@@ -51,16 +52,12 @@ def run(*args: str):
 
 def default_kernel(name: str) -> type:
     """The generated class that ``symopt_numpy.OPTIMIZERS[name]`` runs at its defaults: its own
-    for a plain spec; for a class with torch.optim's arguments, the kernel of the setting of its
-    axes (flags, hyperparameters whose 0 switches a term off) that its defaults select."""
+    for a plain spec; for a class with torch.optim's arguments, the kernel it picks for them."""
     cls = symopt_numpy.OPTIMIZERS[name]
-    if not hasattr(cls, "axes"):
+    if not issubclass(cls, ApiOptimizer):
         return cls
-    setting = tuple(
-        bool(cls.defaults[axis]) if kind == "flag" else cls.defaults[axis] != 0
-        for axis, kind in cls.axes
-    )
-    return cls.kernels[setting]
+    opt = cls([np.zeros(2)])
+    return opt.kernel(opt.values(np.float64))
 
 
 def manual_run(landscape, name: str, steps: int) -> np.ndarray:
@@ -172,9 +169,10 @@ def test_a_variant_is_run_by_its_kernel_the_class_with_torchs_arguments_runs():
     spec = variant(builtin_specs()["adam"], amsgrad=True)
     tr = pl.run_trajectory(ls, spec, steps=40, overrides={"lr": 0.05, "beta2": 0.99})
     assert tr.backend == "generated NumPy"
-    assert steppers.generated_class(spec) is symopt_numpy.Adam.kernels[(True, False, False)]
     w = np.array(ls.start, dtype=np.float64)
     opt = symopt_numpy.Adam([w], lr=0.05, betas=(0.9, 0.99), amsgrad=True)
+    kernel = opt.kernel(opt.values(np.float64))
+    assert steppers.generated_class(spec) is kernel and kernel.__module__.endswith("_amsgrad")
     points = [w.copy()]
     for _ in range(40):
         opt.step([ls.grad(w)])

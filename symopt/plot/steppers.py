@@ -7,8 +7,8 @@ since generation, an installed package without ``generated/``) the reference ste
 equations directly, so every spec can be pictured before it is generated.
 
 For a spec with flags (Adam's ``amsgrad``, SGD's ``momentum``: a family) the class that runs is
-the kernel of the variant pictured, the default one unless said otherwise
-(``symopt_numpy._adam.Adam``), not the class with torch.optim's arguments
+the kernel of the variant pictured (the loader's default one, ``symopt_numpy._adam.Adam``, or one
+from ``symopt.spec.family.variant``), not the class with torch.optim's arguments
 (``symopt_numpy.Adam``) that dispatches to it: the kernel takes the spec's own hyperparameters
 (``beta1``, ``beta2``, not ``betas``) with the spec's domains, as the reference stepper, the
 ``--hyper`` options and the legends do, and it runs exactly the equations pictured.

@@ -155,6 +155,12 @@ class Spec(HyperparameterOwner):
         return self.family.raw.name if self.family is not None else self.name
 
     @property
+    def is_default_variant(self) -> bool:
+        """Whether this is the spec as loaded: its family's defaults, or a spec without flags.
+        Generated tests run the other variants on fewer streams (the shared code is the same)."""
+        return self.family is None or self.setting == self.family.default_setting()
+
+    @property
     def cache_key(self) -> tuple:
         """What a derivation from this spec depends on: its text, and a variant's setting."""
         return (self.source, self.text, tuple(sorted(self.setting.items())))

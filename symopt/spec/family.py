@@ -196,6 +196,18 @@ def module_name(spec: Spec) -> str:
     return "_" + "__".join([spec.name, *on])
 
 
+def first_of_its_layout(spec: Spec) -> bool:
+    """Whether no earlier variant of the spec's family keeps the same state (names and shapes):
+    variants that do share one memory layout, which a sanitizer run needs to see once."""
+    if spec.family is None:
+        return True
+
+    def layout(v: Spec) -> tuple:
+        return tuple((s.name, s.shape) for s in v.states)
+
+    return next(v for v in variants(spec) if layout(v) == layout(spec)).setting == spec.setting
+
+
 def variant_label(spec: Spec) -> str:
     """How a variant differs from its spec's defaults ("amsgrad, weight_decay != 0"); "" for
     the default variant and for a spec without a family."""

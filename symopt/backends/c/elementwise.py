@@ -29,6 +29,7 @@ from symopt.backends.numpy.elementwise import ScalarPrinter
 from symopt.errors import SpecError
 from symopt.lowering.kernel import Kernel
 from symopt.spec import G, Spec, W
+from symopt.spec.family import first_of_its_layout
 
 PACKAGE = "symopt_c"
 #: The umbrella header is include/symopt/symopt.h, the runtime include/symopt/runtime.h and
@@ -263,6 +264,8 @@ def spec_data(
         "spec": spec,
         "version": __version__,
         "name": spec.name,
+        # under the sanitizers once per memory layout of a family (amsgrad's extra array, ...)
+        "sanitize": first_of_its_layout(spec),
         "upper": spec.name.upper(),
         "c_title": _comment(spec.title),
         "fn": f"{spec.name}_step",

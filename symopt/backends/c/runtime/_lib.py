@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,48 @@ def compile_c(
         )
 
 
+def objects(flags: tuple[str, ...], cc: list[str]) -> list[Path]:
+    """Every source compiled to an object file, in parallel, once per content, headers, compiler
+    and flags (kept in the user's cache folder, else build/): regenerating or editing one
+    kernel recompiles that kernel only, and copies of the package share the objects."""
+    headers = b"".join(
+        p.name.encode() + b"\0" + p.read_bytes() for p in sorted((ROOT / "include").rglob("*.h"))
+    )
+    key = repr((cc, CFLAGS, flags, sys.platform)).encode() + headers
+    folder = next(
+        (f / "objects" for f in reversed(_build_folders()) if _writable(f / "objects")), None
+    )
+    if folder is None:
+        return sources()  # nowhere to keep objects: compile the sources in one go
+
+    def build(source: Path) -> Path:
+        digest = hashlib.sha256(key + source.read_bytes()).hexdigest()[:20]
+        target = folder / f"{source.stem}-{digest}.o"
+        if not target.is_file():
+            partial = folder / f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+            command = [*cc, *CFLAGS, *flags, f"-I{ROOT / 'include'}", "-c", str(source)]
+            done = subprocess.run([*command, "-o", str(partial)], capture_output=True, text=True)
+            if done.returncode != 0:
+                partial.unlink(missing_ok=True)
+                raise BuildError(
+                    f"compiling {source.name} failed (exit {done.returncode}):\n"
+                    f"{shlex.join(command)}\n{done.stdout}{done.stderr}"
+                )
+            os.replace(partial, target)
+        return target
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(build, sources()))
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
+
+
 def _build_folders() -> list[Path]:
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return [ROOT / "build", Path(cache) / "symopt" / "c"]
@@ -136,11 +179,11 @@ def _library_path() -> Path:
         try:
             try:
                 flags = (*OPENMP_FLAGS, *extra) if openmp else extra
-                compile_c(partial, sources(), flags=flags, cc=cc)
+                compile_c(partial, objects(flags, cc), flags=flags, cc=cc)
             except BuildError:
                 if not openmp:
                     raise
-                compile_c(partial, sources(), flags=extra, cc=cc)  # no OpenMP: one thread
+                compile_c(partial, objects(extra, cc), flags=extra, cc=cc)  # no OpenMP
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)

@@ -95,6 +95,8 @@ class ApiOptimizer:
         self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params]
         self._negated: list[np.ndarray | None] = [None] * len(self.params)
         self._cache: dict = {}
+        #: Counts additions and replacements of state arrays (the cached views' validity).
+        self._version = 0
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -159,8 +161,13 @@ class ApiOptimizer:
         else:
             grads = [grads[i] for i in index]
         params = [self.params[i] for i in index]
-        states = [self.kernel_state(kernel, i, hyper) for i in index]
         cache = self._cache.setdefault((kernel, tuple(index)), {})
+        # the state views of a kernel are kept while no state array is added or replaced
+        # (load_state_dict, a flag turned on): a step rebuilds nothing
+        if cache.get("api version") != self._version:
+            cache["api states"] = [self.kernel_state(kernel, i, hyper) for i in index]
+            cache["api version"] = self._version
+        states = cache["api states"]
         kernel.apply(params, [grads], states, kernel.t_start + self.steps, hyper, cache=cache)
 
     def negated(self, i: int, g: np.ndarray) -> np.ndarray:
@@ -181,6 +188,7 @@ class ApiOptimizer:
             fresh = kernel.new_state(p, hyper)
             for name, key in zip(names, keys, strict=True):
                 own.setdefault(key, fresh[name])
+            self._version += 1
         return {name: own[key] for name, key in zip(names, keys, strict=True)}
 
     def state_dict(self) -> dict:
@@ -224,6 +232,7 @@ class ApiOptimizer:
                 own[key] = np.array(value, dtype=p.dtype, order="C", copy=True)
             new.append(own)
         self.state = new
+        self._version += 1
         for name, value in state_dict["hyper"].items():
             setattr(self, name, value)
         self.steps = int(state_dict["steps"])
