@@ -20,3 +20,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def float64_default():
+    """torch.optim keeps scalar state (NAdam's mu_product, ASGD's eta and mu, the step) in the
+    default dtype; in float64 training it is float64, as the generated classes keep it."""
+    import torch
+
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)

@@ -22,13 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "generated" / "c"))
 
 import symopt_c  # noqa: E402
-from test_numpy_api import (  # noqa: E402
-    cases,
-    compare_with_torch,
-    drop_ins,
-    float64_default,  # noqa: F401  (a fixture)
-    stream,
-)
+from drop_ins import drop_ins  # noqa: E402
+from test_numpy_api import cases, compare_with_torch, stream  # noqa: E402
 
 from symopt.backends.c import CBackend  # noqa: E402
 from symopt.spec.family import module_name, variants  # noqa: E402

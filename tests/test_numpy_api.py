@@ -13,65 +13,21 @@ dicts are refused. test_c_api.py runs the same comparisons on symopt_c.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-from unittest import mock
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
 import symopt_numpy  # noqa: E402  (tests/conftest.py puts generated/numpy on sys.path)
+from drop_ins import drop_ins, exact, library_class, shapes  # noqa: E402
 
 from symopt.api_matrix import flag_matrix  # noqa: E402
-from symopt.resources import builtin_specs  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "float64_default")
 
 
-@pytest.fixture
-def float64_default():
-    """torch.optim keeps scalar state (NAdam's mu_product, ASGD's eta and mu) in the default
-    dtype; in float64 training it is float64, as the generated classes keep it."""
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(before)
-
-
 STEPS = 100
 TOLERANCE = 1e-10
-
-
-def drop_ins() -> dict:
-    """Built-in specs that are drop-ins for a torch.optim class, by name."""
-    return {
-        name: spec
-        for name, spec in builtin_specs().items()
-        if getattr(spec, "family", None) is not None
-        and spec.family.api.matches.startswith("torch.optim.")
-    }
-
-
-def library_class(spec):
-    module, _, name = spec.family.api.matches.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
-def exact(spec):
-    """torch.optim.Muon runs Newton-Schulz in bfloat16 whatever the parameters' dtype (the
-    generated classes in theirs: docs/torch-parity.md); compared without that cast."""
-    if spec.family.api.matches == "torch.optim.Muon":
-        return mock.patch.object(torch.Tensor, "bfloat16", lambda self: self.clone())
-    return contextlib.nullcontext()
-
-
-def shapes(spec) -> list[tuple[int, ...]]:
-    """Three parameters the spec's update takes: matrices for a matrix-only update."""
-    if spec.applies_to == "matrix" and not spec.otherwise:
-        return [(5, 3), (4, 4), (3, 6)]
-    return [(5, 3), (7,), (2, 3, 4)]
 
 
 def stream(spec, steps: int = STEPS, seed: int = 3):

@@ -11,11 +11,8 @@ torch's own.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import sys
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
@@ -24,55 +21,15 @@ torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "generated" / "torch"))
 
 import symopt_torch  # noqa: E402
+from drop_ins import drop_ins, exact, library_class, shapes  # noqa: E402
 
 from symopt.api_matrix import flag_matrix  # noqa: E402
-from symopt.resources import builtin_specs  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "float64_default")
 
 
-@pytest.fixture
-def float64_default():
-    """torch.optim keeps scalar state (NAdam's mu_product, ASGD's eta and mu, the step) in the
-    default dtype; in float64 training it is float64, as the generated classes keep it."""
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(before)
-
-
 STEPS = 100
 TOLERANCE = 1e-10
-
-
-def drop_ins() -> dict:
-    """Built-in specs that are drop-ins for a torch.optim class, by name."""
-    return {
-        name: spec
-        for name, spec in builtin_specs().items()
-        if getattr(spec, "family", None) is not None
-        and spec.family.api.matches.startswith("torch.optim.")
-    }
-
-
-def library_class(spec):
-    module, _, name = spec.family.api.matches.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
-def exact(spec):
-    """torch.optim.Muon runs Newton-Schulz in bfloat16 whatever the parameters' dtype (the
-    generated class in theirs: docs/torch-parity.md); compared without that cast."""
-    if spec.family.api.matches == "torch.optim.Muon":
-        return mock.patch.object(torch.Tensor, "bfloat16", lambda self: self.clone())
-    return contextlib.nullcontext()
-
-
-def shapes(spec) -> list[tuple[int, ...]]:
-    """Three parameters the spec's update takes: matrices for a matrix-only update."""
-    if spec.applies_to == "matrix" and not spec.otherwise:
-        return [(5, 3), (4, 4), (3, 6)]
-    return [(5, 3), (7,), (2, 3, 4)]
 
 
 def run(cls, spec, kwargs: dict, foreach: bool | None, steps: int = STEPS, then=None):
@@ -212,3 +169,42 @@ def test_a_compiled_training_step_gives_torch_optims_numbers():
     expected = train(torch.optim.Adam, compiled=False)
     got = train(symopt_torch.Adam, compiled=True)
     assert max(abs(a - b) for a, b in zip(expected, got, strict=True)) <= 1e-12
+
+
+def bad_values(spec) -> list:
+    """Each numeric argument (or part of a tuple argument) at values on both sides of torch's
+    checks: -1, 0, 0.5, 1, 2 and NaN, one at a time."""
+    out = []
+    for a in spec.family.api.arguments:
+        if a.kind not in ("hyper", "tuple"):
+            continue
+        for value in (-1.0, 0.0, 0.5, 1.0, 2.0, float("nan")):
+            if a.kind == "hyper":
+                out.append(pytest.param(spec, {a.name: value}, id=f"{spec.name}-{a.name}={value}"))
+                continue
+            default = next(r for r in flag_matrix(spec) if r.label == "plain")[a.name]
+            for i in range(len(a.parts)):
+                parts = tuple(value if j == i else d for j, d in enumerate(default))
+                out.append(
+                    pytest.param(spec, {a.name: parts}, id=f"{spec.name}-{a.name}{i}={value}")
+                )
+    return out
+
+
+@pytest.mark.parametrize(
+    ("spec", "kwargs"), [p for s in drop_ins().values() for p in bad_values(s)]
+)
+def test_arguments_are_refused_as_torch_refuses_them(spec, kwargs):
+    """torch.optim's checks of argument values, with its messages: refused by both or by
+    neither (NaN included)."""
+    shape = shapes(spec)[0]
+    theirs, ours = library_class(spec), getattr(symopt_torch, spec.class_name)
+    outcomes = []
+    for cls in (theirs, ours):
+        param = torch.nn.Parameter(torch.zeros(shape, dtype=torch.float64))
+        try:
+            cls([param], **kwargs)
+            outcomes.append(None)
+        except ValueError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[1] == outcomes[0], f"torch: {outcomes[0]!r}, generated: {outcomes[1]!r}"

@@ -96,6 +96,9 @@ def _number(value: object, literal: str | None) -> sympy.Expr:
 
 
 class _Builder:
+    #: Keep ``not`` as written (argument checks, where NaN must go the library's way).
+    keep_not = False
+
     """Builds a SymPy expression from a whitelisted ``ast`` tree."""
 
     def __init__(
@@ -154,7 +157,9 @@ class _Builder:
             join = sympy.And if isinstance(node.op, ast.And) else sympy.Or
             return join(*(self.condition(v, d) for v in node.values))
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            return sympy.Not(self.condition(node.operand, d))
+            # an argument check keeps it as written: ``not lr < 0`` lets NaN through, where
+            # ``lr >= 0`` would not
+            return sympy.Not(self.condition(node.operand, d), evaluate=not self.keep_not)
         raise SpecError(
             f"the condition of where() must be a comparison such as 'g*p > 0' or a flag "
             f"(joined with and, or, not), got {ast.unparse(node)!r}"
@@ -313,8 +318,10 @@ def parse_condition(text: object, symbols: Mapping[str, sympy.Symbol]) -> sympy.
     """Parse a condition (comparisons and flags joined by and/or/not), as in ``where``'s first
     argument: for checks of argument values, which are conditions of their own."""
     tree = _parse_tree(text, "eval")
+    builder = _Builder(symbols, False, frozenset(), str(text).strip())
+    builder.keep_not = True
     try:
-        return _Builder(symbols, False, frozenset(), str(text).strip()).condition(tree.body, 0)  # type: ignore[attr-defined]
+        return builder.condition(tree.body, 0)  # type: ignore[attr-defined]
     except RecursionError:
         raise SpecError(f"expression nested deeper than {MAX_DEPTH} levels") from None
     except (TypeError, ValueError) as exc:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 import torch
 from torch.optim import Optimizer
 
+from ._runtime import evaluate
+
 __all__ = ["ApiOptimizer"]
 
 #: Framework arguments this runtime cannot honour when true, and why.
@@ -109,10 +111,7 @@ class ApiOptimizer(Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One step for every parameter with a gradient; returns the closure's loss, if any."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         name = type(self).__name__
         for group in self.param_groups:
             params = group["params"]

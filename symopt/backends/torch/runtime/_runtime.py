@@ -11,12 +11,20 @@ Depends on torch only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 from torch.optim import Optimizer
 
-__all__ = ["ElementwiseOptimizer", "advance", "prepare_state", "step_tensor", "zero_dim"]
+__all__ = [
+    "ElementwiseOptimizer",
+    "advance",
+    "evaluate",
+    "gradients",
+    "prepare_state",
+    "step_tensor",
+    "zero_dim",
+]
 
 
 def zero_dim(like: torch.Tensor, *values: float) -> tuple[torch.Tensor, ...]:
@@ -78,10 +86,7 @@ class ElementwiseOptimizer(Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One step for every parameter with a gradient; returns the closure's loss, if any."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         cls = type(self)
         for group in self.param_groups:
             hyper = tuple(float(group[h]) for h in self.hyperparameters)
@@ -116,16 +121,7 @@ class ElementwiseOptimizer(Optimizer):
         counter = counter or cls.step_key
         names = [a for a in cls.arrays if a not in ("w", "g")]
         buckets: dict[tuple, list[list[torch.Tensor]]] = {}
-        for p in params:
-            grad = p.grad
-            if grad is None:
-                continue
-            if grad.is_sparse:
-                raise RuntimeError(f"{name} does not support sparse gradients")
-            if torch.is_complex(p):
-                raise RuntimeError(f"{name} does not support complex parameters")
-            if maximize:
-                grad = -grad
+        for p, grad in gradients(params, name, maximize):
             state = opt.state[p]
             if counter not in state or any(keys.get(n, n) not in state for n in names):
                 fresh = cls.initial_state(p, values)
@@ -174,6 +170,30 @@ class ElementwiseOptimizer(Optimizer):
             )
             store[p] = buffers
         return list(buffers)
+
+
+def evaluate(closure: Callable | None):
+    """The closure's loss, computed with gradients on (a step runs under no_grad), or None."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
+def gradients(
+    params: list[torch.Tensor], name: str, maximize: bool
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(parameter, gradient) for each parameter with a gradient: negated for ``maximize``;
+    sparse gradients and complex parameters refused."""
+    for p in params:
+        grad = p.grad
+        if grad is None:
+            continue
+        if grad.is_sparse:
+            raise RuntimeError(f"{name} does not support sparse gradients")
+        if torch.is_complex(p):
+            raise RuntimeError(f"{name} does not support complex parameters")
+        yield p, (-grad if maximize else grad)
 
 
 def prepare_state(

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch.optim import Optimizer
 
-from ._runtime import advance, prepare_state
+from ._runtime import advance, evaluate, gradients, prepare_state
 
 SHAPE_WORDS = {"any": "all", "matrix": "2-D", "multidim": "multi-dimensional"}
 
@@ -105,10 +105,7 @@ class TensorOptimizer(Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One step for every parameter with a gradient; returns the closure's loss, if any."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         cls = type(self)
         for group in self.param_groups:
             hyper = tuple(float(group[h]) for h in self.hyperparameters)
@@ -138,16 +135,7 @@ class TensorOptimizer(Optimizer):
         counter = counter or cls.step_key
         values = dict(zip(cls.hyperparameters, hyper, strict=True))
         scalars: dict[int, tuple] = {}
-        for p in params:
-            grad = p.grad
-            if grad is None:
-                continue
-            if grad.is_sparse:
-                raise RuntimeError(f"{name} does not support sparse gradients")
-            if torch.is_complex(p):
-                raise RuntimeError(f"{name} does not support complex parameters")
-            if maximize:
-                grad = -grad
+        for p, grad in gradients(params, name, maximize):
             matrix = cls.takes_update(p)
             update = cls.update if matrix else cls.update_other
             if update is None:
