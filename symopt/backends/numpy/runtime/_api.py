@@ -61,7 +61,8 @@ class ApiOptimizer:
       the library refuses (hyperparameters and flags by the spec's names).
 
     ``state[i]`` holds parameter i's state arrays under the library's keys (``exp_avg``), only
-    those the settings run so far needed; ``steps`` counts the steps taken.
+    those the settings run so far needed; ``steps`` counts the steps taken. A step updates them
+    in place: replace them with :meth:`load_state_dict`, not by assigning new arrays.
     """
 
     defaults: Mapping[str, object] = {}
