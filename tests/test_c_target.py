@@ -619,6 +619,7 @@ def test_unsupported_features_are_refused_in_one_line_and_nothing_is_written(tmp
         "conditionals",
         "state initialised from the first gradient",
         "per-tensor reductions",
+        "per-tensor scalar state",
     }
     out = tmp_path / "out"
     result = CliRunner().invoke(

@@ -190,8 +190,10 @@ class Spec(HyperparameterOwner):
             found.add(tensor.REPEAT)
         if any({G, W} & {s.name for s in st.init.free_symbols} for st in self.states):
             found.add(tensor.FIRST_GRADIENT)
-        if any(st.shape != "full" for st in self.states):
-            found.add(tensor.SHAPED_STATE)
+        if any(st.shape == "scalar" for st in self.states):
+            found.add(tensor.SCALAR_STATE)
+        if any(st.shape in ("rows", "cols") for st in self.states):
+            found.add(tensor.AXIS_STATE)
         if self.applies_to != "any":
             found.add(tensor.MATRIX_ONLY)
         return frozenset(found)

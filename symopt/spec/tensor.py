@@ -152,7 +152,8 @@ TRANSPOSE = "transposes"
 REPEAT = "fixed-count iterations"
 CONDITIONAL = "conditionals"
 FIRST_GRADIENT = "state initialised from the first gradient"
-SHAPED_STATE = "per-tensor scalar or row/column state"
+SCALAR_STATE = "per-tensor scalar state"
+AXIS_STATE = "row/column state"
 MATRIX_ONLY = "updates for some parameter shapes only"
 ALL_FEATURES = frozenset(
     {
@@ -163,7 +164,8 @@ ALL_FEATURES = frozenset(
         REPEAT,
         CONDITIONAL,
         FIRST_GRADIENT,
-        SHAPED_STATE,
+        SCALAR_STATE,
+        AXIS_STATE,
         MATRIX_ONLY,
     }
 )

@@ -35,7 +35,7 @@ from symopt.lowering.kernel import lower
 from symopt.lowering.stages import split
 from symopt.spec import AnySpec, Spec
 from symopt.spec.family import variants
-from symopt.spec.tensor import CONDITIONAL, FIRST_GRADIENT, SHAPED_STATE, WHOLE_REDUCTION
+from symopt.spec.tensor import CONDITIONAL, FIRST_GRADIENT, SCALAR_STATE, WHOLE_REDUCTION
 
 #: Static sources copied verbatim into the generated folder: (file here, path there).
 STATIC = (
@@ -62,8 +62,8 @@ class CBackend(Backend):
     name = "c"
     #: Conditionals print as ternaries, first-gradient state is the first step's conditional,
     #: and per-tensor reductions split the update into passes (symopt.lowering.stages), which
-    #: also run state of one value per tensor (of SHAPED_STATE, see ``unsupported``).
-    supports = frozenset({CONDITIONAL, FIRST_GRADIENT, WHOLE_REDUCTION})
+    #: also read and write state of one value per tensor.
+    supports = frozenset({CONDITIONAL, FIRST_GRADIENT, WHOLE_REDUCTION, SCALAR_STATE})
 
     def unsupported(self, spec: AnySpec) -> str | None:
         if spec.kind == "second_order" and kind(spec) not in second_order_c.TEMPLATES:
@@ -72,8 +72,6 @@ class CBackend(Backend):
             return super().unsupported(spec)
         for variant in (spec, *variants(spec)):  # every variant of a family is a kernel
             missing = variant.features - self.supports
-            if all(s.shape in ("full", "scalar") for s in variant.states):
-                missing -= {SHAPED_STATE}  # per-tensor state is generated; row/column state not
             if missing:
                 return ", ".join(sorted(missing))
         return None
