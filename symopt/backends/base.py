@@ -25,11 +25,13 @@ class Backend(ABC):
     def unsupported(self, spec: AnySpec) -> str | None:
         """Why this backend cannot generate ``spec`` (the feature, in a few words), or None.
 
-        ``symopt generate`` names every refused spec instead of skipping it silently."""
+        ``symopt generate`` names every refused spec instead of skipping it silently; a spec
+        with flags is refused when any of its variants (each a kernel) is."""
         if spec.kind == "elementwise":
-            missing = sorted(spec.features - self.supports)
-            if missing:
-                return ", ".join(missing)
+            for variant in variants(spec):
+                missing = sorted(variant.features - self.supports)
+                if missing:
+                    return ", ".join(missing)
         return None
 
     @abstractmethod

@@ -35,7 +35,9 @@ def run_checks(spec: AnySpec, others: Mapping[str, AnySpec]) -> list[CheckResult
         label = variant_label(one)
         for check in all_checks(one):
             for r in _timed(check, one, others):
-                results.append(dataclasses.replace(r, name=f"[{label}] {r.name}") if label else r)
+                if label:
+                    r = dataclasses.replace(r, name=f"[{label}] {r.name}", variant=label)
+                results.append(r)
     return results
 
 

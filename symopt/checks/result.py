@@ -14,6 +14,14 @@ class CheckResult:
     method: str  # "symbolic", "sampled", "not shown", or "-" when the check could not run
     detail: str = ""  # for a failure, what failed; for "not shown", the one-line reason
     seconds: float = 0.0
+    #: The variant of a spec with flags it was run on, in words ("amsgrad"); its name starts
+    #: with it in brackets. "" for the default variant and for a spec without flags.
+    variant: str = ""
+
+    @property
+    def claim(self) -> str:
+        """The name without the variant: what was checked."""
+        return self.name.removeprefix(f"[{self.variant}] ") if self.variant else self.name
 
     @property
     def not_shown(self) -> bool:

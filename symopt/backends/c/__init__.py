@@ -27,14 +27,13 @@ from symopt.backends.c.elementwise import (
     template_data,
 )
 from symopt.backends.c.stages import stages_data
-from symopt.backends.numpy import api_files, default_step, variant_data
+from symopt.backends.numpy import api_files, default_step, public_name, variant_data
 from symopt.backends.render import render
 from symopt.backends.second_order import kind
 from symopt.files.writer import GeneratedFile
 from symopt.lowering.kernel import lower
 from symopt.lowering.stages import split
 from symopt.spec import AnySpec, Spec
-from symopt.spec.family import variants
 from symopt.spec.tensor import CONDITIONAL, FIRST_GRADIENT, SCALAR_STATE, WHOLE_REDUCTION
 
 #: Static sources copied verbatim into the generated folder: (file here, path there).
@@ -68,19 +67,13 @@ class CBackend(Backend):
     def unsupported(self, spec: AnySpec) -> str | None:
         if spec.kind == "second_order" and kind(spec) not in second_order_c.TEMPLATES:
             return f"{spec.structure.replace('_', '-')} curvature (needs a framework's layers)"
-        if spec.kind != "elementwise":
-            return super().unsupported(spec)
-        for variant in (spec, *variants(spec)):  # every variant of a family is a kernel
-            missing = variant.features - self.supports
-            if missing:
-                return ", ".join(sorted(missing))
-        return None
+        return super().unsupported(spec)
 
     def kernel_files(self, kernel: Spec) -> list[GeneratedFile]:
         """The C sources, Python binding and tests of one kernel: a spec, or one variant of a
         spec with flags (``kernel.name`` its Python module, ``_adam__amsgrad``)."""
         module = kernel.name
-        spec = dataclasses.replace(kernel, name=module.lstrip("_"))  # C names: adam__amsgrad
+        spec = dataclasses.replace(kernel, name=public_name(kernel))  # C names: adam__amsgrad
         if spec.elementwise:
             data, source = template_data(spec, lower(spec)), "c/kernel.c.jinja"
         else:
@@ -109,7 +102,7 @@ class CBackend(Backend):
         for spec in specs:
             for kernel in kernel_specs(spec):
                 out += self.kernel_files(kernel)
-                c_names.append({"module": kernel.name.lstrip("_")})
+                c_names.append({"module": public_name(kernel)})
             if spec.family is not None:
                 out += api_files(spec, "c", PACKAGE, "C kernels called through ctypes", NOTE)
             # the tests load the spec from here (symopt.spec.load_variant)

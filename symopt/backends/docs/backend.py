@@ -90,6 +90,8 @@ def _checks(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
         rows.append(
             {
                 "name_tex": escape_latex(r.name),
+                "variant_tex": escape_latex(r.variant),
+                "claim_tex": escape_latex(r.claim),
                 "name_md": escape_markdown(r.name),
                 "passed": r.passed,
                 "status": status,
@@ -108,14 +110,11 @@ def _checks(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
 
 
 def _by_variant(rows: list[dict]) -> list[dict]:
-    """The rows by variant ("[amsgrad] at rest: ..."), for the PDF: one table each, short
-    enough for a page (SGD's 30 checks in one would not be)."""
+    """The rows by variant, for the PDF: one table each, short enough for a page (SGD's 30
+    checks in one would not be)."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        label, name = "", row["name_tex"]
-        if name.startswith("[") and "] " in name:
-            label, name = name[1:].split("] ", 1)
-        groups.setdefault(label, []).append({**row, "name_tex": name})
+        groups.setdefault(row["variant_tex"], []).append({**row, "name_tex": row["claim_tex"]})
     return [{"label_tex": label, "rows": group} for label, group in groups.items()]
 
 
