@@ -253,12 +253,12 @@ def generate(
 
 @main.command()
 @click.argument("target")
-@click.option("--against", "name", required=True, help="The spec to verify against (a name).")
+@click.option("--against", "name", help="The built-in spec to verify against (a name).")
 @click.option(
     "--spec",
     "spec_file",
     type=click.Path(dir_okay=False),
-    help="Verify against a spec file of your own instead of a built-in.",
+    help="Verify against a spec file of your own instead of a built-in (not with --against).",
 )
 @click.option(
     "--hyper",
@@ -266,44 +266,84 @@ def generate(
     multiple=True,
     metavar="NAME=VALUE",
     help="A hyperparameter, by the spec's or the implementation's name (repeatable): "
-    "lr=0.01, betas=0.8,0.99, weight_decay=0.1. For the class a spec's [api] matches, also "
-    "its flags (amsgrad=true, maximize=true), which pick the spec's variant.",
+    "lr=0.01, betas=0.8,0.99, learning_rate=0.01; or an argument of the implementation only "
+    "(weight_decay=0.1). For the class a spec's [api] matches, also its flags (amsgrad=true, "
+    "maximize=true), which pick the spec's variant.",
 )
 @click.option(
     "--map",
     "maps",
     multiple=True,
-    metavar="SPEC_STATE=IMPL_STATE",
-    help="Which implementation state holds a spec state variable (repeatable).",
+    metavar="SPEC_NAME=IMPL_NAME",
+    help="Which implementation argument carries a spec hyperparameter (lr=step_size), or which "
+    "implementation state holds a spec state (m=exp_avg); repeatable.",
 )
 @click.option("--steps", default=40, show_default=True, type=click.IntRange(1, 10_000))
-@click.option("--seeds", default=2, show_default=True, type=click.IntRange(1, 100))
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 100))
+@click.option(
+    "--long",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(0, 1_000_000),
+    help="Steps of the long run (small tensors, regime-changing gradients); 0 for none.",
+)
 @click.option(
     "--dtype", default="float64", show_default=True, type=click.Choice(["float64", "float32"])
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@friendly_errors
+@click.pass_context
 def verify(
+    ctx: click.Context,
     target: str,
-    name: str,
+    name: str | None,
     spec_file: str | None,
     hypers: tuple[str, ...],
     maps: tuple[str, ...],
     steps: int,
     seeds: int,
+    long: int,
     dtype: str,
     as_json: bool,
 ) -> None:
-    """Verify a hand-written optimizer (an import path: torch.optim.Adam, a NumPy-API class or
-    a step function f(w, g, state, t, **hyper)) against a spec; exit 1 when it differs."""
+    """Verify a hand-written optimizer (an import path: torch.optim.Adam, a NumPy-API class, a
+    step function f(w, g, state, t, **hyper), or an optax factory such as optax.adam) against a
+    spec. Exit 0 when it agrees, 1 when it differs, 2 for a usage error, 3 when the
+    implementation raises."""
     import json
 
     from symopt import verify as v
+
+    try:
+        report = _verify(target, name, spec_file, hypers, maps, steps, seeds, long, dtype)
+    except v.ImplementationError as exc:
+        click.echo(f"error: {' '.join(str(exc).split())}", err=True)
+        ctx.exit(3)
+    except SpecError as exc:  # every bad input to verify is a usage error
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
+    click.echo(
+        json.dumps(report.to_dict(), indent=2, default=_json) if as_json else report.summary()
+    )
+    ctx.exit(0 if report.passed else 1)
+
+
+def _json(value: object) -> object:
+    """Sets (of streams, of sizes) as sorted lists; NumPy scalars as numbers."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def _verify(target, name, spec_file, hypers, maps, steps, seeds, long, dtype):
+    from symopt import verify as v
+    from symopt.errors import Unsupported
     from symopt.resources import builtin_spec
 
+    if (name is None) == (spec_file is None):
+        raise Unsupported("give the spec as --against NAME or --spec FILE (one of them)")
     spec = load_spec(spec_file) if spec_file else builtin_spec(name)
     if spec.kind != "elementwise":
-        raise SpecError(
+        raise Unsupported(
             f"{spec.name} is a second-order spec; verify compares element-wise optimizers "
             "(compare second-order methods with scipy: benchmarks/bench_scipy_trust_region.py)",
             key="--against",
@@ -312,19 +352,17 @@ def verify(
     given = v.parse_assignments(hypers, "--hyper")
     if not v.uses_api(implementation, spec):  # else verify reads them by the [api] table
         given = {k: v.coerce(x) for k, x in given.items()}
-    state_map = v.parse_assignments(maps, "--map")
-    report = v.verify(
+    return v.verify(
         implementation,
         spec,
         target_name=target,
         hyper=given,
-        state_map=state_map,
+        state_map=v.parse_assignments(maps, "--map"),
         steps=steps,
         seeds=seeds,
+        long=long,
         dtype=dtype,
     )
-    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())
-    sys.exit(0 if report.passed else 1)
 
 
 @main.command()

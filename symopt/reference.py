@@ -8,6 +8,7 @@ there cannot hide by being repeated here.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from functools import reduce
 
@@ -46,6 +47,11 @@ class _Float64:
     def tensor_sqrt(self, x):
         return math.sqrt(x)
 
+    def rounded(self, x):
+        """The result of one operation: exact here; a perturbed arithmetic rounds it
+        (:mod:`symopt.verify.tolerance`)."""
+        return x
+
 
 class _Mpmath:
     """Element-wise mpmath arithmetic on object arrays (slow; for precision studies)."""
@@ -71,6 +77,8 @@ class _Mpmath:
     def _sqrt(self, x):
         return self.mp.sqrt(x) if x >= 0 else self.mp.nan
 
+    rounded = _Float64.rounded  # exact
+
     def tensor_sqrt(self, x):
         return self._sqrt(x)
 
@@ -92,66 +100,108 @@ class _Mpmath:
 
 def evaluate(expr: sympy.Expr, env: Mapping[sympy.Symbol, object], arith, grad=None):
     """Evaluate a SymPy expression tree over arrays/scalars bound in ``env``."""
-    ev = lambda e: evaluate(e, env, arith, grad)  # noqa: E731
+    return compile_tree(expr, arith)(env, grad)
+
+
+Compiled = Callable[[Mapping, object], object]
+
+
+def compile_tree(expr: sympy.Expr, arith) -> Compiled:
+    """The tree as nested closures ``f(env, grad)``: the same walk as interpreting it, with the
+    dispatch on node types done once instead of at every step."""
     if expr.is_Symbol:
-        return env[expr]
+        return lambda env, grad: env[expr]
     if expr.is_Number or expr.is_NumberSymbol:
-        return arith.number(expr)
-    if isinstance(expr, sympy.Add):
-        return reduce(lambda a, b: a + b, (ev(a) for a in expr.args))
-    if isinstance(expr, sympy.Mul):
-        return reduce(lambda a, b: a * b, (ev(a) for a in expr.args))
-    if isinstance(expr, sympy.Pow):
-        base, e = expr.args
-        if e == sympy.S.Half:
-            return arith.sqrt(ev(base))
-        if e == -sympy.S.Half:
-            return 1.0 / arith.sqrt(ev(base))
-        if e.is_Integer:
-            b = ev(base)
-            return b ** int(e) if int(e) > 0 else 1.0 / b ** (-int(e))
-        return arith.power(ev(base), ev(e))
-    if isinstance(expr, sympy.Abs):
-        return arith.abs(ev(expr.args[0]))
-    if isinstance(expr, sympy.Max):
-        return reduce(arith.maximum, (ev(a) for a in expr.args))
-    if isinstance(expr, sympy.Min):
-        return reduce(arith.minimum, (ev(a) for a in expr.args))
-    if isinstance(expr, sympy.exp):
-        return arith.exp(ev(expr.args[0]))
-    if isinstance(expr, sympy.log):
-        return arith.log(ev(expr.args[0]))
-    if isinstance(expr, sympy.sign):
-        return arith.sign(ev(expr.args[0]))
-    if isinstance(expr, ReductionBase):
-        return _reduce(expr, ev(expr.args[0]), arith)
-    if isinstance(expr, MatProduct):
-        return np.matmul(ev(expr.args[0]), ev(expr.args[1]))
-    if isinstance(expr, Transposed):
-        return np.transpose(ev(expr.args[0]))
+        value = arith.number(expr)
+        return lambda env, grad: value
+    operation = _operation(expr, arith)
+    if isinstance(expr, ROUNDED):
+        rounded = arith.rounded
+        return lambda env, grad: rounded(operation(env, grad))
+    return operation
+
+
+def _operation(expr: sympy.Expr, arith) -> Compiled:  # noqa: C901  (one case per node type)
+    """One node of an expression tree, over its compiled arguments."""
     if isinstance(expr, sympy.Piecewise):
-        # Both branches are evaluated, then chosen element by element (np.where's semantics):
-        # the unchosen branch may hold inf or nan, which the choice drops.
-        out = ev(expr.args[-1].expr)
-        for branch in reversed(expr.args[:-1]):
-            out = np.where(ev(branch.cond), ev(branch.expr), out)
-        return out[()] if isinstance(out, np.ndarray) and out.ndim == 0 else out
+        return _piecewise(expr, arith)
+    kids = [compile_tree(a, arith) for a in expr.args]
+    first = kids[0] if kids else None
+    if isinstance(expr, sympy.Add):
+        return lambda env, grad: reduce(operator.add, [k(env, grad) for k in kids])
+    if isinstance(expr, sympy.Mul):
+        return lambda env, grad: reduce(operator.mul, [k(env, grad) for k in kids])
+    if isinstance(expr, sympy.Pow):
+        e = expr.args[1]
+        if e == sympy.S.Half:
+            return lambda env, grad: arith.sqrt(first(env, grad))
+        if e == -sympy.S.Half:
+            return lambda env, grad: 1.0 / arith.sqrt(first(env, grad))
+        if e.is_Integer:
+            n = int(e)
+            if n > 0:
+                return lambda env, grad: first(env, grad) ** n
+            return lambda env, grad: 1.0 / first(env, grad) ** (-n)
+        power = kids[1]
+        return lambda env, grad: arith.power(first(env, grad), power(env, grad))
+    unary = {
+        sympy.Abs: arith.abs,
+        sympy.exp: arith.exp,
+        sympy.log: arith.log,
+        sympy.sign: arith.sign,
+        sympy.Not: np.logical_not,
+        Transposed: np.transpose,
+    }
+    for kind, fn in unary.items():
+        if isinstance(expr, kind):
+            return lambda env, grad, fn=fn: fn(first(env, grad))
+    folds = {
+        sympy.Max: arith.maximum,
+        sympy.Min: arith.minimum,
+        sympy.And: np.logical_and,
+        sympy.Or: np.logical_or,
+    }
+    for kind, fn in folds.items():
+        if isinstance(expr, kind):
+            return lambda env, grad, fn=fn: reduce(fn, [k(env, grad) for k in kids])
+    if isinstance(expr, ReductionBase):
+        return lambda env, grad: _reduce(expr, first(env, grad), arith)
+    if isinstance(expr, MatProduct):
+        return lambda env, grad: np.matmul(first(env, grad), kids[1](env, grad))
     if isinstance(expr, sympy.core.relational.Relational):
-        return RELATIONS[type(expr)](ev(expr.lhs), ev(expr.rhs))
-    if isinstance(expr, sympy.And):
-        return reduce(np.logical_and, (ev(a) for a in expr.args))
-    if isinstance(expr, sympy.Or):
-        return reduce(np.logical_or, (ev(a) for a in expr.args))
-    if isinstance(expr, sympy.Not):
-        return np.logical_not(ev(expr.args[0]))
+        relation = RELATIONS[type(expr)]
+        return lambda env, grad: relation(first(env, grad), kids[1](env, grad))
     if expr in (sympy.true, sympy.false):
-        return bool(expr)
+        value = bool(expr)
+        return lambda env, grad: value
     if isinstance(expr, Grad):
-        if grad is None:
-            raise ValueError("grad(...) needs a gradient function; pass grad_fn to step()")
-        return grad(ev(expr.args[0]))
+        return lambda env, grad: _grad(grad)(first(env, grad))
     raise TypeError(f"the reference stepper cannot evaluate {type(expr).__name__}: {expr}")
 
+
+def _piecewise(expr: sympy.Piecewise, arith) -> Compiled:
+    """Both branches are evaluated, then chosen element by element (np.where's semantics): the
+    unchosen branch may hold inf or nan, which the choice drops."""
+    last = compile_tree(expr.args[-1].expr, arith)
+    branches = [(compile_tree(b.cond, arith), compile_tree(b.expr, arith)) for b in expr.args[:-1]]
+
+    def run(env, grad):
+        out = last(env, grad)
+        for cond, value in reversed(branches):
+            out = np.where(cond(env, grad), value(env, grad), out)
+        return out[()] if isinstance(out, np.ndarray) and out.ndim == 0 else out
+
+    return run
+
+
+def _grad(grad):
+    if grad is None:
+        raise ValueError("grad(...) needs a gradient function; pass grad_fn to step()")
+    return grad
+
+
+#: The operations whose results a floating-point implementation rounds.
+ROUNDED = (sympy.Add, sympy.Mul, sympy.Pow, sympy.exp, sympy.log, ReductionBase, MatProduct)
 
 RELATIONS = {
     sympy.StrictLessThan: np.less,
@@ -207,10 +257,13 @@ class ReferenceStepper:
         params: Sequence[np.ndarray],
         *,
         precision: str = "float64",
+        arith=None,
         **hyper: float,
     ):
+        """``arith`` overrides ``precision``: an arithmetic object (the perturbed float64 of
+        :mod:`symopt.verify.tolerance`)."""
         self.spec = spec
-        self.arith = _Mpmath() if precision == "mpmath" else _Float64()
+        self.arith = arith or (_Mpmath() if precision == "mpmath" else _Float64())
         self.hyper = dict(spec.defaults)
         self.set_hyper(**hyper)
         self.params = [self.arith.array(p) for p in params]
@@ -225,7 +278,15 @@ class ReferenceStepper:
                     f"{spec.name} applies to {spec.shapes_taken} parameters only, "
                     f"got one of shape {p.shape}"
                 )
+        self._trees: dict[int, tuple[sympy.Expr, Compiled]] = {}
         self.state = [self._initial_state(p) for p in self.params]
+
+    def _compiled(self, expr: sympy.Expr) -> Compiled:
+        """``expr`` compiled once per stepper (keyed by identity: the spec keeps it alive)."""
+        hit = self._trees.get(id(expr))
+        if hit is None or hit[0] is not expr:
+            hit = self._trees[id(expr)] = (expr, compile_tree(expr, self.arith))
+        return hit[1]
 
     def set_hyper(self, **hyper: float) -> None:
         for k, v in hyper.items():
@@ -305,7 +366,7 @@ class ReferenceStepper:
             for name, value in state.items():
                 env[self.symbols[name]] = value
             for a in update:
-                value = evaluate(a.expr, env, self.arith, grad_fn)
+                value = self._compiled(a.expr)(env, grad_fn)
                 if a.target in shapes:  # w and the state keep their shapes
                     value = np.broadcast_to(value, shapes[a.target])
                 env[self.symbols[a.target]] = self.arith.array(value)

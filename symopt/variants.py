@@ -237,71 +237,6 @@ def frozen_state(spec, flat, sym, extra):
             yield f"frozen_{target}", f"state {target} is never updated", rebuild(spec, new)
 
 
-def weight_decay(spec, flat, sym, extra):
-    """L2 weight decay (wd w added to g) and decoupled weight decay (w shrunk by lr wd first)."""
-    wd_value = float(extra.get("weight_decay", 0.0) or 0.0)
-    if wd_value == 0.0 or "weight_decay" in spec.hyper_names:  # the spec has its own
-        return
-    wd = sympy.Symbol("weight_decay", positive=True)
-    hyper = (Hyper("weight_decay", wd_value, "positive", r"\lambda"),)
-    g, w = sym[G], sym[W]
-    g_wd = sympy.Symbol("g_wd", real=True)
-    coupled = [("g_wd", g + wd * w), *_map(flat, lambda e: e.xreplace({g: g_wd}))]
-    spec_l2 = rebuild(spec, [], hypers=hyper)
-    spec_l2 = dataclasses.replace(
-        spec_l2, update=tuple(Assignment(t, e, f"{t} = {sympy.sstr(e)}") for t, e in coupled)
-    )
-    yield "l2_weight_decay", f"L2 weight decay {wd_value:g} added to the gradient", spec_l2
-    if "lr" in sym:
-        decoupled = [(W, w - sym["lr"] * wd * w), *flat]
-        yield (
-            "decoupled_weight_decay",
-            f"decoupled weight decay {wd_value:g} (w shrunk by lr*wd before the step)",
-            rebuild(spec, decoupled, hypers=hyper),
-        )
-
-
-def momentum_schedule(spec, flat, sym, extra):
-    """NAdam's momentum schedule mu_t = beta1 (1 - 0.5 * 0.96^(t psi)) (torch, Keras).
-
-    Applies where the update uses beta^(t+1) (Dozat's look-ahead bias correction): beta^t becomes
-    the running product of mu, beta^(t+1) that product times mu_{t+1}, and the remaining beta
-    becomes mu_{t+1} on the momentum term and mu_t on the gradient term.
-    """
-    psi_value = float(extra.get("momentum_decay", 0.004) or 0.004)
-    t, g = sym[T], sym[G]
-    for h in spec.hypers:
-        beta = sym[h.name]
-        if not h.domain.startswith("unit") or not any(e.has(beta ** (t + 1)) for _, e in flat):
-            continue
-        psi = sympy.Symbol("momentum_decay", positive=True)
-        mu_t, mu_next, prod = (sympy.Symbol(n, real=True) for n in ("mu_t", "mu_next", "mu_prod"))
-        half, decay = sympy.Rational(1, 2), sympy.Rational(96, 100)
-        prelude = [
-            ("mu_t", beta * (1 - half * decay ** (t * psi))),
-            ("mu_next", beta * (1 - half * decay ** ((t + 1) * psi))),
-            ("mu_prod", prod * mu_t),
-        ]
-
-        def schedule(e, beta=beta, prod=prod, mu_t=mu_t, mu_next=mu_next):
-            e = e.xreplace({beta ** (t + 1): prod * mu_next, beta**t: prod})
-            if not isinstance(e, sympy.Add):
-                return e
-            terms = []
-            for term in sympy.Add.make_args(sympy.expand(e)):
-                terms.append(term.xreplace({beta: mu_t if term.has(g) else mu_next}))
-            return sympy.Add(*terms)
-
-        new = [(tg, schedule(e) if tg == W else e) for tg, e in flat]
-        hyper = (Hyper("momentum_decay", psi_value, "positive", r"\psi"),)
-        state = (StateVar("mu_prod", sympy.Integer(1), r"\Pi"),)
-        yield (
-            "momentum_schedule",
-            f"NAdam momentum schedule mu_t = beta1 (1 - 0.5 * 0.96^(t psi)), psi = {psi_value:g}",
-            rebuild(spec, [*prelude, *new], hypers=hyper, states=state),
-        )
-
-
 RULES: tuple[Rule, ...] = (
     eps_placement,
     eps_inside_max,
@@ -312,8 +247,6 @@ RULES: tuple[Rule, ...] = (
     swapped_hypers,
     sign,
     frozen_state,
-    weight_decay,
-    momentum_schedule,
 )
 
 
@@ -325,3 +258,11 @@ def variants(spec: Spec, extra: Mapping[str, float] | None = None) -> list[Varia
         for name, desc, vspec in rule(spec, flat, sym, extra or {}):
             out.append(Variant(name, desc, vspec))
     return out
+
+
+def apply(spec: Spec, name: str) -> Spec | None:
+    """``spec`` rewritten by the single rule ``name`` (for pairs of rules), or None."""
+    for variant in variants(spec):
+        if variant.name == name:
+            return variant.spec
+    return None

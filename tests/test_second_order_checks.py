@@ -135,7 +135,7 @@ def test_cli_check_show_and_verify(tmp_path):
     result = runner.invoke(main, ["show", "trust_region"])
     assert "derived step: d = -(lam*I + H)**(-1)*g" in result.output
     result = runner.invoke(main, ["verify", "torch.optim.Adam", "--against", "newton"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.startswith("error: --against: newton is a second-order spec")
 
 

@@ -1,191 +1,240 @@
 """Implementations under test, each driven through one :class:`Adapter`: a ``torch.optim``
-optimizer, a class with the generated NumPy API, or a step function."""
+optimizer, a class with the generated NumPy API, a step function, or an optax
+``GradientTransformation`` factory (:mod:`.optax_adapter`).
+
+An adapter drives *parameter groups*: each a list of arrays with the implementation's own keyword
+arguments. It is handed fresh copies of everything (parameters, gradients) and hands back copies,
+so an implementation that writes into its inputs cannot change what the reference reads.
+"""
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Mapping
 
 import numpy as np
 
-from symopt.errors import SpecError, Unsupported
-from symopt.reference import ReferenceStepper
+#: Per group, a list of arrays (parameters or gradients).
+Groups = list[list[np.ndarray]]
+#: Per group, per tensor, the implementation's state arrays by its own keys.
+States = list[list[dict[str, np.ndarray]]]
 
-#: torch.optim's names for the spec hyperparameters (betas is split into beta1, beta2).
-TORCH_HYPER = {"lr": "lr", "eps": "eps", "rho": "momentum", "decay": "alpha"}
-#: Fixed torch options a spec implies.
-TORCH_FIXED = {"nesterov": {"nesterov": True}}
-#: torch.optim state names -> spec state names, by optimizer class.
-TORCH_STATE = {
-    "Adam": {"exp_avg": "m", "exp_avg_sq": "v"},
-    "AdamW": {"exp_avg": "m", "exp_avg_sq": "v"},
-    "NAdam": {"exp_avg": "m", "exp_avg_sq": "v"},
-    "Adamax": {"exp_avg": "m", "exp_inf": "u"},
-    "Adagrad": {"sum": "s"},
-    "RMSprop": {"square_avg": "v"},
-    # torch's SGD buffer is the article's velocity for plain momentum; for Nesterov it is -v/lr.
-    "SGD": {"momentum_buffer": "v"},
-}
-TORCH_STATE_SKIP = {("SGD", "nesterov")}
-#: torch options that the variant catalogue understands (read from the optimizer's param group).
-TORCH_EXTRAS = ("weight_decay", "momentum_decay")
+
+class ImplementationError(Exception):
+    """The implementation under test raised: exit status 3, never a traceback."""
 
 
 class Adapter:
-    """One parameter array driven by an implementation: step(g), params(), state()."""
+    """One implementation driving parameter groups: step(grads, t), params(), state().
 
-    def step(self, g: np.ndarray, t: int) -> None:
+    ``kwargs`` holds, per group, the implementation's own keyword arguments (bound from the
+    spec's hyperparameters by :mod:`.binding`); ``initial_state`` per tensor the spec's initial
+    state under the implementation's names (only a step function, which keeps no state of its
+    own, needs it)."""
+
+    #: Whether groups may have arguments of their own (else verify runs a single group).
+    takes_groups = True
+    #: Positional parameters before the hyperparameters (params; or w, g, state, t).
+    leading = 0
+
+    def __init__(
+        self, target, params: Groups, kwargs: list[dict[str, object]], initial_state: States
+    ) -> None:
         raise NotImplementedError
 
-    def params(self) -> np.ndarray:
+    def step(self, grads: Groups, t: int) -> None:
         raise NotImplementedError
 
-    def state(self) -> dict[str, np.ndarray]:
-        return {}
+    def params(self) -> Groups:
+        raise NotImplementedError
+
+    def state(self) -> States:
+        """Every array the implementation keeps per tensor, by its own key (copies)."""
+        return [[{} for _ in group] for group in self.params()]
+
+    @staticmethod
+    def signature(target) -> inspect.Signature | None:
+        """The parameters the hyperparameters are bound to (None: unknown, pass by name)."""
+        try:
+            return inspect.signature(target)
+        except (TypeError, ValueError):
+            return None
 
 
 class TorchAdapter(Adapter):
-    def __init__(self, cls, w0, spec, hyper, extra, state_map, kwargs=None):
-        """``kwargs``, when given, are the exact arguments (from the spec's ``[api]``) and
-        ``state_map`` the whole map of states; else the arguments come from ``hyper`` through
-        torch's usual names, and the states from :data:`TORCH_STATE`."""
+    """A ``torch.optim.Optimizer`` subclass, one param group per group."""
+
+    leading = 1
+
+    def __init__(self, target, params, kwargs, initial_state):
         import torch
 
         self.torch = torch
-        self.param = torch.nn.Parameter(torch.tensor(w0, dtype=_torch_dtype(torch, w0.dtype)))
-        exact = kwargs is not None
-        if not exact:
-            kwargs = dict(TORCH_FIXED.get(spec.name, {}))
-            for name, value in hyper.items():
-                if name in ("beta1", "beta2"):
-                    kwargs["betas"] = (hyper["beta1"], hyper["beta2"])
-                elif name in TORCH_HYPER:
-                    kwargs[TORCH_HYPER[name]] = value
-            kwargs.update(extra)
-        try:
-            self.opt = cls([self.param], **kwargs)
-        except TypeError as exc:
-            raise SpecError(f"cannot construct {cls.__name__}({_kwargs(kwargs)}): {exc}") from None
-        except ValueError as exc:
-            raise Unsupported(
-                f"{cls.__name__}({_kwargs(kwargs)}) refuses its arguments: {exc}", key="--hyper"
-            ) from None
-        names = (
-            {}
-            if exact or (cls.__name__, spec.name) in TORCH_STATE_SKIP
-            else TORCH_STATE.get(cls.__name__, {})
-        )
-        self.state_map = {
-            spec_name: impl for impl, spec_name in names.items() if spec_name in spec.state_names
-        }
-        self.state_map.update(state_map)
-        group = self.opt.param_groups[0]
-        self.extras = {k: group[k] for k in TORCH_EXTRAS if k in group}
+        dtype = torch.float64 if params[0][0].dtype == np.float64 else torch.float32
+        self.dtype = dtype
+        self.groups = [
+            [torch.nn.Parameter(torch.tensor(np.array(p), dtype=dtype)) for p in group]
+            for group in params
+        ]
+        # as users write groups: the first group's arguments to the constructor, the others'
+        # differences in their dicts (torch reads some, Adagrad's initial_accumulator_value, from
+        # the constructor only)
+        groups = [
+            {"params": list(group), **{k: v for k, v in kw.items() if kwargs[0].get(k) != v}}
+            for group, kw in zip(self.groups, kwargs, strict=True)
+        ]
+        self.opt = _construct(target, groups, kwargs[0], dtype=dtype)
 
-    def step(self, g, t):
-        self.param.grad = self.torch.tensor(g, dtype=self.param.dtype)
-        # torch.optim keeps scalar state (NAdam's mu_product, ASGD's eta) in the default dtype:
-        # the run's dtype, so that a float64 run is float64 throughout
-        before = self.torch.get_default_dtype()
-        self.torch.set_default_dtype(self.param.dtype)
-        try:
+    def step(self, grads, t):
+        for group, gs in zip(self.groups, grads, strict=True):
+            for p, g in zip(group, gs, strict=True):
+                p.grad = self.torch.tensor(np.array(g), dtype=self.dtype)
+        with _default_dtype(self.torch, self.dtype):
             self.opt.step()
-        finally:
-            self.torch.set_default_dtype(before)
 
     def params(self):
-        return self.param.detach().numpy().copy()
+        return [[p.detach().numpy().copy() for p in group] for group in self.groups]
 
     def state(self):
-        state = self.opt.state[self.param]
-        return {
-            s: state[i].detach().numpy().copy() for s, i in self.state_map.items() if i in state
-        }
+        out = []
+        for group in self.groups:
+            out.append([_arrays(self.opt.state.get(p, {})) for p in group])
+        return out
 
 
 class ClassAdapter(Adapter):
-    """A class with the generated NumPy API: cls([w], **hyper), step([g]), params, state[0]."""
+    """A class with the generated NumPy API, ``cls(params, **kwargs)``, ``step(grads)``,
+    ``params``, ``state[i]``: one instance per group (it takes no groups of its own)."""
 
-    def __init__(self, cls, w0, spec, hyper, extra, state_map, kwargs=None):
-        """``kwargs``, when given, are the exact arguments of a generated class with a
-        library's arguments (from the spec's ``[api]``), and ``state_map`` its state keys."""
-        if kwargs is not None:
-            self.opt = cls([w0.copy()], **kwargs)
-        else:
-            self.opt = cls([w0.copy()], **hyper, **extra)
-        self.state_map = {s: state_map.get(s, s) for s in spec.state_names}
+    leading = 1
 
-    def step(self, g, t):
-        self.opt.step([g])
+    def __init__(self, target, params, kwargs, initial_state):
+        self.opts = [
+            _construct(target, [np.array(p) for p in group], kw)
+            for group, kw in zip(params, kwargs, strict=True)
+        ]
+
+    def step(self, grads, t):
+        for opt, gs in zip(self.opts, grads, strict=True):
+            opt.step([np.array(g) for g in gs])
 
     def params(self):
-        return np.array(self.opt.params[0], copy=True)
+        return [[np.array(p, copy=True) for p in opt.params] for opt in self.opts]
 
     def state(self):
-        own = self.opt.state[0] if getattr(self.opt, "state", None) else {}
-        return {s: np.array(own[i]) for s, i in self.state_map.items() if i in own}
+        out = []
+        for opt in self.opts:
+            own = getattr(opt, "state", None) or [{} for _ in opt.params]
+            out.append([_arrays(s) for s in own])
+        return out
 
 
 class FunctionAdapter(Adapter):
-    """A step function f(w, g, state, t, **hyper) updating ``state`` in place; returns the new w
-    (or None when it updated w in place). ``state`` starts with the spec's initial values."""
+    """A step function ``f(w, g, state, t, **kwargs)`` that updates the dict ``state`` in place
+    and returns the new w (or None after updating w in place); called once per tensor.
 
-    def __init__(self, fn, w0, spec, hyper, extra, state_map):
-        self.fn, self.hyper = fn, {**hyper, **extra}
-        self.w = w0.copy()
-        ref = ReferenceStepper(spec, [w0], **hyper)
-        self.state_map = {s: state_map.get(s, s) for s in spec.state_names}
-        self.own = {self.state_map[s]: v.copy() for s, v in ref.state[0].items()}
+    ``state`` starts with the spec's state at its initial values; a key the function never
+    writes (no assignment, no change of value) is not reported, so not compared."""
 
-    def step(self, g, t):
-        out = self.fn(self.w, g, self.own, t, **self.hyper)
-        if out is not None:
-            self.w = np.asarray(out, dtype=self.w.dtype)
+    leading = 4
+
+    def __init__(self, target, params, kwargs, initial_state):
+        self.fn, self.kwargs = target, kwargs
+        self.w = [[np.array(p) for p in group] for group in params]
+        self.own = [
+            [_WatchedState({k: np.array(v) for k, v in s.items()}) for s in group]
+            for group in initial_state
+        ]
+
+    def step(self, grads, t):
+        for i, gs in enumerate(grads):
+            for j, g in enumerate(gs):
+                w = self.w[i][j]
+                out = self.fn(w, np.array(g), self.own[i][j], t, **self.kwargs[i])
+                if out is not None:
+                    self.w[i][j] = np.asarray(out, dtype=w.dtype)
 
     def params(self):
-        return self.w.copy()
+        return [[w.copy() for w in group] for group in self.w]
 
     def state(self):
-        return {s: np.array(self.own[i]) for s, i in self.state_map.items() if i in self.own}
+        return [[s.written() for s in group] for group in self.own]
 
 
-def _torch_dtype(torch, dtype):
-    return torch.float64 if dtype == np.float64 else torch.float32
+class _WatchedState(dict):
+    """A step function's state dict that knows which keys the function wrote."""
+
+    def __init__(self, initial: dict[str, np.ndarray]) -> None:
+        super().__init__(initial)
+        self.initial = {k: v.copy() for k, v in initial.items()}
+        self.assigned: set[str] = set()
+
+    def __setitem__(self, key, value) -> None:
+        self.assigned.add(key)
+        super().__setitem__(key, value)
+
+    def written(self) -> dict[str, np.ndarray]:
+        out = {}
+        for key, value in self.items():
+            array = np.array(value)
+            start = self.initial.get(key)
+            untouched = (
+                key not in self.assigned
+                and start is not None
+                and array.shape == start.shape
+                and np.array_equal(array, start, equal_nan=True)
+            )
+            if not untouched:
+                out[key] = array
+        return out
+
+
+class _default_dtype:
+    """torch.optim keeps scalar state (NAdam's mu_product, ASGD's eta) in the default dtype:
+    the run's while it steps, so a float64 run is float64 throughout."""
+
+    def __init__(self, torch, dtype) -> None:
+        self.torch, self.dtype = torch, dtype
+
+    def __enter__(self) -> None:
+        self.before = self.torch.get_default_dtype()
+        self.torch.set_default_dtype(self.dtype)
+
+    def __exit__(self, *exc) -> None:
+        self.torch.set_default_dtype(self.before)
+
+
+def _arrays(state: Mapping) -> dict[str, np.ndarray]:
+    """The array-valued entries of a state dict, as float64-or-own-dtype NumPy copies."""
+    out = {}
+    for key, value in state.items():
+        if hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        if isinstance(value, np.ndarray) or np.isscalar(value):
+            array = np.array(value)
+            if array.dtype.kind == "f":
+                out[str(key)] = array
+    return out
+
+
+def _construct(target, params, kwargs: Mapping[str, object], dtype=None):
+    """``target(params, **kwargs)``; what it raises is the implementation's error."""
+    try:
+        if dtype is not None:
+            import torch
+
+            with _default_dtype(torch, dtype):
+                return target(params, **kwargs)
+        return target(params, **kwargs)
+    except Exception as exc:  # noqa: BLE001  (anything the implementation raises)
+        raise ImplementationError(
+            f"{_name(target)}({_kwargs(kwargs)}) raised {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _name(target) -> str:
+    return getattr(target, "__qualname__", None) or repr(target)
 
 
 def _kwargs(kwargs: Mapping) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-
-
-def load_target(path: str) -> object:
-    """Import ``pkg.mod.Name`` (or ``pkg.mod:Name``) without executing anything else."""
-    module_name, _, attr = path.replace(":", ".").rpartition(".")
-    if not module_name or not attr:
-        raise SpecError(
-            f"expected an import path like torch.optim.Adam, got {path!r}", key="TARGET"
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise SpecError(f"cannot import {module_name!r}: {exc}", key="TARGET") from None
-    if not hasattr(module, attr):
-        raise SpecError(f"{module_name!r} has no attribute {attr!r}", key="TARGET")
-    return getattr(module, attr)
-
-
-def adapter_factory(target: object) -> type[Adapter]:
-    if inspect.isclass(target):
-        try:
-            import torch
-
-            if issubclass(target, torch.optim.Optimizer):
-                return TorchAdapter
-        except ImportError:
-            pass
-        if hasattr(target, "step"):
-            return ClassAdapter
-        raise SpecError(f"{target.__name__} has no step() method", key="TARGET")
-    if callable(target):
-        return FunctionAdapter
-    raise SpecError(f"{target!r} is neither an optimizer class nor a step function", key="TARGET")

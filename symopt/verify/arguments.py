@@ -3,8 +3,8 @@
 An implementation that is the library class a spec's ``[api]`` matches (``torch.optim.Adam``
 for ``adam``, or a generated drop-in of the same name) is called exactly through that table
 (:func:`api_call`): every argument by the class's name, the variant the flags select, the
-gradient negated for ``maximize``. Any other implementation gets the hyperparameters through a
-fixed list of torch's names (:func:`split_hyper`).
+gradient negated for ``maximize``. Any other implementation gets them through
+:mod:`.binding`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from symopt import api_matrix
-from symopt.errors import SpecError
+from symopt.errors import Unsupported
 from symopt.spec import Spec
 from symopt.spec.family import variant_for, variant_label
-from symopt.verify.adapters import TORCH_HYPER
 
 
 @dataclass(frozen=True)
@@ -76,45 +75,13 @@ def api_call(spec: Spec, given: Mapping[str, object], dtype: str = "float64") ->
     )
 
 
-def split_hyper(
-    spec: Spec, given: Mapping[str, object]
-) -> tuple[dict[str, float], dict[str, object]]:
-    """The spec's hyperparameters (defaults updated) and the implementation-only extras.
-
-    Accepts spec names and torch.optim names: betas=(b1, b2), momentum=rho, alpha=decay.
-    """
-    spec_hyper = dict(spec.defaults)
-    extra: dict[str, object] = {}
-    reverse = {v: k for k, v in TORCH_HYPER.items()}
-    for key, value in given.items():
-        if key == "betas" and {"beta1", "beta2"} <= set(spec.hyper_names):
-            spec_hyper["beta1"], spec_hyper["beta2"] = _pair(value)
-        elif key in spec_hyper:
-            spec_hyper[key] = float(value)  # type: ignore[arg-type]
-        elif key in reverse and reverse[key] in spec_hyper:
-            spec_hyper[reverse[key]] = float(value)  # type: ignore[arg-type]
-        else:
-            extra[key] = value
-    return spec_hyper, extra
-
-
-def _pair(value: object) -> tuple[float, float]:
-    if isinstance(value, str):
-        value = [v for v in value.strip("()[] ").split(",") if v.strip()]
-    try:
-        a, b = value  # type: ignore[misc]
-        return float(a), float(b)
-    except (TypeError, ValueError):
-        raise SpecError(f"betas must be two numbers, got {value!r}", key="--hyper") from None
-
-
 def parse_assignments(items: Sequence[str], option: str) -> dict[str, str]:
     """``k=v`` strings from the command line."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise SpecError(f"expected NAME=VALUE, got {item!r}", key=option)
+            raise Unsupported(f"expected NAME=VALUE, got {item!r}", key=option)
         out[key.strip()] = value.strip()
     return out
 
@@ -129,4 +96,4 @@ def coerce(value: str) -> object:
     try:
         return float(value)
     except ValueError:
-        raise SpecError(f"not a number: {value!r}", key="--hyper") from None
+        raise Unsupported(f"not a number: {value!r}", key="--hyper") from None
