@@ -2,9 +2,11 @@
 
 Hand-written optimizers drift from the mathematics in a small number of recurring ways: eps inside
 or outside a square root or a max, eps accumulated into the state, a bias correction left out, a
-dampened momentum, weight decay coupled or decoupled, NAdam's momentum schedule, the step counter
-off by one. Each :class:`Rule` here rewrites *any* spec's update where its pattern occurs, so the
-variants of a new spec come for free; none is written out per algorithm.
+dampened momentum, two hyperparameters swapped, the step counter off by one. Each :class:`Rule`
+here rewrites *any* spec's update where its pattern occurs, so the variants of a new spec come for
+free; none is written out per algorithm. Those with a constant to fit (weight decay, NAdam's
+momentum schedule, an initial accumulator) are in :mod:`symopt.fitted_variants`; :func:`apply`
+composes two rules.
 """
 
 from __future__ import annotations
