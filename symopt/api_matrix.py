@@ -267,7 +267,7 @@ def _convert(api: Api, a: ApiArgument, value: object, option: str) -> object:
     if a.kind == "tuple":
         items = value
         if isinstance(value, str):
-            items = [v for v in value.strip("()[] ").split(",") if v.strip()]
+            items = tuple_parts(value)
         if not isinstance(items, (list, tuple)) or len(items) != len(a.parts):
             raise Unsupported(
                 f"{a.name}: expected {len(a.parts)} numbers ({', '.join(a.parts)}), got {value!r}",
@@ -298,6 +298,11 @@ def _convert(api: Api, a: ApiArgument, value: object, option: str) -> object:
         return value
     words = "true, false or none" if None in allowed else "true or false"
     raise Unsupported(f"{a.name} is a flag: expected {words}, got {value!r}", key=option)
+
+
+def tuple_parts(value: str) -> list[str]:
+    """A tuple as the command line gives it: ``0.9,0.999`` or ``(0.9, 0.999)``."""
+    return [v for v in value.strip("()[] ").split(",") if v.strip()]
 
 
 def _same_value(value: object, constant: object) -> bool:

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from symopt.api_matrix import tuple_parts
 from symopt.errors import Unsupported
 from symopt.spec import Spec
 from symopt.spec.domains import DOMAINS
@@ -204,7 +205,7 @@ def _number(key: str, value: object) -> float:
 
 def _tuple(key: str, value: object) -> list[object]:
     if isinstance(value, str):
-        return [v for v in value.strip("()[] ").split(",") if v.strip()]
+        return tuple_parts(value)
     if isinstance(value, (tuple, list)):
         return list(value)
     raise Unsupported(f"{key}={value!r}: expected numbers separated by commas", key="--hyper")

@@ -151,6 +151,15 @@ def _relative(actual: np.ndarray, expected: np.ndarray, scale: float):
     return (worst / scale if scale > 0 else worst), tuple(int(i) for i in index)
 
 
+def scaled_error(scales: dict, at, actual: np.ndarray, expected: np.ndarray):
+    """(error, where, scale): the error relative to the largest finite magnitude ``expected``
+    has reached at ``at`` so far (``scales`` keeps the running maxima)."""
+    finite = np.abs(expected[np.isfinite(expected)])
+    scale = scales[at] = max(scales.get(at, 0.0), float(finite.max(initial=0.0)))
+    err, index = _relative(actual, expected, scale)
+    return err, index, scale
+
+
 def _spread(perturbed: list[np.ndarray], reference: np.ndarray, scale: float) -> float:
     worst = 0.0
     for p in perturbed:
@@ -233,11 +242,7 @@ def run_case(
                     (tp[i][j] if name == "w" else ts[i][j][name])
                     for tp, ts in zip(twin_params, twin_states, strict=True)
                 ]
-                finite = np.abs(expected[np.isfinite(expected)])
-                s = scale[key, name] = max(
-                    scale.get((key, name), 0.0), float(finite.max(initial=0.0))
-                )
-                err, index = _relative(actual, expected, s)
+                err, index, s = scaled_error(scale, (key, name), actual, expected)
                 bound_ = tol[key, name] = min(
                     max(tol.get((key, name), 0.0), bound(_spread(twins_q, expected, s), dtype)),
                     CAP[dtype],

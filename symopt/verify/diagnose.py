@@ -21,7 +21,13 @@ import numpy as np
 from symopt.fitted_variants import Fitted, fitted_variants
 from symopt.spec import Spec
 from symopt.variants import apply, variants
-from symopt.verify.comparison import GroupStepper, QuantityStats, Trace, _relative, reference_grads
+from symopt.verify.comparison import (
+    GroupStepper,
+    QuantityStats,
+    Trace,
+    reference_grads,
+    scaled_error,
+)
 
 #: A variant explains a difference when it cuts the error/tolerance ratio by this factor (and
 #: leaves it within the tolerance).
@@ -95,11 +101,7 @@ def replay(
                         expected = params[n] if name == "w" else states[n].get(name)
                         if expected is None or expected.shape != actual.shape:
                             continue
-                        finite = np.abs(expected[np.isfinite(expected)])
-                        scale = scales[key, name] = max(
-                            scales.get((key, name), 0.0), float(finite.max(initial=0.0))
-                        )
-                        err, _ = _relative(actual, expected, scale)
+                        err, _, _ = scaled_error(scales, (key, name), actual, expected)
                         ratio = err / tols[name]
                         worst = max(worst, ratio)
                         excess += math.log10(ratio) if ratio > 1 else 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -212,7 +213,7 @@ def verify(
                 sign=sign,
             )
         )
-    sizes = [int(_size(s)) for c in runs for group in c.layout for s in group]
+    sizes = [math.prod(s) for c in runs for group in c.layout for s in group]
     report = Report(
         target=name,
         against=spec.name,
@@ -281,10 +282,3 @@ def _merge(into: QuantityStats, other: QuantityStats) -> None:
     into.groups |= other.groups
     into.at_zero_gradient += other.at_zero_gradient
     into.at_nonzero_gradient += other.at_nonzero_gradient
-
-
-def _size(shape) -> int:
-    out = 1
-    for n in shape:
-        out *= n
-    return out
