@@ -189,7 +189,9 @@ def check(names: tuple[str, ...], spec_files: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.option("--target", default="all", show_default=True, help="numpy, c, torch, docs, or all.")
+@click.option(
+    "--target", default="all", show_default=True, help="numpy, c, torch, jax, docs, or all."
+)
 @generation_options("generate", "Output folder.")
 @friendly_errors
 def generate(

@@ -632,7 +632,7 @@ def test_unsupported_features_are_refused_in_one_line_and_nothing_is_written(tmp
     assert line.startswith(
         f"error: {ROOT / 'specs' / 'muon.toml'}: the c target cannot generate 'muon': "
         "fixed-count iterations, matrix products, transposes, updates for some parameter "
-        "shapes only; try --target numpy or docs or torch"
+        "shapes only; try --target numpy or docs or torch or jax"
     )
     assert not out.exists()
 

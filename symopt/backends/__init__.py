@@ -6,9 +6,10 @@ from __future__ import annotations
 from symopt.backends.base import Backend
 from symopt.backends.c import CBackend
 from symopt.backends.docs import DocsBackend
+from symopt.backends.jax import JaxBackend
 from symopt.backends.numpy import NumpyBackend
 from symopt.backends.torch import TorchBackend
 
 BACKENDS: dict[str, Backend] = {
-    b.name: b for b in (NumpyBackend(), DocsBackend(), CBackend(), TorchBackend())
+    b.name: b for b in (NumpyBackend(), DocsBackend(), CBackend(), TorchBackend(), JaxBackend())
 }
