@@ -9,10 +9,13 @@ one loop. Tensor-level specs print their whole-tensor program
 
 optax transformations return *updates*, which ``optax.apply_updates`` adds to the parameters: the
 printed step returns ``w_new - w``. Where the new ``w`` is ``w + u`` with ``u`` free of ``w`` (plain
-Adam, SGD), ``u`` is printed alone, so the transformation needs no ``params`` and adds no rounding.
+Adam, SGD), ``u`` is printed alone, so the transformation needs no ``params`` and adds no rounding;
+decoupled weight decay enters it as ``(k - 1)*w`` (:func:`exact_scale_change`).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import sympy
 
@@ -22,6 +25,7 @@ from symopt.lowering.kernel import Kernel, lower
 from symopt.lowering.program import Line, Loop, TensorProgram, Update, lower_tensor
 from symopt.spec import Spec
 from symopt.spec.common import COLS, ROWS
+from symopt.spec.domains import DOMAINS
 from symopt.spec.family import module_name, settings, variant_for, variant_label, variants
 
 #: Spec hyperparameters that optax names otherwise (its factories' arguments).
@@ -52,9 +56,9 @@ def family_data(spec: Spec) -> dict:
     raw = spec.family.raw if spec.family else spec
     names = argument_names(raw)
     hypers = hyper_rows(raw)
-    for h in hypers:
-        h["arg"] = names[h["name"]]
-        h["condition"] = h["condition"].replace(h["name"], "value")
+    for h, row in zip(raw.hypers, hypers, strict=True):
+        row["arg"] = names[h.name]
+        row["condition"] = DOMAINS[h.domain].condition.format(x="value")
     axes = spec.family.axes if spec.family else ()
     flags = list(raw.flags)
     kinds = {f.name: "flag" for f in flags}
@@ -79,15 +83,12 @@ def family_data(spec: Spec) -> dict:
         "runtime_imports": runtime_imports(steps, axes, kinds),
         "uses_jnp": "jnp." in repr(steps),
         "lr_arg": names.get("lr"),
-        "init": initial_values(steps),
+        "inits": initial_values(steps),
         "table": table,
         "applies_to": raw.applies_to,
         "refuses": raw.applies_to != "any" and not raw.otherwise,
         "shape_word": raw.shapes_taken,
         "equations": [a.text for a in raw.update],
-        "init_hypers": sorted(
-            {s.name for st in raw.states for s in st.init.free_symbols} & set(raw.hyper_names)
-        ),
     }
 
 
@@ -100,14 +101,24 @@ def runtime_imports(steps: list[dict], axes, kinds: dict) -> list[str]:
     return sorted(names, key=lambda n: (not n[:1].isupper(), n))
 
 
-def initial_values(steps: list[dict]) -> dict[str, str]:
-    """Each state's initial value, printed: the same in every variant that keeps the state."""
-    out: dict[str, str] = {}
+def initial_values(steps: list[dict]) -> list[dict]:
+    """The variants' initial states, printed: one function for all of them, unless a state
+    starts otherwise in some (then one per way to start); each step gets its ``init_fn``."""
+    out: list[dict] = []
     for step in steps:
-        for name, code in step["init"].items():
-            if out.setdefault(name, code) != code:
-                raise ValueError(f"variants start state {name!r} at {out[name]} and at {code}")
-    return out
+        found = next((i for i in out if _compatible(i["values"], step["init"])), None)
+        if found is None:
+            suffix = f"_{len(out) + 1}" if out else ""
+            found = {"fn": f"_initial_values{suffix}", "values": {}, "reads": set()}
+            out.append(found)
+        found["values"].update(step["init"])
+        found["reads"].update(step["init_reads"])
+        step["init_fn"] = found["fn"]
+    return [{**i, "reads": sorted(i["reads"])} for i in out]
+
+
+def _compatible(a: dict[str, str], b: dict[str, str]) -> bool:
+    return all(a[k] == b[k] for k in a.keys() & b.keys())
 
 
 def step_name(variant: Spec) -> str:
@@ -118,7 +129,7 @@ def variant_data(variant: Spec) -> dict:
     """One variant's step: its prelude and the leaf function(s) that update one parameter."""
     printer = JaxPrinter()
     if variant.elementwise:
-        kernel = lower(variant)
+        kernel = exact_scale_change(lower(variant))
         prelude, leaves = kernel.prelude, [kernel_leaf(kernel, printer)]
         main_states = other_states = [s.name for s in variant.states]
         init = kernel.init
@@ -145,8 +156,58 @@ def variant_data(variant: Spec) -> dict:
         "main_states": main_states,
         "other_states": other_states if variant.otherwise or variant.applies_to == "any" else None,
         "init": {s.name: printer.doprint(init[s.name]) for s in variant.states},
+        "init_reads": sorted(
+            {x.name for s in variant.states for x in init[s.name].free_symbols}
+            & set(variant.hyper_names)
+        ),
         "needs_params": any(leaf["needs_params"] for leaf in leaves),
     }
+
+
+#: The prelude scalar ``k - 1`` of a scaling ``k*w`` of the parameters.
+SCALE_CHANGE = sympy.Symbol("w_scale_change", real=True)
+
+
+def exact_scale_change(kernel: Kernel) -> Kernel:
+    """Decoupled weight decay as ``(k - 1)*w`` in the update, ``k - 1`` computed in the prelude.
+
+    The kernel scales w by a prelude scalar ``k = 1 - lr*weight_decay`` (AdamW, Lion); the
+    update ``k*w - w`` would round ``k`` to the parameters' dtype first (in float32 ``1 - 1e-7``
+    is ``1 - 1.19e-7``: a decay 19% too strong) and then cancel. ``k - 1`` (``-lr*weight_decay``,
+    simplified by SymPy over the prelude's definitions) has no such error. Applies where the
+    final w is ``k*w + u``, or ``w1 + u`` with ``w1 = k*w`` used nowhere else."""
+    final = next(st for st in kernel.body if st.target == kernel.ssa_name("w"))
+    others = [st for st in kernel.body if st is not final]
+    scalars = dict(kernel.prelude)
+    if SCALE_CHANGE in scalars:
+        return kernel
+    terms = list(sympy.Add.make_args(final.expr))
+    earlier = {st.target: st for st in others if st.array == "w"}
+    for i, term in enumerate(terms):
+        source = earlier.get(term)
+        scaled = source.expr if source is not None else term
+        k = scaled / W
+        if not (isinstance(k, sympy.Symbol) and k in scalars and scaled == k * W):
+            continue
+        if source is not None and any(term in st.expr.free_symbols for st in others):
+            continue
+        change = sympy.simplify(scalars[k].xreplace(scalars) - 1)
+        expr = sympy.Add(*terms[:i], *terms[i + 1 :], W, SCALE_CHANGE * W)
+        comments = (source.equations if source is not None else ()) + final.equations
+        new_final = dataclasses.replace(final, expr=expr, equations=comments)
+        body = [new_final if st is final else st for st in kernel.body if st is not source]
+        prelude = _used_prelude((*kernel.prelude, (SCALE_CHANGE, change)), body)
+        return dataclasses.replace(kernel, body=tuple(body), prelude=prelude)
+    return kernel
+
+
+def _used_prelude(prelude: tuple, body: list) -> tuple:
+    """The prelude's scalars that the body reads, with those they are computed from."""
+    used = {x for st in body for x in st.expr.free_symbols}
+    for symbol, expr in reversed(prelude):
+        if symbol in used:
+            used |= expr.free_symbols
+    return tuple((symbol, expr) for symbol, expr in prelude if symbol in used)
 
 
 def kernel_leaf(kernel: Kernel, printer: JaxPrinter) -> dict:

@@ -36,6 +36,8 @@ class Variant:
     main: tuple[str, ...]
     other: tuple[str, ...] | None
     needs_params: bool
+    #: hyperparameters' values -> each state's value before the first step
+    initial_values: Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
 def is_number(value: Any) -> bool:
@@ -150,7 +152,6 @@ def transformation(
     variant: Variant,
     hyper: Mapping[str, Any],
     shapes: Mapping[str, str],
-    initial_values: Callable[[Mapping[str, Any]], dict[str, Any]],
     applies_to: str,
     t_start: int,
 ) -> optax.GradientTransformation:
@@ -159,7 +160,7 @@ def transformation(
     absent = {f: None for f in state_class._fields if f != "count" and f not in variant.states}
 
     def init_fn(params):
-        values = initial_values(at_count(hyper, jnp.zeros([], jnp.int32)))
+        values = variant.initial_values(at_count(hyper, jnp.zeros([], jnp.int32)))
         states = initial_state(params, variant, shapes, values, applies_to, name)
         return state_class(count=jnp.zeros([], jnp.int32), **states, **absent)
 
