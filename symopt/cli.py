@@ -4,40 +4,24 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from typing import TypeVar
 
 import click
 
 from symopt import __version__
-from symopt.cli_support import friendly_errors, select_specs
+from symopt.cli_support import (
+    friendly_errors,
+    generation_options,
+    generation_specs,
+    one_of,
+    regenerate_command,
+    select_specs,
+)
 from symopt.errors import SpecError
-from symopt.spec import Spec, load_spec
+from symopt.spec import load_spec
 
-
-def generation_specs(names: Sequence[str], spec_files: Sequence[str], builtins: bool) -> list[Spec]:
-    """Built-ins (all, or those named) plus user specs; a user spec replaces a same-named one."""
-    from symopt.resources import builtin_spec, builtin_specs
-
-    if names and not builtins:
-        raise click.UsageError("--algorithm selects built-ins; it cannot go with --no-builtins")
-    chosen: dict[str, Spec] = {}
-    if builtins:
-        chosen = {n: builtin_spec(n) for n in names} if names else dict(builtin_specs())
-    for path in spec_files:
-        spec = load_spec(path)
-        chosen[spec.name] = spec
-    if not chosen:
-        raise click.UsageError("nothing to generate: give --spec FILE or drop --no-builtins")
-    classes: dict[str, str] = {}
-    for spec in chosen.values():
-        if spec.class_name in classes:
-            raise SpecError(
-                f"class_name {spec.class_name!r} is also used by {classes[spec.class_name]!r}; "
-                "generated classes must have distinct names",
-                file=spec.source,
-            )
-        classes[spec.class_name] = spec.name
-    return list(chosen.values())
+T = TypeVar("T")
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -46,60 +30,15 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def generation_options(verb: str, out_help: str) -> Callable:
-    """The options ``generate`` and ``docs`` share: what to generate, where, and how."""
-    options = [
-        click.option(
-            "--algorithm", "names", multiple=True, help="Only this built-in algorithm (repeatable)."
-        ),
-        click.option(
-            "--spec",
-            "spec_files",
-            multiple=True,
-            type=click.Path(dir_okay=False),
-            help=f"Also {verb} a spec file of your own (repeatable); it replaces a "
-            "same-named built-in.",
-        ),
-        click.option(
-            "--builtins/--no-builtins",
-            default=True,
-            show_default=True,
-            help=f"{verb.capitalize()} the built-in algorithms too (--no-builtins: only "
-            "the --spec files).",
-        ),
-        click.option(
-            "--out",
-            default="generated",
-            show_default=True,
-            type=click.Path(file_okay=False),
-            help=out_help,
-        ),
-        click.option(
-            "--check",
-            "check_only",
-            is_flag=True,
-            help="Write nothing; exit 1 listing stale, missing or extra files.",
-        ),
-        click.option(
-            "--force",
-            is_flag=True,
-            help="Generate even from specs whose checks fail, and overwrite generated files "
-            "that were edited by hand.",
-        ),
-    ]
-
-    def apply(fn: Callable) -> Callable:
-        for option in reversed(options):
-            fn = option(fn)
-        return fn
-
-    return apply
-
-
 @click.group()
 @click.version_option(__version__, prog_name="symopt")
 def main() -> None:
-    """symopt: optimizers written once as SymPy equations, checked, and generated into code."""
+    """symopt: optimizers written once as SymPy equations, checked, and generated into code.
+
+    Exit status: 0 all is well; 1 a check or verification failed, generated files are stale, or
+    the work failed; 2 a usage error (an unknown name, a bad argument, a missing or invalid spec
+    file); verify also exits 3 when the implementation raises.
+    """
 
 
 @main.command("list")
@@ -134,8 +73,9 @@ def show(name: str | None, spec_file: str | None, kernel: bool) -> None:
     from symopt.show import describe
     from symopt.spec.domains import DOMAINS
 
-    if bool(name) == bool(spec_file):
-        raise click.UsageError("give a NAME or --spec FILE")
+    problem = one_of("NAME", name, "--spec FILE", spec_file)
+    if problem:
+        raise click.UsageError(problem)
     specs, _ = select_specs([name] if name else [], [spec_file] if spec_file else [])
     if kernel and specs[0].kind != "elementwise":
         raise click.UsageError(f"--kernel: {specs[0].name} is a second-order spec, with no kernel")
@@ -164,7 +104,9 @@ def check(names: tuple[str, ...], spec_files: tuple[str, ...]) -> None:
     start = time.perf_counter()
     failed = not_shown = 0
     counts: dict[str, int] = {}
-    for spec in specs:
+    for number, spec in enumerate(specs, start=1):
+        if len(specs) > 1:  # all specs take ~40 s: say where it is (on stderr, not in the report)
+            click.echo(f"checking {spec.name} ({number}/{len(specs)})", err=True)
         results = run_checks(spec, known)
         click.echo(f"\n{spec.name} ({spec.source})")
         for r in results:
@@ -233,9 +175,9 @@ def generate(
         for problem in report.problems:
             click.echo(problem)
         if report.problems:
+            again = regenerate_command(target, names, spec_files, builtins, out)
             click.echo(
-                f"{len(report.problems)} file(s) out of date in {out}/: run "
-                f"'symopt generate --target {target}'",
+                f"{len(report.problems)} file(s) out of date in {out}/; to update them: {again}",
                 err=True,
             )
             sys.exit(1)
@@ -246,6 +188,10 @@ def generate(
         click.echo(f"wrote {out}/{rel}", err=True)
     for rel in report.removed:
         click.echo(f"removed {out}/{rel} (no longer generated)", err=True)
+    for rel in report.kept:
+        click.echo(
+            f"kept {out}/{rel} (no longer generated, edited by hand; --force removes it)", err=True
+        )
     click.echo(
         f"{len(report.written)} written, {len(report.unchanged)} unchanged, "
         f"{len(report.removed)} removed in {time.perf_counter() - start:.1f} s",
@@ -341,8 +287,9 @@ def _verify(target, name, spec_file, hypers, maps, steps, seeds, long, dtype):
     from symopt.errors import Unsupported
     from symopt.resources import builtin_spec
 
-    if (name is None) == (spec_file is None):
-        raise Unsupported("give the spec as --against NAME or --spec FILE (one of them)")
+    problem = one_of("--against NAME", name, "--spec FILE", spec_file)
+    if problem:
+        raise Unsupported(problem)
     spec = load_spec(spec_file) if spec_file else builtin_spec(name)
     if spec.kind != "elementwise":
         raise Unsupported(
@@ -379,13 +326,24 @@ def docs(ctx: click.Context, pdf: bool, **options) -> None:
     from symopt.pdf import compile_pdf, pdflatex
 
     if pdf:
-        pdflatex()  # fail before the work when it is missing
+        _pdf_step(pdflatex)  # fail before the work when it is missing
     ctx.invoke(generate, target="docs", **options)
     if pdf:
-        build = compile_pdf(Path(options["out"]) / "docs")
+        click.echo("compiling the PDF with pdflatex", err=True)
+        build = _pdf_step(lambda: compile_pdf(Path(options["out"]) / "docs"))
         for warning in build.warnings:
             click.echo(f"warning: {warning}", err=True)
         click.echo(f"wrote {build.pdf} ({build.runs} pdflatex runs)", err=True)
+
+
+def _pdf_step(step: Callable[[], T]) -> T:
+    """No pdflatex, or a failed run, is work that failed (exit 1), not a usage error."""
+    from symopt.errors import Failed
+
+    try:
+        return step()
+    except SpecError as exc:
+        raise Failed(exc.reason, file=exc.file, key=exc.key) from None
 
 
 from symopt.plot.cli import plot  # noqa: E402  (after main, which it joins)

@@ -1,4 +1,5 @@
-"""The one error type for bad input: it always names where the problem is."""
+"""The error types for bad input (usage errors, exit 2) and for work that failed on valid input
+(exit 1): each always names where the problem is."""
 
 from __future__ import annotations
 
@@ -27,3 +28,8 @@ class SpecError(ValueError):
 class Unsupported(SpecError):
     """A request the tool cannot serve as asked (a target that cannot generate a spec, an
     unknown target): a usage error, exit 2."""
+
+
+class Failed(SpecError):
+    """Valid input whose work failed (a check fails, a file was edited by hand, a tool is
+    missing): exit 1, where a usage error (any other ``SpecError``) exits 2."""

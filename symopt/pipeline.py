@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from symopt.backends import BACKENDS
 from symopt.checks import check_specs, failures
 from symopt.checks.result import CheckResult
-from symopt.errors import SpecError, Unsupported
+from symopt.errors import Failed, Unsupported
 from symopt.files.format import format_python
 from symopt.files.writer import GeneratedFile
 from symopt.lowering.kernel import lower
@@ -80,7 +80,7 @@ def plan(
     result.checks = check_specs(specs, {**known, **{s.name: s for s in specs}}, progress)
     failed = failures(result.checks)
     if failed and not force and any(BACKENDS[t].gated for t in targets):
-        raise SpecError(
+        raise Failed(
             f"refusing to generate code from specs whose checks fail: {'; '.join(failed)} "
             "(see 'symopt check'; --force generates anyway)",
             key="generate",

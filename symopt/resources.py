@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
@@ -34,10 +36,8 @@ def builtin_specs() -> dict[str, Spec]:
 def builtin_spec(name: str) -> Spec:
     specs = builtin_specs()
     if name not in specs:
-        import difflib
-
-        hint = difflib.get_close_matches(name, list(specs), n=1)
-        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        hint = closest(name, specs)
+        extra = f" (did you mean {hint!r}?)" if hint else ""
         raise SpecError(f"no built-in algorithm {name!r}{extra}; see 'symopt list'")
     return specs[name]
 
@@ -50,3 +50,35 @@ def elementwise_specs() -> dict[str, Spec]:
 def second_order_specs() -> dict[str, Spec]:
     """The built-ins with a model instead of an update (Newton, trust region)."""
     return {n: s for n, s in builtin_specs().items() if s.kind == "second_order"}
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice a typo most likely meant, or None: fewest edits first (a swap of neighbours is
+    one, so ``adma`` is ``adam``, not ``adamax``), then difflib's similarity, then the name."""
+    names = list(choices)
+    typed = word.lower()
+    limit = max(1, len(typed) // 3)
+    pool = set(difflib.get_close_matches(typed, names, n=5)) | {
+        n for n in names if edit_distance(typed, n.lower()) <= limit
+    }
+    rank = lambda n: (  # noqa: E731
+        edit_distance(typed, n.lower()),
+        -difflib.SequenceMatcher(None, typed, n.lower()).ratio(),
+        n,
+    )
+    return min(pool, key=rank, default=None)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Damerau-Levenshtein distance (optimal string alignment): insertions, deletions,
+    substitutions and swaps of two neighbouring letters each count 1."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]

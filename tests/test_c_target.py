@@ -183,10 +183,10 @@ def test_every_generated_file_has_a_header_and_the_set_is_complete():
     files = CBackend().files(specs)
     paths = {f.path for f in files}
     # five files per kernel (each variant of a family) and per second-order spec, a class module
-    # and its tests per family, the element-wise specs' TOML for their tests, four shared
-    # rendered files and the static runtime; block-diagonal Newton and K-FAC are not generated
-    # in C
-    expected = 5 * (len(KERNELS) + len(C_MODELS)) + 2 * len(FAMILIES) + len(SPECS) + 4
+    # and its tests per family, the element-wise specs' TOML for their tests, five shared
+    # rendered files (with the pkg-config template) and the static runtime; block-diagonal
+    # Newton and K-FAC are not generated in C
+    expected = 5 * (len(KERNELS) + len(C_MODELS)) + 2 * len(FAMILIES) + len(SPECS) + 5
     assert len(paths) == len(files) == expected + len(STATIC)
     assert {"block_newton", "kfac"} <= set(MODELS) - set(C_MODELS)
     assert {
@@ -194,6 +194,7 @@ def test_every_generated_file_has_a_header_and_the_set_is_complete():
         "c/tests/test_trust_region.py",
         "c/symopt_c/_second_order.py",
         "c/src/runtime.c",
+        "c/symopt.pc.in",
         "c/tests/specs/adam.toml",
         "c/src/adam.c",
         "c/src/adam__amsgrad.c",
@@ -214,7 +215,8 @@ def test_every_generated_file_has_a_header_and_the_set_is_complete():
         assert f'#include "symopt/{name}.h"' in shared["c/include/symopt/symopt.h"]
     for name in C_MODELS:
         assert f'#include "symopt/{name}.h"' in shared["c/include/symopt/symopt.h"]
-        assert f"from .{name} import {name}_step" in shared["c/symopt_c/__init__.py"]
+        init = shared["c/symopt_c/__init__.py"]
+        assert f"from .{name} import {C_MODELS[name].class_name}, {name}_step" in init
 
 
 def test_element_wise_output_does_not_depend_on_the_second_order_specs():

@@ -78,7 +78,7 @@ def test_check_fails_on_t_from_zero(broken):
 
 def test_missing_init_is_a_one_line_error(broken):
     result = run("check", "--spec", broken('init = "0"\n', ""))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.count("\n") == 1
     assert "state.v" in result.output and "no initial value" in result.output
     assert "Traceback" not in result.output
@@ -93,7 +93,7 @@ def test_malicious_spec_executes_nothing(broken, tmp_path):
         ["generate", "--spec", path, "--out", str(tmp_path / "out")],
     ):
         result = run(*command)
-        assert result.exit_code == 1
+        assert result.exit_code == 2
         assert "update[0]: only plain function calls are allowed" in result.output
     assert not marker.exists()
     assert not (tmp_path / "out").exists()
@@ -101,13 +101,13 @@ def test_malicious_spec_executes_nothing(broken, tmp_path):
 
 def test_unknown_algorithm_suggests_the_closest_name():
     result = run("show", "adamm")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "did you mean 'adam'" in result.output
 
 
 def test_missing_spec_file():
     result = run("check", "--spec", "does/not/exist.toml")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "does/not/exist.toml: no such file" in result.output
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from symopt.backends.base import generated
 from symopt.cli import main
 from symopt.pipeline import plan
 from symopt.resources import builtin_specs
@@ -54,7 +55,8 @@ def test_check_reports_stale_missing_and_extra_files(tmp_path):
     assert run("generate", "--out", str(out)).exit_code == 0
     assert run("generate", "--check", "--out", str(out)).exit_code == 0
     (out / "numpy/symopt_numpy/sgd.py").unlink()
-    (out / "numpy/symopt_numpy/old.py").write_text("# stale\n")
+    stale = generated("numpy/symopt_numpy/old.py", "x = 1\n")  # a file the tool wrote once
+    (out / stale.path).write_text(stale.text)
     result = run("generate", "--check", "--out", str(out))
     assert result.exit_code == 1
     assert "missing: numpy/symopt_numpy/sgd.py" in result.output

@@ -1,13 +1,15 @@
 """symopt plot: the data the pictures show, the PNG files, and the command line around them.
 
-Pixels are not compared: the tests check that the plotted lines hold exactly the points the
-optimizers compute, and that the files are PNGs of the size asked for.
+The tests check that the plotted lines hold exactly the points the optimizers compute, that the
+files are PNGs of the size asked for, and (with a tolerance, as ``scripts/make_images.py --check``
+does) that the committed images are what the code draws now.
 
 A spec with flags is pictured by the generated kernel of its variant (the default one unless said
 otherwise), which takes the spec's own hyperparameters: the class a user's ``symopt_numpy.Adam``
 (torch.optim's arguments) runs at its defaults, ``symopt_numpy._adam.Adam``.
 """
 
+import re
 import struct
 import sys
 from pathlib import Path
@@ -48,6 +50,12 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def run(*args: str):
     return CliRunner().invoke(main, ["plot", *args])
+
+
+def legend_texts(fig, row: int = 0) -> list[str]:
+    """The entries of a landscape row's legend (it lives in its own axes, beside the panels)."""
+    key = [ax for ax in fig.axes if ax.get_gid() == "legend"][row]
+    return [t.get_text() for t in key.get_legend().get_texts()]
 
 
 def default_kernel(name: str) -> type:
@@ -116,9 +124,7 @@ def test_plotted_trajectories_are_the_ones_the_optimizers_compute(function):
         np.testing.assert_array_equal(line.get_xydata(), expected)
         (loss,) = [ln for ln in loss_ax.lines if ln.get_gid() == f"loss:{tr.name}"]
         np.testing.assert_array_equal(loss.get_ydata(), np.maximum(tr.losses, pl.FLOOR))
-        assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == [
-            t.label for t in trajectories
-        ]
+    assert legend_texts(fig) == [t.label for t in trajectories] + ["minimum", "start"]
 
 
 @pytest.mark.parametrize("function", [n for n, ls in LANDSCAPES.items() if ls.convex])
@@ -158,8 +164,8 @@ def test_reference_stepper_runs_a_spec_that_was_never_generated():
     generated = pl.run_trajectory(ls, builtin_specs()["adam"], steps=30, overrides={"lr": 0.1})
     np.testing.assert_allclose(tr.points, generated.points, rtol=1e-12, atol=1e-12)
     # beside generated runs the legend says which one ran on the reference stepper
-    legend = pl.landscape_figure(ls, [generated, tr]).axes[1].get_legend().get_texts()
-    assert [t.get_text() for t in legend] == ["adam lr=0.1", "myadam lr=0.1 [reference]"]
+    legend = legend_texts(pl.landscape_figure(ls, [generated, tr]))
+    assert legend[:2] == ["adam lr=0.1", "myadam lr=0.1 [reference]"]
 
 
 def test_a_variant_is_run_by_its_kernel_the_class_with_torchs_arguments_runs():
@@ -296,11 +302,12 @@ def test_landscape_command_writes_a_png_of_the_expected_size(tmp_path):
     out = tmp_path / "beale.png"
     result = run("landscape", "--function", "beale", "--steps", "30", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert png_size(out) == tuple(round(s * pl.DPI) for s in pl.FIGSIZE) == (1200, 500)
+    # by default two rows: the first-order methods, then the second-order ones
+    assert png_size(out) == tuple(round(s * pl.DPI) for s in pl.figure_size(2)) == (1400, 960)
     assert 0 < out.stat().st_size < 150_000
     for name in NAMES:
         assert f"{name} (generated NumPy): 30 steps" in result.stderr
-    assert f"wrote {out} (1200x500 px" in result.stderr
+    assert f"wrote {out} (1400x960 px" in result.stderr
     again = tmp_path / "again.png"
     assert run("landscape", "--steps", "30", "--out", str(again)).exit_code == 0
     assert again.read_bytes() == out.read_bytes()  # no timestamp: same data, same bytes
@@ -317,7 +324,7 @@ def test_landscape_command_takes_specs_hypers_start_and_dpi(tmp_path):
         *("--start", "2,-1", "--steps", "20", "--dpi", "50", "--out", str(out)),
     )
     assert result.exit_code == 0, result.output
-    assert png_size(out) == (600, 250)
+    assert png_size(out) == (700, 250)  # first-order methods only: one row
     assert "mine (reference): 20 steps" in result.stderr
     assert "adam (generated NumPy): 20 steps" in result.stderr
 
@@ -456,3 +463,201 @@ def test_a_user_second_order_spec_is_rendered_and_run(tmp_path):
 def test_plot_train_refuses_a_named_second_order_spec(tmp_path):
     result = run("train", "--algorithm", "newton", "--out", str(tmp_path / "x.png"))
     assert result.exit_code == 2 and "first-order specs only" in result.stderr
+
+
+# -- what the landscape picture shows ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def beale_default():
+    """The default picture of Beale: nine first-order methods, five second-order ones."""
+    ls = get_landscape("beale")
+    specs = [s for s in builtin_specs().values() if s.name in PICTURED or s.kind != "elementwise"]
+    trajectories = pl.run_trajectories(ls, specs)
+    fig = pl.landscape_figure(ls, trajectories)
+    fig.canvas.draw()
+    return trajectories, fig
+
+
+def test_second_order_methods_have_their_own_row(beale_default):
+    trajectories, fig = beale_default
+    second = ["block_newton", "diag_newton", "kfac", "newton", "trust_region"]
+    assert [t.name for t in trajectories] == [*PICTURED, *second]
+    paths = [ax for ax in fig.axes if ax.get_gid() != "legend"]
+    assert len(paths) == 4  # two rows: paths and loss
+    top = {ln.get_gid() for ln in paths[1].lines}
+    bottom = {ln.get_gid() for ln in paths[3].lines}
+    assert top == {f"loss:{n}" for n in PICTURED} and bottom == {f"loss:{n}" for n in second}
+    assert legend_texts(fig, 1) == [t.label for t in trajectories[len(PICTURED) :]]
+
+
+def test_no_two_methods_share_colour_and_line_style(beale_default):
+    _, fig = beale_default
+    lines = [ln for ax in fig.axes for ln in ax.lines if (ln.get_gid() or "").startswith("loss:")]
+    looks = {(ln.get_color(), ln.get_linestyle()) for ln in lines}
+    assert len(lines) == 14 and len(looks) == 14
+    for ax in fig.axes:  # within a panel the colours alone differ
+        colours = [ln.get_color() for ln in ax.lines if ln.get_gid()]
+        assert len(set(colours)) == len(colours)
+
+
+def test_legends_are_outside_every_panel(beale_default):
+    _, fig = beale_default
+    renderer = fig.canvas.get_renderer()
+    panels = [ax.get_window_extent(renderer) for ax in fig.axes if ax.get_gid() != "legend"]
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) == 2
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        assert not any(box.overlaps(panel) for panel in panels)
+        assert box.x1 <= fig.bbox.x1 and box.y0 >= fig.bbox.y0  # and inside the picture
+
+
+def test_a_method_that_stopped_early_is_marked(beale_default):
+    trajectories, fig = beale_default
+    by_name = {t.name: t for t in trajectories}
+    newton, diag, trust = by_name["newton"], by_name["diag_newton"], by_name["trust_region"]
+    assert newton.steps == 0 and newton.stopped == "Hessian not positive definite"
+    assert newton.label == "newton\n(stopped after 0 steps: Hessian not positive definite)"
+    assert diag.steps == 1 and "(stopped after 1 step: damped diagonal not positive)" in diag.label
+    assert by_name["block_newton"].steps == 0 and by_name["block_newton"].stopped
+    assert trust.converged and trust.label == "trust_region (converged in 7 steps)"
+    assert by_name["sgd"].label == "sgd lr=0.02" and not by_name["sgd"].ended_early
+    lines = {ln.get_gid(): ln for ax in fig.axes for ln in ax.lines if ln.get_gid()}
+    for name in ("newton", "block_newton", "diag_newton"):
+        for kind in ("path", "loss"):
+            line = lines[f"{kind}:{name}"]
+            assert line.get_marker() == "X" and line.get_markevery() == [by_name[name].steps]
+    # two runs stopped at the start: the second mark is smaller, drawn over the first
+    assert lines["path:newton"].get_markersize() < lines["path:block_newton"].get_markersize()
+    assert lines["loss:trust_region"].get_marker() == "o"
+    assert lines["loss:sgd"].get_marker() in (None, "None", "")  # ran its budget
+
+
+def test_progress_says_why_a_method_stopped(tmp_path):
+    result = run("landscape", "--algorithm", "newton", "--out", str(tmp_path / "n.png"))
+    assert result.exit_code == 0, result.output
+    assert "newton (generated NumPy): stopped after 0 steps: Hessian not positive definite" in (
+        result.stderr
+    )
+    assert png_size(tmp_path / "n.png") == (1400, 500)  # second-order methods only: one row
+
+
+@pytest.mark.parametrize("command", ["landscape", "train"])
+@pytest.mark.parametrize(
+    "folder, why", [("missing/deeper", "does not exist"), ("a-file", "is not a folder")]
+)
+def test_out_in_a_missing_folder_is_a_usage_error(command, folder, why, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / folder / "x.png"
+    result = run(command, "--algorithm", "adam", "--out", str(out))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("Error:")]
+    assert "'--out'" in line and f"{str(out.parent)!r} {why}" in line
+    assert not (tmp_path / "missing").exists()
+
+
+# -- the documentation states the code's defaults ----------------------------------------------
+
+
+def defaults(command: str) -> dict[str, object]:
+    """The defaults of ``symopt plot COMMAND``'s options, read from the click command."""
+    from symopt.plot.cli import plot
+
+    cmd = plot.commands[command]
+    with cmd.make_context(command, []) as ctx:  # what a run without options gets
+        return {p.opts[0]: ctx.params[p.name] for p in cmd.params}
+
+
+def test_docs_state_the_landscape_defaults():
+    text = (ROOT / "docs" / "plots.md").read_text()
+    options = dict(re.findall(r"^\| `(--[a-z]+)[^|]*\| (.*) \|$", text, re.M))
+    given = defaults("landscape")
+    assert given["--function"] == "beale" and "`beale` (default)" in options["--function"]
+    assert given["--steps"] is None and "default: the function's" in options["--steps"]
+    assert given["--start"] is None and "default: the function's" in options["--start"]
+    assert given["--out"] is None and "default `landscape-FUNCTION.png`" in options["--out"]
+    both, one = (tuple(round(v * given["--dpi"]) for v in pl.figure_size(n)) for n in (2, 1))
+    assert (
+        f"default {given['--dpi']} ({both[0]} x {both[1]} pixels with both rows, "
+        in (options["--dpi"])
+    )
+    assert f"{one[0]} x {one[1]} with one)" in options["--dpi"]
+    assert f"wrote landscape-beale.png ({both[0]}x{both[1]} px" in text
+    assert f"values under {pl.FLOOR:g} are drawn at {pl.FLOOR:g}" in text
+
+
+def test_docs_state_the_train_defaults():
+    text = (ROOT / "docs" / "plots.md").read_text()
+    given = defaults("train")
+    line = f"--batch full|1|32|N, --epochs {given['--epochs']}, --seed {given['--seed']}, "
+    assert line + f"--out {given['--out']}" in text
+    assert given["--batch"] == "32" and "with `--batch` (default 32)" in text
+    width, height = (round(v * pt.DPI) for v in pt.figure_size(len(PICTURED)))
+    assert f"wrote train-moons.png ({width}x{height} px" in text
+    noise = f"{pt.N_POINTS} points of two interleaving half circles with Gaussian noise {pt.NOISE}"
+    assert noise in text
+    assert "a " + "-".join(map(str, pt.SIZES)) + " MLP" in text
+    assert f"(the `sgd` spec,\n  lr {pt.VARIANT_LR})" in text
+    assert f"recorded up to {pt.RECORDS_PER_EPOCH} times per epoch" in text
+
+
+def test_docs_table_of_functions_matches_the_landscapes():
+    text = (ROOT / "docs" / "plots.md").read_text()
+    rows = re.findall(r"^\| (\w+) \| [^|]+ \| ([^|]+) \| ([^|]+) \| (\d+) \|$", text, re.M)
+    assert [r[0] for r in rows] == list(LANDSCAPES)
+
+    def points(cell: str) -> list[tuple[float, float]]:
+        return [tuple(map(float, p.split(","))) for p in re.findall(r"\(([^)]*)\)", cell)]
+
+    for name, minima, start, steps in rows:
+        ls = LANDSCAPES[name]
+        np.testing.assert_allclose(points(minima), ls.minima, atol=5e-4)
+        assert points(start) == [ls.start] and int(steps) == ls.steps
+
+
+# -- the committed images are what the code draws ------------------------------------------------
+
+
+def load_make_images():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_images", ROOT / "scripts/make_images.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_images_are_fresh_and_a_stale_one_is_caught(tmp_path):
+    """``make_images.py --check`` in-process: render everything, compare with docs/img/."""
+    from PIL import Image
+
+    mi = load_make_images()
+    (tmp_path / "fresh").mkdir()
+    fresh = mi.render(tmp_path / "fresh")
+    names = [f"landscape-{name}.png" for name in mi.LANDSCAPES] + ["train-moons.png"]
+    assert [p.name for p in fresh] == names and (tmp_path / "fresh").exists()
+    assert mi.stale(fresh) == []
+    beale = tmp_path / "fresh" / "landscape-beale.png"
+    # another Pillow: other compression and another colour quantiser change no picture
+    other = tmp_path / "other"
+    other.mkdir()
+    with Image.open(beale) as image:
+        rgb = image.convert("RGB")
+    rgb.quantize(256, method=Image.Quantize.MEDIANCUT).save(other / beale.name, compress_level=1)
+    assert beale.read_bytes() != (other / beale.name).read_bytes()
+    assert mi.stale([beale], other) == []
+    # a stale image: Adam's learning rate 10% lower moves its path and changes its legend entry
+    ls = get_landscape("beale")
+    specs = [s for s in builtin_specs().values() if s.name in PICTURED or s.kind != "elementwise"]
+    pl.plot_landscape(ls, specs, other / beale.name, overrides={"adam": {"lr": 0.09}})
+    (line,) = mi.stale([beale], other)
+    assert re.fullmatch(r"docs/img/landscape-beale.png differs in 0\.\d+% of its pixels", line)
+    rgb.resize((700, 480)).save(other / beale.name)
+    assert mi.stale([beale], other) == [
+        "docs/img/landscape-beale.png is 700x480 px, the rendering 1400x960"
+    ]
+    assert mi.stale([tmp_path / "fresh" / "new.png"], other) == ["docs/img/new.png is missing"]
+    docs = " ".join((ROOT / "docs" / "plots.md").read_text().split())
+    assert f"within one pixel of it in the other image is within {mi.TOLERANCE} (of 255)" in docs
+    assert mi.SHIFT == 1 and f"more than {mi.MAX_FRACTION:.3%} of its pixels differ" in docs

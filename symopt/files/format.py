@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from symopt.errors import SpecError
+from symopt.errors import Failed
 from symopt.files.wrap import wrap_long_lines
 from symopt.files.writer import GeneratedFile, body_of, rehash
 
@@ -30,7 +30,7 @@ def ruff_binary() -> str:
     except (ImportError, FileNotFoundError):
         found = shutil.which("ruff")
     if found is None:
-        raise SpecError(
+        raise Failed(
             "ruff is not installed (pip install 'ruff>=0.17,<0.18'); it formats generated Python",
             key="generate",
         )
@@ -56,7 +56,7 @@ def format_python(files: Sequence[GeneratedFile]) -> list[GeneratedFile]:
         )
         if done.returncode != 0:
             first = (done.stderr or done.stdout).strip().splitlines()[:1]
-            raise SpecError(f"ruff format failed on generated code: {' '.join(first)}")
+            raise Failed(f"ruff format failed on generated code: {' '.join(first)}")
         out = list(files)
         for i, path in zip(python, paths, strict=True):
             out[i] = rehash(files[i], wrap_long_lines(path.read_text(encoding="utf-8")))

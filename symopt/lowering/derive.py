@@ -60,9 +60,9 @@ def _derive(damping: str | None, n: int | None) -> Derivation:
 def _derive_general(s: dict[str, sympy.Basic], damped: sympy.MatrixExpr) -> Derivation:
     g, H, d = s["g"], s["H"], s["d"]
     model = g.T * d + sympy.Rational(1, 2) * d.T * damped * d
-    gradient = model.diff(d).subs(H.T, H)  # H is symmetric
+    raw = model.diff(d).subs(H.T, H)  # H is symmetric
     coefficient, constant = [], []
-    for term in gradient.args if isinstance(gradient, sympy.MatAdd) else (gradient,):
+    for term in raw.args if isinstance(raw, sympy.MatAdd) else (raw,):
         is_linear = isinstance(term, sympy.MatMul) and term.args[-1] == d
         (coefficient if is_linear else constant).append(
             sympy.MatMul(*term.args[:-1]) if is_linear else term
@@ -71,6 +71,8 @@ def _derive_general(s: dict[str, sympy.Basic], damped: sympy.MatrixExpr) -> Deri
         raise ValueError("the model's gradient is not affine in the step")
     matrix = sympy.MatAdd(*coefficient).doit()
     rhs = (-sympy.MatAdd(*constant)).doit()
+    # Like terms collected: H*d + g, where the derivative reads (1/2)*H*d + (1/2)*H*d + g.
+    gradient = sympy.expand(raw).doit()
     return Derivation(None, s, model, gradient, matrix, rhs, matrix.I * rhs)
 
 

@@ -67,6 +67,16 @@ def _shared(fn: Callable) -> Callable:
     return fn
 
 
+def _out_folder(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--out`` must name a file in a folder that exists: a typo must not create folders."""
+    folder = Path(value).parent if value else Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise click.BadParameter(f"{str(folder)!r} is not a folder", ctx, param)
+    if not folder.is_dir():
+        raise click.BadParameter(f"the folder {str(folder)!r} does not exist", ctx, param)
+    return value
+
+
 def choose_specs(names: Sequence[str], spec_files: Sequence[str]) -> list:
     """Specs to picture: built-ins by name (or all) plus user files, which replace a same-named
     built-in. Second-order specs (Newton, trust region) run their NumPy minimiser."""
@@ -191,7 +201,8 @@ def plot() -> None:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),
-    help="PNG file to write (default: landscape-FUNCTION.png).",
+    callback=_out_folder,
+    help="PNG file to write, in a folder that exists (default: landscape-FUNCTION.png).",
 )
 @_shared
 @_friendly
@@ -263,7 +274,8 @@ def _point(text: str) -> tuple[float, float]:
     type=click.Path(dir_okay=False),
     default="train-moons.png",
     show_default=True,
-    help="PNG file to write.",
+    callback=_out_folder,
+    help="PNG file to write, in a folder that exists.",
 )
 @_shared
 @_friendly

@@ -25,6 +25,11 @@ ORDER = (
     "adabelief",
 )
 
+#: Line styles a picture cycles through after tab10's ten colours.
+LINE_STYLES = ("-", "--", ":", "-.")
+#: Colours per line style: tab10's.
+PER_STYLE = 10
+
 Progress = Callable[[str], None]
 GENERATED = "generated NumPy"
 
@@ -68,9 +73,7 @@ def save_png(fig, path: str | Path) -> Path:
     the file shrinks four-fold) and carries no timestamp or version, so the same data gives the
     same bytes.
     """
-    path = Path(path)
-    if path.parent != Path(""):
-        path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)  # its folder must exist: a mistyped --out creates no folders
     try:
         from PIL import Image
     except ImportError:  # matplotlib requires Pillow; this is only a safety net
@@ -90,6 +93,19 @@ def colors(n: int) -> list:
 
     cmap = colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
+
+
+def line_styles(n: int, first: int = 0, style: int = 0) -> tuple[list, list[str]]:
+    """Colours and line styles for ``n`` methods: tab10's ten distinct colours from colour
+    ``first`` on, in line style ``LINE_STYLES[style]``, then in the next style for the next ten.
+    A second group that starts at the next colour and the next unused style repeats no (colour,
+    style) pair of the first, and no colour at all while both hold ten methods or fewer."""
+    require_matplotlib()
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    styles = [LINE_STYLES[(style + i // PER_STYLE) % len(LINE_STYLES)] for i in range(n)]
+    return [cmap((first + i) % PER_STYLE) for i in range(n)], styles
 
 
 def ordered(specs: Sequence[Spec]) -> list[Spec]:

@@ -130,6 +130,7 @@ class CBackend(Backend):
         for template, path, comment in (
             ("c/symopt.h.jinja", f"c/include/symopt/{RUNTIME}.h", "//"),
             ("c/Makefile.jinja", "c/Makefile", "#"),
+            ("c/symopt.pc.in.jinja", "c/symopt.pc.in", "#"),
             ("c/__init__.py.jinja", f"c/{PACKAGE}/__init__.py", "#"),
             ("c/conftest.py.jinja", "c/tests/conftest.py", "#"),
         ):

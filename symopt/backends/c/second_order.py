@@ -221,10 +221,28 @@ def files(specs: Sequence[ModelSpec]) -> list[GeneratedFile]:
     return out
 
 
+#: Kind of method -> how its C code finds the step (the package docstring says it per module).
+SOLVERS = {
+    "newton": "solves H d = -g by a dense Cholesky factorisation, which is also the test of "
+    "definiteness (Gaussian elimination where on_indefinite is 'solve')",
+    "trust_region": "solves the subproblem on the dense H exactly (Cholesky factorisations of "
+    "H + lam I, More-Sorensen) or by Steihaug's truncated conjugate gradient",
+    "diagonal": "a fused element-wise kernel over float and double arrays, each coordinate's own "
+    "Newton step from the diagonal of the curvature (no matrix, no factorisation)",
+}
+
+
 def shared_data(specs: Sequence[ModelSpec]) -> list[dict]:
     """What the C target's shared files list for each second-order spec: its module (header,
-    source, Python module) and the names ``__init__`` imports from it."""
+    source, Python module), its class and step function, which ``__init__`` exports, and how
+    it solves for the step."""
     return [
-        {"module": s.name, "fn": f"{s.name}_step", "imports": f"{s.name}_step"}
+        {
+            "module": s.name,
+            "class_name": s.class_name,
+            "fn": f"{s.name}_step",
+            "imports": f"{s.class_name}, {s.name}_step",
+            "solver": SOLVERS[kind(s)],
+        }
         for s in supported(specs, TEMPLATES)
     ]

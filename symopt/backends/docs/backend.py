@@ -12,14 +12,15 @@ from collections.abc import Mapping, Sequence
 
 from symopt import __version__
 from symopt.backends.base import Backend, generated
+from symopt.backends.docs.derivation import derivation_latex
 from symopt.backends.docs.latex import (
     SpecLatexPrinter,
-    derivation_latex,
     escape_latex,
     escape_markdown,
     format_number,
     safe_symbol,
 )
+from symopt.backends.docs.prose import to_latex, to_markdown
 from symopt.backends.docs.update import SHAPE_WORDS, block, notation
 from symopt.backends.render import render_latex
 from symopt.checks import check_specs
@@ -51,12 +52,30 @@ def _breakable(tex: str) -> str:
     return " ".join(w.replace(r"\_", r"\_\hspace{0pt}") if len(w) > 18 else w for w in words)
 
 
-def _prose(text: str) -> dict:
+def _text_tex(text: str) -> str:
+    return _breakable(escape_latex(text))
+
+
+def _prose(text: str, names: Mapping[str, str] | None = None) -> dict:
+    """Paragraphs as LaTeX and Markdown; with a spec's ``names``, their formulas as maths."""
     paras = _paragraphs(text)
+    if names is None:
+        return {"tex": [_wrap(_text_tex(p)) for p in paras], "md": [*map(escape_markdown, paras)]}
     return {
-        "tex": [_wrap(_breakable(escape_latex(p))) for p in paras],
-        "md": [escape_markdown(p) for p in paras],
+        "tex": [_wrap(to_latex(p, names, escape=_text_tex)) for p in paras],
+        "md": [to_markdown(p, names) for p in paras],
     }
+
+
+def prose_names(spec: Spec | ModelSpec) -> dict[str, str]:
+    """The LaTeX of a spec's names (hyperparameters, state, w, g, t), for the maths in its prose."""
+    if isinstance(spec, ModelSpec):
+        names = {h.name: safe_symbol(h.latex) for h in spec.hypers}
+        if spec.damping:
+            names[spec.damping] = safe_symbol(spec.latex_name(spec.damping))
+        return names
+    raw = spec.family.raw if spec.family is not None else spec
+    return SpecLatexPrinter.for_spec(raw).names
 
 
 def _and(items: Sequence[str]) -> str:
@@ -64,6 +83,7 @@ def _and(items: Sequence[str]) -> str:
 
 
 def _hypers(spec: Spec | ModelSpec) -> list[dict]:
+    names = prose_names(spec)
     return [
         {
             "symbol": safe_symbol(h.latex),
@@ -71,8 +91,8 @@ def _hypers(spec: Spec | ModelSpec) -> list[dict]:
             "name": h.name,
             "default": format_number(h.default),
             "domain": DOMAINS[h.domain].latex,
-            "doc_tex": escape_latex(h.doc),
-            "doc_md": escape_markdown(h.doc),
+            "doc_tex": to_latex(h.doc, names),
+            "doc_md": to_markdown(h.doc, names),
         }
         for h in spec.hypers
     ]
@@ -85,19 +105,21 @@ NOT_SHOWN = "not shown"
 def _checks(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
     """The check rows and their counts; a "not shown" row is neither passed nor failed."""
     rows = []
+    names = prose_names(spec)
     for r in check_specs([spec], known)[spec.name]:
         status = NOT_SHOWN if r.method == NOT_SHOWN else ("passed" if r.passed else "failed")
+        detail = r.detail if status != "passed" else ""
         rows.append(
             {
-                "name_tex": escape_latex(r.name),
-                "variant_tex": escape_latex(r.variant),
-                "claim_tex": escape_latex(r.claim),
-                "name_md": escape_markdown(r.name),
+                "name_tex": to_latex(r.name, names),
+                "variant_tex": to_latex(r.variant, names),
+                "claim_tex": to_latex(r.claim, names),
+                "name_md": to_markdown(r.name, names),
                 "passed": r.passed,
                 "status": status,
                 "method": "-" if status == NOT_SHOWN else r.method,
-                "detail_tex": escape_latex(r.detail) if status != "passed" else "",
-                "detail_md": escape_markdown(r.detail) if status != "passed" else "",
+                "detail_tex": to_latex(detail, names),
+                "detail_md": to_markdown(detail, names),
             }
         )
     count = {k: sum(c["status"] == k for c in rows) for k in ("passed", "failed", NOT_SHOWN)}
@@ -125,9 +147,9 @@ def _common(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
         "version": __version__,
         "title_tex": escape_latex(spec.title),
         "title_md": escape_markdown(spec.title),
-        "summary": _prose(spec.summary),
+        "summary": _prose(spec.summary, prose_names(spec)),
         "reference": _prose(spec.reference),
-        "notes": _prose(spec.notes),
+        "notes": _prose(spec.notes, prose_names(spec)),
         "source_tex": escape_latex(spec.source),
         "source_md": escape_markdown(spec.source),
         "hypers": _hypers(spec),
@@ -149,8 +171,8 @@ def _states(printer: SpecLatexPrinter, spec: Spec) -> dict:
             "shape": {**SHAPE_WORDS, "full": "like $w$"}[s.shape],
             "init": printer.expr(s.init),
             "first_step": bool({"g", "w"} & {x.name for x in s.init.free_symbols}),
-            "doc_tex": escape_latex(s.doc),
-            "doc_md": escape_markdown(s.doc),
+            "doc_tex": to_latex(s.doc, printer.names),
+            "doc_md": to_markdown(s.doc, printer.names),
         }
         for s in spec.states
     ]
@@ -223,7 +245,7 @@ def template_data(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
         refs = f"\\eqref{{{equations[0]['label']}}}--\\eqref{{{equations[-1]['label']}}}"
         lookahead = {
             **block(printer, spec, lf.update, "lf:", len(equations) + 1),
-            "summary": _prose(lf.summary),
+            "summary": _prose(lf.summary, printer.names),
             "variables": {
                 fmt: _and(
                     [

@@ -1,9 +1,11 @@
 """The shared library behind symopt_c: found or built on first use, and called through ctypes.
 
 On first use the generated C sources (``../src``, ``../include``) are compiled with the system C
-compiler into ``../build/libsymopt-HASH.so`` (or, when that folder is not writable, into
-``~/.cache/symopt/c/``); HASH covers the sources, the compiler command and the flags, so editing or
-regenerating the sources rebuilds the library and a stale one is never loaded. Flags:
+compiler into ``../build/libsymopt-HASH.so``, or, when that folder is not writable (a read-only
+install), into the user cache folder ``CACHE/HASH/``; HASH covers the sources, the compiler command
+and the flags, so editing or regenerating the sources rebuilds the library, a stale one is never
+loaded, and copies with different sources never share one. Object files are kept in
+``CACHE/objects/`` (else ``../build/objects/``), named by their content. Flags:
 ``-std=c99 -O3 -fPIC -fno-math-errno -ffp-contract=off``, plus ``-fopenmp`` when the compiler
 supports it (without, the library runs one thread; results are bit-identical either way).
 
@@ -13,6 +15,8 @@ Environment:
                        made by ``make`` in the generated C folder)
     SYMOPT_C_OPENMP    0 builds without OpenMP
     SYMOPT_C_CFLAGS    extra compiler flags, after the defaults
+    SYMOPT_C_CACHE     the user cache folder CACHE (default: $XDG_CACHE_HOME/symopt_c, else
+                       ~/.cache/symopt_c); it can be deleted at any time
 """
 
 from __future__ import annotations
@@ -113,9 +117,8 @@ def objects(flags: tuple[str, ...], cc: list[str]) -> list[Path]:
         p.name.encode() + b"\0" + p.read_bytes() for p in sorted((ROOT / "include").rglob("*.h"))
     )
     key = repr((cc, CFLAGS, flags, sys.platform)).encode() + headers
-    folder = next(
-        (f / "objects" for f in reversed(_build_folders()) if _writable(f / "objects")), None
-    )
+    candidates = (cache_folder() / "objects", ROOT / "build" / "objects")
+    folder = next((f for f in candidates if _writable(f)), None)
     if folder is None:
         return sources()  # nowhere to keep objects: compile the sources in one go
 
@@ -147,52 +150,57 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
 
 
-def _build_folders() -> list[Path]:
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return [ROOT / "build", Path(cache) / "symopt" / "c"]
+def cache_folder() -> Path:
+    """The user cache folder: $SYMOPT_C_CACHE, else $XDG_CACHE_HOME/symopt_c, else
+    ~/.cache/symopt_c (where a read-only install builds its library)."""
+    override = os.environ.get("SYMOPT_C_CACHE", "").strip()
+    if override:
+        return Path(override).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(cache) / "symopt_c"
 
 
 def _library_path() -> Path:
-    """The library for the current sources and flags, built now if it does not exist yet."""
+    """The library for the current sources and flags, built now if it does not exist yet: in
+    the package's build/ (where older builds are removed), else in the cache under its key."""
     cc = compiler()
     extra = tuple(shlex.split(os.environ.get("SYMOPT_C_CFLAGS", "")))
     openmp = os.environ.get("SYMOPT_C_OPENMP", "1").strip() != "0"
     digest = hashlib.sha256(repr((cc, CFLAGS, extra, openmp, sys.platform)).encode())
     for path in [*sources(), *sorted((ROOT / "include" / "symopt").glob("*.h"))]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    name = f"libsymopt-{digest.hexdigest()[:16]}{SHARED_SUFFIX}"
-    folders = _build_folders()
-    for folder in folders:
+    key = digest.hexdigest()[:16]
+    name = f"libsymopt-{key}{SHARED_SUFFIX}"
+    own, cached = ROOT / "build", cache_folder() / key
+    for folder in (own, cached):
         if (folder / name).is_file():
             return folder / name
     if not sources():
         raise BuildError(f"no C sources in {ROOT / 'src'}: run `symopt generate --target c`")
-    for folder in folders:
+    folder = next((f for f in (own, cached) if _writable(f)), None)
+    if folder is None:
+        raise BuildError(
+            f"no writable folder to build the library in: tried {own} and {cached}; set "
+            "SYMOPT_C_CACHE to a writable folder, or SYMOPT_C_LIB to a library built by `make`"
+        )
+    target = folder / name
+    partial = folder / f".{name}.{os.getpid()}.tmp"
+    try:
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            continue
-        if not os.access(folder, os.W_OK):
-            continue
-        target = folder / name
-        partial = folder / f".{name}.{os.getpid()}.tmp"
-        try:
-            try:
-                flags = (*OPENMP_FLAGS, *extra) if openmp else extra
-                compile_c(partial, objects(flags, cc), flags=flags, cc=cc)
-            except BuildError:
-                if not openmp:
-                    raise
-                compile_c(partial, objects(extra, cc), flags=extra, cc=cc)  # no OpenMP
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
+            flags = (*OPENMP_FLAGS, *extra) if openmp else extra
+            compile_c(partial, objects(flags, cc), flags=flags, cc=cc)
+        except BuildError:
+            if not openmp:
+                raise
+            compile_c(partial, objects(extra, cc), flags=extra, cc=cc)  # no OpenMP
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    if folder == own:
         for old in folder.glob(f"libsymopt-*{SHARED_SUFFIX}"):
             if old != target:
-                old.unlink(missing_ok=True)  # built from older sources
-        return target
-    tried = ", ".join(map(str, folders))
-    raise BuildError(f"no writable folder to build the library in: tried {tried}")
+                old.unlink(missing_ok=True)  # built from older sources of this copy
+    return target
 
 
 _lock = threading.Lock()
