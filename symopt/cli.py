@@ -311,6 +311,7 @@ def _verify(target, name, spec_file, hypers, maps, steps, seeds, long, dtype):
         seeds=seeds,
         long=long,
         dtype=dtype,
+        progress=lambda message: click.echo(message, err=True),
     )
 
 

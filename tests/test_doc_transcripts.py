@@ -1,6 +1,7 @@
-"""The worked example of docs/spec-format.md, run: the spec it saves, the output it shows for
-``check`` and ``generate --no-builtins`` (times masked), and the counts it gives for a generation
-with the built-ins. A change to the tool that makes the transcript false fails here."""
+"""The transcripts of docs/spec-format.md, run: every ``symopt check`` it shows (on a built-in, on
+the specs it saves under /tmp/sd/ex, on its minimal spec and the variants of it the text
+describes), the ``generate --no-builtins`` listing (times masked), and the counts it gives for a
+generation with the built-ins. A change to the tool that makes a transcript false fails here."""
 
 from __future__ import annotations
 
@@ -58,11 +59,67 @@ def normal(text: str, path: Path, folder: str = "") -> str:
     return TIME.sub("in T s", text).strip("\n")
 
 
-def test_check_prints_what_the_document_shows(saved):
-    shown = block_after("Checking it (run from the repository root):", "console")
-    command, expected = shown.split("\n", 1)
-    assert command == f"$ python3 -m symopt check --spec {SAVED}"
-    assert normal(run("check", "--spec", str(saved)), saved) == normal(expected, saved)
+def minimal_spec() -> str:
+    return block_after("## A minimal spec", "toml")
+
+
+#: The specs of the transcripts that are not saved under /tmp/sd/ex: (the text that introduces
+#: the transcript, the spec's text).
+DESCRIBED = {
+    "## A minimal spec": lambda: minimal_spec(),
+    "Here is the minimal spec above with the sign of the step": lambda: minimal_spec().replace(
+        '"w = w - lr*g"', '"w = w + lr*g"'
+    ),
+    "`w = w - lr*g/abs(g)` divides by zero at `g = 0`": lambda: minimal_spec().replace(
+        '"w = w - lr*g"', '"w = w - lr*g/abs(g)"'
+    ),
+    "## Validation errors": lambda: minimal_spec().replace("default = 0.01", "default = -0.01"),
+}
+
+
+def check_transcripts() -> list[tuple[int, str, str]]:
+    """Every ``$ python3 -m symopt check ...`` console block: (where it starts, its command
+    line, the rest)."""
+    pattern = re.compile(r"```console\n(\$ python3 -m symopt check [^\n]*)\n(.*?)```", re.S)
+    blocks = [(m.start(), m.group(1), m.group(2)) for m in pattern.finditer(doc_text())]
+    assert len(blocks) >= 8, "the spec format's check transcripts were not found"
+    return blocks
+
+
+def spec_for(start: int, command: str, tmp_path: Path) -> tuple[list[str], str]:
+    """The arguments that run ``command`` here, and the path the document names: a saved spec,
+    or the one the text just before the block describes."""
+    args = command.split("symopt ", 1)[1].split()
+    if "--spec" not in args:
+        return args, ""
+    shown = args[args.index("--spec") + 1]
+    if shown.startswith("/tmp/sd/ex/"):
+        text = block_after(f"Saved as `{shown}`:", "toml")
+    else:
+        marker = max(DESCRIBED, key=lambda m: doc_text().rfind(m, 0, start))
+        text = DESCRIBED[marker]()
+    path = tmp_path / Path(shown).name
+    path.write_text(text, encoding="utf-8")
+    args[args.index("--spec") + 1] = str(path)
+    return args, shown
+
+
+@pytest.mark.parametrize(
+    ("start", "command", "expected"), check_transcripts(), ids=lambda x: str(x)[:50]
+)
+def test_check_prints_what_the_document_shows(start, command, expected, tmp_path):
+    """Line for line (standard output and error), but the time; a block that elides lines
+    (``...``) is compared before and after the elision."""
+    args, shown = spec_for(start, command, tmp_path)
+    printed = run(*args, stderr=subprocess.STDOUT)
+    if shown:
+        printed = printed.replace(str(tmp_path / Path(shown).name), shown)
+    printed, expected = (TIME.sub("in T s", t).strip("\n") for t in (printed, expected))
+    if "\n  ...\n" in expected:
+        head, tail = expected.split("\n  ...\n")
+        assert printed.startswith(head) and printed.endswith(tail)
+    else:
+        assert printed == expected
 
 
 def test_generate_without_builtins_prints_what_the_document_shows(saved, tmp_path):

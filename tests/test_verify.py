@@ -52,7 +52,7 @@ def test_cli_json_and_exit_codes():
         main, ["verify", "handwritten.adam", "--against", "adam", "--steps", "10", "--long", "0"]
     )
     assert ok.exit_code == 0, ok.output
-    assert ok.output.startswith("PASS")
+    assert ok.stdout.startswith("PASS")
     bad = runner.invoke(
         main,
         [
@@ -66,7 +66,7 @@ def test_cli_json_and_exit_codes():
         ],
     )
     assert bad.exit_code == 1
-    data = json.loads(bad.output)
+    data = json.loads(bad.stdout)
     assert data["passed"] is False and data["diagnosis"]["rules"] == ["eps_inside_sqrt"]
 
 
@@ -78,3 +78,17 @@ def test_cli_errors_are_one_line():
         main, ["verify", "handwritten.adam", "--against", "adam", "--hyper", "lr"]
     )
     assert result.exit_code == 2 and "expected NAME=VALUE" in result.output
+
+
+def test_cli_progress_goes_to_stderr_and_the_report_alone_to_stdout():
+    result = CliRunner().invoke(
+        main, ["verify", "handwritten.adam", "--against", "adam", "--steps", "5", "--long", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("PASS") and result.stdout.count("\n") == 1
+    runs = [line for line in result.stderr.splitlines() if line.startswith("verify: run ")]
+    assert (
+        runs
+        and runs[0].startswith("verify: run 1/")
+        and runs[-1].split()[2].split("/")[0] == str(len(runs))
+    )

@@ -381,7 +381,7 @@ def test_cli_verify_with_flags():
     flags = ["--hyper", "amsgrad=true", "--hyper", "weight_decay=0.1", "--hyper", "maximize=true"]
     ok = runner.invoke(main, args + flags)
     assert ok.exit_code == 0, ok.output
-    assert ok.output.startswith("PASS  torch.optim.Adam against adam (amsgrad, weight_decay")
+    assert ok.stdout.startswith("PASS  torch.optim.Adam against adam (amsgrad, weight_decay")
     for bad, message in [
         ("amsgrad=maybe", "amsgrad is a flag: expected true or false, got 'maybe'"),
         ("amsgrd=true", "Adam takes no argument 'amsgrd' (did you mean 'amsgrad'?)"),

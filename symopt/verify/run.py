@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -145,6 +145,7 @@ def verify(
     streams: Sequence[str] = tuple(STREAMS),
     large: bool = True,
     diagnose: bool = True,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> Report:
     """Run ``target`` and the reference on the same cases and compare every step.
 
@@ -154,7 +155,7 @@ def verify(
     by its own name and the reference runs the variant its flags select (on -g when
     ``maximize``); otherwise every hyperparameter is bound to an argument
     (:func:`~symopt.verify.binding.bind`). ``large=False`` leaves out the 70,000-element tensor
-    (for tests that run many settings)."""
+    (for tests that run many settings); ``progress`` hears of each run as it starts."""
     if dtype not in UNIT_ROUNDOFF:
         raise Unsupported(f"dtype must be float64 or float32, got {dtype!r}", key="--dtype")
     unknown = [s for s in streams if s not in STREAMS]
@@ -196,7 +197,8 @@ def verify(
         lr_route = binding.routes.get("lr")
     hypers, kwargs = _groups(adapter, hyper0, kwargs0, lr_route)
     outcomes, runs = [], cases(spec, steps, seeds, long, tuple(streams), large)
-    for case in runs:
+    for number, case in enumerate(runs, start=1):
+        progress(f"verify: run {number}/{len(runs)}: {case.label}")
         if not adapter.takes_groups:
             case = single_group(case)
         outcomes.append(
@@ -234,6 +236,7 @@ def verify(
         unpassed=unpassed,
     )
     if not report.passed and diagnose:
+        progress("verify: naming the difference")
         quantities: dict[str, QuantityStats] = {}
         for o in outcomes:
             for q, stats in o.quantities.items():
