@@ -139,3 +139,10 @@ def test_the_pictures_captions_count_what_the_plots_draw():
         f"{NUMBERS.get(second, second)} second-order methods (bottom)"
     ) in text
     assert f"the {NUMBERS.get(first, first)} optimizers training an MLP" in text
+
+
+def test_the_spec_format_states_how_sampling_works():
+    text = words("docs/spec-format.md")
+    assert f"evaluated at {SAMPLES} points (exact rationals) with {DIGITS}-digit arithmetic" in text
+    assert f"The other {SAMPLES - 1} are random" in text
+    assert f"at least {SAMPLES // 2} of the {SAMPLES} must be defined" in text  # prove.py: half
