@@ -66,7 +66,7 @@ def minimal_spec() -> str:
 #: The specs of the transcripts that are not saved under /tmp/sd/ex: (the text that introduces
 #: the transcript, the spec's text).
 DESCRIBED = {
-    "## A minimal spec": lambda: minimal_spec(),
+    "## A minimal spec": minimal_spec,
     "Here is the minimal spec above with the sign of the step": lambda: minimal_spec().replace(
         '"w = w - lr*g"', '"w = w + lr*g"'
     ),

@@ -61,7 +61,7 @@ def family_data(spec: Spec) -> dict:
         row["condition"] = DOMAINS[h.domain].condition.format(x="value")
     axes = spec.family.axes if spec.family else ()
     flags = list(raw.flags)
-    kinds = {f.name: "flag" for f in flags}
+    flag_names = {f.name for f in flags}
     steps = [variant_data(v) for v in variants(spec)]
     table = []
     for setting in settings(spec.family) if spec.family else [{}]:
@@ -75,12 +75,12 @@ def family_data(spec: Spec) -> dict:
         "hypers": hypers,
         "flags": [{"name": f.name, "default": repr(f.default), "doc": f.doc} for f in flags],
         "axes": [
-            {"name": a, "expr": f"bool({a})" if kinds.get(a) else f"nonzero({names[a]})"}
+            {"name": a, "expr": f"bool({a})" if a in flag_names else f"nonzero({names[a]})"}
             for a in axes
         ],
         "states": [{"name": s.name, "shape": s.shape, "doc": s.doc} for s in raw.states],
         "variants": steps,
-        "runtime_imports": runtime_imports(steps, axes, kinds),
+        "runtime_imports": runtime_imports(steps, axes, flag_names),
         "uses_jnp": "jnp." in repr(steps),
         "lr_arg": names.get("lr"),
         "inits": initial_values(steps),
@@ -92,12 +92,12 @@ def family_data(spec: Spec) -> dict:
     }
 
 
-def runtime_imports(steps: list[dict], axes, kinds: dict) -> list[str]:
+def runtime_imports(steps: list[dict], axes, flag_names: set[str]) -> list[str]:
     """The names the module takes from ``_runtime`` (no unused import)."""
     names = {"Variant", "check", "map_leaves", "transformation"}
     names |= {"by_shape"} if any(len(s["leaves"]) > 1 for s in steps) else set()
     names |= {"like"} if any(s["scalars"] for s in steps) else set()
-    names |= {"nonzero"} if any(a not in kinds for a in axes) else set()
+    names |= {"nonzero"} if any(a not in flag_names for a in axes) else set()
     return sorted(names, key=lambda n: (not n[:1].isupper(), n))
 
 
@@ -148,7 +148,6 @@ def variant_data(variant: Spec) -> dict:
         "name": step_name(variant),
         "label": variant_label(variant) or "the defaults",
         "hyper_reads": from_hyper,
-        "t_read": "t" in used or "t" in prelude_reads,
         "prelude": [{"name": s.name, "code": printer.doprint(e)} for s, e in prelude],
         "scalars": direct + scalars,
         "leaves": leaves,

@@ -62,6 +62,9 @@ def at_count(hyper: Mapping[str, Any], count: jax.Array) -> dict[str, Any]:
     return {k: v(count) if callable(v) else v for k, v in hyper.items()}
 
 
+SHAPE_WORDS = {"any": "all", "matrix": "2-D", "multidim": "multi-dimensional"}
+
+
 def takes_update(applies_to: str, ndim: int) -> bool:
     """Whether a parameter of ``ndim`` dimensions takes a spec's update (else ``otherwise``)."""
     return applies_to == "any" or ndim == 2 or (applies_to == "multidim" and ndim > 2)
@@ -130,9 +133,6 @@ def initial_state(
         return jnp.full(state_size(shapes[state], jnp.shape(p)), values[state], dtype=dtype)
 
     return {s: jax.tree.map(lambda p, s=s: one(s, p), params) for s in variant.states}
-
-
-SHAPE_WORDS = {"any": "all", "matrix": "2-D", "multidim": "multi-dimensional"}
 
 
 def safe_increment(count: jax.Array) -> jax.Array:
