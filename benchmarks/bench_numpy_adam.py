@@ -10,6 +10,8 @@ in this same run (never against stored numbers), because this machine is shared 
 torch.optim's arguments, which checks them and picks the kernel of their setting at every step.
 ``generated kernel`` is that kernel's class alone (``symopt_numpy._adam.Adam``, the spec's names):
 the difference between the two is the cost of the arguments' checks and the dispatch.
+``torch default`` is ``torch.optim.Adam`` as most code calls it (no ``foreach``/``fused``: on CPU
+its loop over tensors of in-place ops, each using torch's threads).
 """
 
 from __future__ import annotations
@@ -150,6 +152,7 @@ def main() -> None:
         "in-place": lambda ps, gs: InPlaceAdam(ps),
     }
     if have_torch:
+        makers["torch default"] = lambda ps, gs: torch_adam(ps, gs)
         makers["torch foreach"] = lambda ps, gs: torch_adam(ps, gs, foreach=True)
         makers["torch fused"] = lambda ps, gs: torch_adam(ps, gs, fused=True)
     print(

@@ -1,12 +1,25 @@
-"""Benchmark: generated PyTorch Adam and SGD-momentum against torch.optim, in one run.
+"""Benchmark: generated PyTorch optimizers with fused=True against their foreach path, torch.optim
+(foreach and fused) and an in-place bandwidth ceiling, all in one run.
 
-    python benchmarks/bench_torch.py [--sizes 1e5,1e6,1e7] [--repeats 7] [--steps 5] [--markdown]
+    python benchmarks/bench_torch.py [--sizes 1e5,1e6,1e7] [--repeats 7] [--steps 5]
+        [--algorithms adam,adabelief,momentum,rmsprop] [--device cpu|cuda] [--markdown]
 
-For each total size, the parameters are 1 tensor or 100 equal tensors of float32. Implementations:
-the generated optimizer with foreach=True and foreach=False, and torch.optim with foreach=False,
-foreach=True and fused=True. Each time is the median over repeats of the mean step time of a
-burst of steps, after a warm-up step; the implementations take turns within each repeat, and the
-ratios (above 1: the generated foreach path is faster) are computed from this same run.
+For each total size the parameters are 1 tensor or 100 equal tensors of float32. Implementations
+per algorithm:
+
+* ``generated fused``: the generated class with fused=True (one C kernel per step on the CPU,
+  built before timing; Triton on CUDA);
+* ``generated foreach``: the same class with foreach=True;
+* ``baseline foreach`` / ``baseline fused``: torch.optim's class (Adam; SGD with momentum=0.9;
+  RMSprop, which has no fused kernel), or pytorch_optimizer's AdaBelief (torch has none);
+* ``ceiling``: ``a.add_(b, alpha=s)`` over two float32 tensors of twice the elements, with
+  torch's threads: the bandwidth this machine gives an in-place element-wise kernel.
+
+Each time is the median over repeats of the mean step time of a burst of steps after a warm-up
+step; the implementations take turns within each repeat. "vs baseline fused" is baseline fused
+time / generated fused time (above 1: ours is faster); "of ceiling" is the fused step's bytes/s
+(28 bytes per parameter for Adam and AdaBelief: w, g and two states read, three written; 20 for
+momentum and RMSprop) over the ceiling's (12 bytes per element).
 """
 
 from __future__ import annotations
@@ -23,65 +36,102 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "generated" / "torch"))
 
 import symopt_torch  # noqa: E402
+from symopt_torch._rmsprop import RMSprop as GeneratedRMSprop  # noqa: E402
 
 LR = 1e-3
 
+
+def _adabelief_baseline(p):
+    from pytorch_optimizer import AdaBelief  # torch.optim has no AdaBelief
+
+    return AdaBelief(p, lr=LR, weight_decouple=False, eps=1e-16)
+
+
+#: algorithm -> (bytes moved per parameter, {implementation: maker})
 ALGORITHMS = {
-    "adam": {
-        "generated foreach": lambda p: symopt_torch.Adam(p, lr=LR, foreach=True),
-        "generated single": lambda p: symopt_torch.Adam(p, lr=LR, foreach=False),
-        "torch single": lambda p: torch.optim.Adam(p, lr=LR, foreach=False),
-        "torch foreach": lambda p: torch.optim.Adam(p, lr=LR, foreach=True),
-        "torch fused": lambda p: torch.optim.Adam(p, lr=LR, fused=True),
-    },
-    "momentum": {
-        "generated foreach": lambda p: symopt_torch.Momentum(p, lr=LR, rho=0.9, foreach=True),
-        "generated single": lambda p: symopt_torch.Momentum(p, lr=LR, rho=0.9, foreach=False),
-        "torch single": lambda p: torch.optim.SGD(p, lr=LR, momentum=0.9, foreach=False),
-        "torch foreach": lambda p: torch.optim.SGD(p, lr=LR, momentum=0.9, foreach=True),
-        "torch fused": lambda p: torch.optim.SGD(p, lr=LR, momentum=0.9, fused=True),
-    },
+    "adam": (
+        28,
+        {
+            "generated fused": lambda p: symopt_torch.Adam(p, lr=LR, fused=True),
+            "generated foreach": lambda p: symopt_torch.Adam(p, lr=LR, foreach=True),
+            "baseline foreach": lambda p: torch.optim.Adam(p, lr=LR, foreach=True),
+            "baseline fused": lambda p: torch.optim.Adam(p, lr=LR, fused=True),
+        },
+    ),
+    "adabelief": (
+        28,
+        {
+            "generated fused": lambda p: symopt_torch.AdaBelief(p, lr=LR, fused=True),
+            "generated foreach": lambda p: symopt_torch.AdaBelief(p, lr=LR, foreach=True),
+            "baseline foreach": _adabelief_baseline,
+        },
+    ),
+    "momentum": (
+        20,
+        {
+            "generated fused": lambda p: symopt_torch.SGD(p, lr=LR, momentum=0.9, fused=True),
+            "generated foreach": lambda p: symopt_torch.SGD(p, lr=LR, momentum=0.9, foreach=True),
+            "baseline foreach": lambda p: torch.optim.SGD(p, lr=LR, momentum=0.9, foreach=True),
+            "baseline fused": lambda p: torch.optim.SGD(p, lr=LR, momentum=0.9, fused=True),
+        },
+    ),
+    "rmsprop": (
+        20,
+        {
+            "generated fused": lambda p: GeneratedRMSprop(p, lr=LR, fused=True),
+            "generated foreach": lambda p: GeneratedRMSprop(p, lr=LR, foreach=True),
+            "baseline foreach": lambda p: torch.optim.RMSprop(p, lr=LR, foreach=True),
+        },
+    ),
 }
+COLUMNS = ["generated fused", "generated foreach", "baseline foreach", "baseline fused"]
 
 
-def make_params(total: int, tensors: int) -> list[torch.nn.Parameter]:
+def make_params(total: int, tensors: int, device: str) -> list[torch.nn.Parameter]:
     """Equal float32 parameters with gradients, the same values for every implementation."""
     gen = torch.Generator().manual_seed(0)
-    params = [
-        torch.nn.Parameter(torch.randn(total // tensors, generator=gen)) for _ in range(tensors)
-    ]
+    params = [torch.randn(total // tensors, generator=gen) for _ in range(tensors)]
+    params = [torch.nn.Parameter(p.to(device)) for p in params]
     for p in params:
-        p.grad = torch.randn(p.shape, generator=gen) * 1e-2
+        p.grad = (torch.randn(p.shape, generator=gen) * 1e-2).to(device)
     return params
 
 
-def time_steps(makers: dict, total: int, tensors: int, steps: int, repeats: int) -> dict:
-    """Median over repeats of the mean seconds per step, for each implementation.
+class Ceiling:
+    """``a += s*b`` in place over two tensors of twice the elements: a step-like callable."""
 
-    The implementations take turns (in a rotating order) within each repeat, so that a slow
-    spell of a shared machine hits all of them alike rather than one.
-    """
-    optimizers = {}
+    def __init__(self, total: int, device: str):
+        self.a = torch.randn(2 * total, device=device)
+        self.b = torch.randn(2 * total, device=device)
+
+    def step(self) -> None:
+        self.a.add_(self.b, alpha=1e-7)
+
+
+def time_steps(makers: dict, total: int, tensors: int, steps: int, repeats: int, device: str):
+    """Median over repeats of the mean seconds per step, for each implementation (and the
+    ceiling); the implementations take turns (in a rotating order) within each repeat."""
+    runners = {"ceiling": Ceiling(total, device)}
     for name, make in makers.items():
         try:
-            opt = make(make_params(total, tensors))
-            opt.step()  # warm-up: allocates state
-        except (RuntimeError, ValueError) as e:  # e.g. a fused kernel this build lacks
+            runners[name] = make(make_params(total, tensors, device))
+            runners[name].step()  # warm-up: allocates state, builds a fused kernel
+        except (ImportError, RuntimeError, ValueError) as e:
             print(f"  {name} skipped: {e}", file=sys.stderr)
-            continue
-        optimizers[name] = opt
-    times: dict[str, list[float]] = {name: [] for name in optimizers}
-    order = list(optimizers)
+            runners.pop(name, None)
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    order = list(runners)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for r in range(repeats):
         for name in order[r % len(order) :] + order[: r % len(order)]:
-            opt = optimizers[name]
+            runner = runners[name]
+            sync()
             start = time.perf_counter()
             for _ in range(steps):
-                opt.step()
+                runner.step()
+            sync()
             times[name].append((time.perf_counter() - start) / steps)
-    return {
-        name: statistics.median(times[name]) if name in times else float("nan") for name in makers
-    }
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -89,26 +139,34 @@ def main() -> None:
     parser.add_argument("--sizes", default="1e5,1e6,1e7")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--algorithms", default="adam,momentum")
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     sizes = [int(float(s)) for s in args.sizes.split(",")]
-    names = list(ALGORITHMS["adam"])
-    header = ["algorithm", "elements", "layout", *(f"{n} ms" for n in names)]
-    header += ["torch foreach / generated foreach", "torch fused / generated foreach"]
+    where = (
+        torch.cuda.get_device_name()
+        if args.device == "cuda"
+        else f"{torch.get_num_threads()} threads"
+    )
+    print(f"device: {args.device} ({where}), torch {torch.__version__}", file=sys.stderr)
+    header = ["algorithm", "elements", "layout", *(f"{n} ms" for n in COLUMNS), "ceiling ms"]
+    header += ["vs baseline foreach", "vs baseline fused", "of ceiling"]
     rows = []
     for algorithm in args.algorithms.split(","):
+        moved, makers = ALGORITHMS[algorithm]
         for total in sizes:
             for tensors in (1, 100):
-                seconds = time_steps(
-                    ALGORITHMS[algorithm], total, tensors, args.steps, args.repeats
-                )
-                ms = {name: 1e3 * s for name, s in seconds.items()}
-                ratios = [ms[n] / ms["generated foreach"] for n in ("torch foreach", "torch fused")]
+                seconds = time_steps(makers, total, tensors, args.steps, args.repeats, args.device)
+                ms = {name: 1e3 * seconds.get(name, float("nan")) for name in [*COLUMNS, "ceiling"]}
+                fused = ms["generated fused"]
+                ceiling = (moved * total / fused) / (12 * 2 * total / ms["ceiling"])
                 layout = "1 tensor" if tensors == 1 else f"{tensors} tensors"
                 rows.append(
-                    [algorithm, f"{total:.0e}", layout, *(f"{ms[n]:.3f}" for n in names)]
-                    + [f"{r:.2f}" for r in ratios]
+                    [algorithm, f"{total:.0e}", layout]
+                    + [f"{ms[n]:.3f}" if ms[n] == ms[n] else "-" for n in [*COLUMNS, "ceiling"]]
+                    + [_ratio(ms["baseline foreach"], fused), _ratio(ms["baseline fused"], fused)]
+                    + [f"{ceiling:.2f}"]
                 )
                 print(" | ".join(rows[-1]), file=sys.stderr)
     if args.markdown:
@@ -120,6 +178,10 @@ def main() -> None:
         print("\t".join(header))
         for row in rows:
             print("\t".join(row))
+
+
+def _ratio(baseline: float, ours: float) -> str:
+    return f"{baseline / ours:.2f}" if baseline == baseline else "-"
 
 
 if __name__ == "__main__":

@@ -188,6 +188,8 @@ def generate(
         click.echo(f"wrote {out}/{rel}", err=True)
     for rel in report.removed:
         click.echo(f"removed {out}/{rel} (no longer generated)", err=True)
+    for rel in report.cleaned:
+        click.echo(f"removed {out}/{rel} (a temporary file of a killed run)", err=True)
     for rel in report.kept:
         click.echo(
             f"kept {out}/{rel} (no longer generated, edited by hand; --force removes it)", err=True

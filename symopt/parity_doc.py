@@ -42,8 +42,11 @@ RUNTIME = {
     "maximize": "runtime: the update runs on the negated gradient",
     "capturable": "runtime: True is refused (RuntimeError: no CUDA graph capture)",
     "differentiable": "runtime: True is refused (RuntimeError: the update runs under no_grad)",
-    "fused": "runtime: True is refused (RuntimeError: no fused kernel yet)",
+    "fused": "runtime: True runs the fused kernel (C on the CPU, Triton on CUDA); the foreach "
+    "path's values",
 }
+#: What the runtime does with fused=True for a spec that is not element-wise.
+NOT_FUSED = "runtime: True is refused (RuntimeError: fused kernels are for element-wise specs)"
 
 
 def drop_ins() -> dict[str, Spec]:
@@ -180,6 +183,8 @@ def _covers(spec: Spec, a: ApiArgument) -> list[str]:
         return ["choice (a string that sets flags)", _code(flag_names), "; ".join(words)]
     if a.kind == "constant":
         return ["constant", "", f"{value(a.value)} only: any other value is refused (ValueError)"]
+    if a.name == "fused" and not spec.family.raw.elementwise:
+        return ["framework argument", "", NOT_FUSED]
     return ["framework argument", "", RUNTIME.get(a.name, "runtime")]
 
 

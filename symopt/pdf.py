@@ -1,7 +1,14 @@
-"""Compile the generated LaTeX document to PDF with pdflatex, in a temporary folder."""
+"""Compile the generated LaTeX document to PDF with pdflatex, in a temporary folder.
+
+The documents hold spec text, so pdflatex runs locked down whatever the TeX installation allows:
+no shell escape (``-no-shell-escape``, and ``shell_escape=f`` for kpathsea), and no file read or
+written by an absolute path, a dot file or a path through ``..`` (``openin_any=p`` and
+``openout_any=p``, TeX Live's paranoid setting): only the copy of the folder and TeX's own files.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -21,6 +28,8 @@ INSTALL_HINT = (
 MAX_RUNS = 3
 TIMEOUT_S = 300
 _WARNING = re.compile(r"^(LaTeX|Package \w+) Warning: (.*)$")
+#: kpathsea reads these from the environment before texmf.cnf.
+LOCKED_DOWN = {"shell_escape": "f", "openin_any": "p", "openout_any": "p"}
 
 
 @dataclass
@@ -69,11 +78,13 @@ def compile_pdf(folder: Path, document: str = "symopt") -> Build:
 
 
 def _run(exe: str, work: Path, document: str, folder: Path) -> str:
-    command = [exe, "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", document]
+    command = [exe, "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error"]
+    command += ["-file-line-error", document]
     try:
         done = subprocess.run(
             command,
             cwd=work,
+            env={**os.environ, **LOCKED_DOWN},
             capture_output=True,
             text=True,
             errors="replace",

@@ -359,12 +359,12 @@ update = ["m = beta*m + (1 - beta)*g", "w = w - lr*m"]
 [hyper.lr]
 default = 0.1
 domain = "positive"
-latex = "\\\\input{/etc/hostname}"
+latex = "\\\\eta"
 
 [hyper.beta]
 default = 0.9
 domain = "unit_closed_open"
-latex = "\\\\beta & 100%"
+latex = "\\\\beta"
 
 [state.m]
 init = "g"
@@ -402,10 +402,7 @@ def test_state_shapes_first_step_state_and_the_otherwise_block(monkeypatch, tmp_
     )
     for word in ("rowsum", "colmean"):
         assert rf"$\operatorname{{{word}}}(x)$ is the" in tex
-    # The spec's LaTeX is untrusted: a symbol that could read a file or break the table is
-    # printed as escaped text.
-    assert r"\input{/etc" not in tex and r"\text{\textbackslash{}input\{/etc/hostname\}}" in tex
-    assert r"\text{\textbackslash{}beta \& 100\%}" in tex
+    assert r"w &\leftarrow w - \eta (z + c r)" in tex and r"| $\beta$ | `beta` |" in md
     if shutil.which("pdflatex") is not None:
         from symopt.pdf import compile_pdf
 

@@ -53,6 +53,8 @@ def api_data(spec: Spec, framework: tuple[str, ...]) -> dict:
             default = repr(value)
             annotation = "bool | None" if value is None else "bool"
             doc = FRAMEWORK_DOCS[a.name]
+            if a.name == "fused" and not raw.elementwise:
+                doc = NOT_FUSED_DOC
         arguments.append(
             {
                 "name": a.name,
@@ -120,8 +122,14 @@ FRAMEWORK_DOCS = {
     "maximize": "maximise the objective: the update runs on the negated gradient",
     "capturable": "accepted for torch.optim's signature; True is refused (no CUDA graph capture)",
     "differentiable": "accepted for torch.optim's signature; True is refused",
-    "fused": "accepted for torch.optim's signature; True is refused (no fused kernel yet)",
+    "fused": "True: one fused kernel per step for all tensors of a device and dtype (C on the "
+    "CPU, built on first use; Triton on CUDA); same values as foreach in float64; cannot be "
+    "True with foreach=True",
 }
+NOT_FUSED_DOC = (
+    "accepted for torch.optim's signature; True is refused (fused kernels are generated for "
+    "element-wise specs only)"
+)
 
 
 def _number(value: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from functools import cache
 
@@ -12,8 +13,15 @@ from symopt.resources import data_dir
 
 
 def _docstring(text: str) -> str:
-    """Text that is safe inside a triple-quoted Python docstring."""
-    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    """Text that is safe inside a triple-quoted Python docstring: no escape sequence, no end of
+    the docstring, and no quote that would run into its closing quotes."""
+    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return text[:-1] + '\\"' if text.endswith('"') else text
+
+
+def _dquote(text: str) -> str:
+    """A double-quoted string literal, the same in Python and JSON (names, in practice)."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _wrap(text: str, width: int = 96, indent: str = "") -> str:
@@ -50,7 +58,7 @@ def environment() -> jinja2.Environment:
     env.filters["wrap"] = _wrap
     env.filters["pyrepr"] = repr
     env.filters["isorted"] = lambda names: sorted(names, key=isort_key)
-    env.filters["dquote"] = lambda name: f'"{name}"'
+    env.filters["dquote"] = _dquote
     env.filters["pychunks"] = _pychunks
     return env
 

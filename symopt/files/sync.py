@@ -1,16 +1,21 @@
-"""The last stage: write planned files atomically, or check that a folder is up to date."""
+"""The last stage: write planned files all or nothing, or check that a folder is up to date."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from symopt.backends import BACKENDS
-from symopt.errors import Failed
-from symopt.files.writer import GeneratedFile, edited, has_header, write_atomic
+from symopt.errors import Failed, SpecError
+from symopt.files import transaction
+from symopt.files.writer import GeneratedFile, edited, has_header
 
 IGNORED_DIRS = {"__pycache__", ".pytest_cache", "build"}
+#: The temporary files of symopt versions that wrote each file beside its target
+#: (``.adam.py.k3j_x9a2.tmp``): a killed run left them, and they are removed.
+OLD_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
 
 
 @dataclass
@@ -20,27 +25,42 @@ class Report:
     removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # no longer generated, but edited by hand
     problems: list[str] = field(default_factory=list)  # for --check: stale, missing, extra
+    cleaned: list[str] = field(default_factory=list)  # temporary files of a killed run
 
 
-def _existing(out: Path, targets: Sequence[str]) -> set[str]:
-    """The tool's files in the targets' folders: with its header, not build outputs."""
-    found = set()
+def _walk(out: Path, targets: Sequence[str]) -> list[tuple[str, Path]]:
+    """(target, file) for every file in the targets' folders, build outputs excluded."""
+    found = []
     for target in targets:
         for folder in BACKENDS[target].folders():
             root = out / folder
-            if not root.is_dir():
-                continue
-            for path in root.rglob("*"):
-                rel = path.relative_to(out)
-                if path.is_file() and not IGNORED_DIRS & set(rel.parts):
-                    if BACKENDS[target].owns(rel.as_posix()) and has_header(path):
-                        found.add(rel.as_posix())
+            if root.is_dir():
+                for path in sorted(root.rglob("*")):
+                    rel = path.relative_to(out)
+                    if path.is_file() and not IGNORED_DIRS & set(rel.parts):
+                        found.append((target, path))
     return found
+
+
+def _existing(out: Path, targets: Sequence[str]) -> set[str]:
+    """The tool's files in the targets' folders: with its header, not build or temporary files."""
+    return {
+        path.relative_to(out).as_posix()
+        for target, path in _walk(out, targets)
+        if not OLD_TEMPORARY.fullmatch(path.name)
+        and BACKENDS[target].owns(path.relative_to(out).as_posix())
+        and has_header(path)
+    }
 
 
 def check(out: Path, files: Sequence[GeneratedFile], targets: Sequence[str], full: bool) -> Report:
     """Compare without writing: every planned file must exist with identical bytes."""
     report = Report()
+    if transaction.pending(out):
+        report.problems.append(
+            f"unfinished: {transaction.STAGING}/ holds the files of a killed 'symopt generate' "
+            "(running it again finishes it)"
+        )
     for f in files:
         path = out / f.path
         if not path.is_file():
@@ -68,37 +88,44 @@ def write(
     full: bool,
     force: bool = False,
 ) -> Report:
-    """Write changed files atomically; refuse (all-or-nothing) to overwrite hand-edited files.
+    """Write changed files, all or nothing (:mod:`symopt.files.transaction`); refuse to
+    overwrite hand-edited files.
 
-    A full run removes the tool's files it no longer generates, edited ones only with ``force``."""
+    A full run removes the tool's files it no longer generates, edited ones only with ``force``.
+    What a killed run left is finished or discarded first."""
     report = Report()
-    changes = []
-    for f in files:
-        path = out / f.path
-        if path.is_file():
-            old = path.read_text(encoding="utf-8", errors="replace")
-            if old == f.text:
-                report.unchanged.append(f.path)
-                continue
-            if edited(old) and not force:
-                report.problems.append(f.path)
-        changes.append((path, f))
-    if report.problems:
-        listed = ", ".join(report.problems)
-        raise Failed(
-            f"{listed}: edited by hand (its content no longer matches its header hash); "
-            "move your changes into the spec or a copy, or pass --force to overwrite",
-            key="generate",
-        )
-    for path, f in changes:
-        write_atomic(path, f.text)
-        report.written.append(f.path)
-    if full:
-        planned = {f.path for f in files}
-        for rel in sorted(_existing(out, targets) - planned):
-            if force or not _edited(out / rel):
-                (out / rel).unlink()
-                report.removed.append(rel)
-            else:
-                report.kept.append(rel)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file on the way, a read-only parent: a bad --out
+        raise SpecError(f"cannot create the folder: {exc.strerror}", file=str(out)) from None
+    with transaction.locked(out):
+        transaction.recover(out)
+        for _, path in _walk(out, targets):
+            if OLD_TEMPORARY.fullmatch(path.name):
+                path.unlink()
+                report.cleaned.append(path.relative_to(out).as_posix())
+        writes = {}
+        for f in files:
+            path = out / f.path
+            if path.is_file():
+                old = path.read_text(encoding="utf-8", errors="replace")
+                if old == f.text:
+                    report.unchanged.append(f.path)
+                    continue
+                if edited(old) and not force:
+                    report.problems.append(f.path)
+            writes[f.path] = f.text
+        if report.problems:
+            listed = ", ".join(report.problems)
+            raise Failed(
+                f"{listed}: edited by hand (it no longer matches its header's hash); "
+                "move your changes into the spec or a copy, or pass --force to overwrite",
+                key="generate",
+            )
+        if full:
+            planned = {f.path for f in files}
+            for rel in sorted(_existing(out, targets) - planned):
+                (report.removed if force or not _edited(out / rel) else report.kept).append(rel)
+        transaction.commit(out, writes, report.removed)
+        report.written = list(writes)
     return report

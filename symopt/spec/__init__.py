@@ -24,6 +24,7 @@ from symopt.spec.elementwise import (
 from symopt.spec.elementwise_loader import ElementwiseLoader
 from symopt.spec.family import module_name, variants
 from symopt.spec.model import ModelSpec, is_model_table, load_model_spec
+from symopt.spec.text import MAX_SPEC_CHARS, check_size, check_text
 
 #: Either kind of spec.
 AnySpec = Spec | ModelSpec
@@ -52,10 +53,12 @@ __all__ = [
 
 def load_spec_text(text: str, file: str = "<string>") -> AnySpec:
     """Parse and validate a spec from TOML text; every problem is a one-line :class:`SpecError`."""
+    check_size(text, file)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"not valid TOML: {exc}", file=file) from None
+    check_text(data, file)
     if is_model_table(data):
         return load_model_spec(data, file, text)  # type: ignore[return-value]
     return ElementwiseLoader(data, file, text).load()
@@ -64,7 +67,11 @@ def load_spec_text(text: str, file: str = "<string>") -> AnySpec:
 def load_spec(path: str | Path) -> AnySpec:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:  # one byte past the limit at most, whatever the file
+            data = handle.read(MAX_SPEC_CHARS + 1)
+        if len(data) > MAX_SPEC_CHARS:
+            raise SpecError(f"larger than {MAX_SPEC_CHARS} bytes", file=str(path))
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
         raise SpecError("no such file", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -21,6 +21,8 @@ from symopt.spec.parse import FlagSymbol, parse_condition
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 #: The longest message a check may have.
 MAX_MESSAGE = 200
+#: The library class an ``[api]`` matches: a dotted Python path (it is printed in docstrings).
+DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 def plain_symbols(spec: Spec) -> dict:
@@ -77,6 +79,10 @@ class ApiLoader(Loader):
         else:
             checks = tuple(self.domain_check(spec, h.name) for h in spec.hypers)
         matches = self.get(table, "matches", "api", str, "")
+        if matches and not DOTTED.fullmatch(matches):
+            raise self.fail(
+                "api.matches", f"{matches!r} is not a dotted name such as torch.optim.Adam"
+            )
         return Api(matches, arguments, checks, fixed, tuple(epsilon))
 
     def choices(self, spec: Spec, table: dict) -> dict[str, dict[str, dict[str, bool]]]:

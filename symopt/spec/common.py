@@ -14,6 +14,7 @@ import sympy
 from symopt.errors import SpecError
 from symopt.spec.domains import DOMAINS
 from symopt.spec.parse import FUNCTIONS, parse_expr
+from symopt.spec.symbol_latex import latex_problem
 
 W, G, T = "w", "g", "t"
 #: The row and column counts of a 2-D parameter, usable in an ``applies_to = "matrix"`` update.
@@ -75,6 +76,8 @@ TARGET_KEYWORDS = {
 }
 RESERVED = {W, G, T, "grad", ROWS, COLS}
 IDENTIFIER_HELP = "a lowercase identifier such as 'beta1'"
+#: The most characters of a title, which is one line (a heading, a docstring's first line).
+MAX_TITLE = 200
 
 
 @dataclass(frozen=True)
@@ -175,11 +178,28 @@ class Loader:
             )
         return name, class_name
 
+    def latex(self, table: Mapping, name: str, where: str) -> str:
+        """A symbol's LaTeX: the spec's own, if it is plain math (a whitelist), else SymPy's for
+        its name."""
+        if "latex" not in table:
+            return sympy.latex(sympy.Symbol(name))
+        text = self.get(table, "latex", where, str)
+        problem = latex_problem(text)
+        if problem:
+            raise self.fail(f"{where}.latex", problem)
+        return text
+
+    def title(self) -> str:
+        title = self.get(self.data, "title", "", str)
+        if "\n" in title or len(title) > MAX_TITLE:
+            raise self.fail("title", f"expected one line of at most {MAX_TITLE} characters")
+        return title
+
     def prose(self) -> dict[str, str]:
         """Title, summary, reference and notes, and where the spec came from."""
         d = self.data
         return {
-            "title": self.get(d, "title", "", str),
+            "title": self.title(),
             "summary": self.get(d, "summary", "", str).strip(),
             "reference": self.get(d, "reference", "", str).strip(),
             "notes": self.get(d, "notes", "", str, "").strip(),
@@ -207,7 +227,7 @@ class Loader:
                     f"default {default!r} is outside its domain "
                     f"{domain} {DOMAINS[domain].interval}",
                 )
-            latex = self.get(table, "latex", where, str, sympy.latex(sympy.Symbol(key)))
+            latex = self.latex(table, key, where)
             off_at_zero = self.get(table, "off_at_zero", where, bool, False)
             if off_at_zero and not DOMAINS[domain].contains(0.0):
                 raise self.fail(

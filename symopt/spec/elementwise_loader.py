@@ -101,7 +101,7 @@ class ElementwiseLoader(ClaimsLoader, ApiLoader):
             if key not in spec.intermediates:
                 raise self.fail(where, f"{key!r} is not an intermediate of the update")
             self.check_keys(self.get(inter, key, "intermediate", dict), {"latex"}, where)
-            latex[key] = self.get(table, "latex", where, str, sympy.latex(sympy.Symbol(key)))
+            latex[key] = self.latex(table, key, where)
         spec = replace_spec(spec, intermediate_latex=latex)
         spec = replace_spec(spec, lookahead_free=self.lookahead_free(spec))
         if any(_uses_lookahead(a.expr) for a in spec.update) and spec.lookahead_free is None:
@@ -229,7 +229,7 @@ class ElementwiseLoader(ClaimsLoader, ApiLoader):
                 )
             if shape != "full" and init.free_symbols & {first_step[W], first_step[G]}:
                 raise self.fail(f"{where}.init", f"{shape!r} state cannot start from g or w")
-            latex = self.get(table, "latex", where, str, sympy.latex(sympy.Symbol(key)))
+            latex = self.latex(table, key, where)
             doc = self.get(table, "doc", where, str, "")
             when = self.get(table, "when", where, str, "") or None
             if when is not None and when not in axes:

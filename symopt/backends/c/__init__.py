@@ -41,6 +41,7 @@ STATIC = (
     ("runtime.h", "c/include/symopt/runtime.h", "//"),
     ("runtime.c", "c/src/runtime.c", "//"),
     ("_lib.py", f"c/{PACKAGE}/_lib.py", "#"),
+    ("_arrays.py", f"c/{PACKAGE}/_arrays.py", "#"),
     ("_optimizer.py", f"c/{PACKAGE}/_optimizer.py", "#"),
     ("_second_order.py", f"c/{PACKAGE}/_second_order.py", "#"),
     ("_dense.py", f"c/{PACKAGE}/_dense.py", "#"),

@@ -7,6 +7,7 @@ or sampled), never more: the results the pipeline computed once per spec digest.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Mapping, Sequence
 
@@ -24,7 +25,7 @@ from symopt.backends.docs.prose import to_latex, to_markdown
 from symopt.backends.docs.update import SHAPE_WORDS, block, notation
 from symopt.backends.render import render_latex
 from symopt.checks import check_specs
-from symopt.files.writer import GeneratedFile
+from symopt.files.writer import GeneratedFile, shown_source
 from symopt.spec import Spec
 from symopt.spec.domains import DOMAINS
 from symopt.spec.model import ModelSpec
@@ -56,14 +57,28 @@ def _text_tex(text: str) -> str:
     return _breakable(escape_latex(text))
 
 
+#: What makes a Markdown paragraph a list item or a heading underline: ``- x``, ``1. x``, ``===``.
+_BLOCK_START = re.compile(r"[-+=]|\d+[.)]")
+
+
+def _paragraph_md(markdown: str) -> str:
+    """A paragraph that stays a paragraph: its first character escaped where it would start a
+    list or underline a heading (the other marks are escaped everywhere)."""
+    start = _BLOCK_START.match(markdown)
+    return markdown if start is None else rf"{start.group()[:-1]}\{markdown[start.end() - 1 :]}"
+
+
 def _prose(text: str, names: Mapping[str, str] | None = None) -> dict:
     """Paragraphs as LaTeX and Markdown; with a spec's ``names``, their formulas as maths."""
     paras = _paragraphs(text)
     if names is None:
-        return {"tex": [_wrap(_text_tex(p)) for p in paras], "md": [*map(escape_markdown, paras)]}
+        return {
+            "tex": [_wrap(_text_tex(p)) for p in paras],
+            "md": [_paragraph_md(escape_markdown(p)) for p in paras],
+        }
     return {
         "tex": [_wrap(to_latex(p, names, escape=_text_tex)) for p in paras],
-        "md": [to_markdown(p, names) for p in paras],
+        "md": [_paragraph_md(to_markdown(p, names)) for p in paras],
     }
 
 
@@ -150,8 +165,7 @@ def _common(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
         "summary": _prose(spec.summary, prose_names(spec)),
         "reference": _prose(spec.reference),
         "notes": _prose(spec.notes, prose_names(spec)),
-        "source_tex": escape_latex(spec.source),
-        "source_md": escape_markdown(spec.source),
+        "source": _source_md(spec),
         "hypers": _hypers(spec),
         **_checks(spec, known),
         "states": [],
@@ -159,6 +173,12 @@ def _common(spec: Spec | ModelSpec, known: Mapping[str, Spec]) -> dict:
         "lookahead": None,
         "updates": [],
     }
+
+
+def _source_md(spec: Spec | ModelSpec) -> str:
+    """The spec file, as a Markdown code span where its path is plain (a file name is untrusted)."""
+    shown = shown_source(spec.source)
+    return f"`{shown}`" if shown else f"a spec file (sha256:{spec.digest})"
 
 
 def _states(printer: SpecLatexPrinter, spec: Spec) -> dict:

@@ -24,6 +24,7 @@ from symopt.backends.docs.tensor_latex import TensorLatexMixin, array_names, is_
 from symopt.spec import Assignment, Spec
 from symopt.spec.common import COLS, ROWS
 from symopt.spec.parse import Grad
+from symopt.spec.symbol_latex import latex_problem
 from symopt.spec.tensor import MATRIX, TensorNorm
 
 __all__ = [
@@ -277,30 +278,12 @@ def escape_latex(text: str) -> str:
     return text.replace('"', "''")
 
 
-#: Control words a spec's ``latex`` key may not use: they read or write files, redefine
-#: macros, or break the document's structure. A symbol is a few math macros, nothing more.
-_UNSAFE_WORDS = re.compile(
-    r"\\(input|include|includeonly|endinput|write|immediate|openin|openout|read|readline|"
-    r"catcode|def|edef|gdef|xdef|let|futurelet|csname|expandafter|usepackage|RequirePackage|"
-    r"documentclass|special|newcommand|renewcommand|providecommand|DeclareRobustCommand|"
-    r"newenvironment|renewenvironment|begin|end|label|ref|eqref|url|href|jobname|scantokens|"
-    r"directlua|pdfprimitive|outer|long|global|afterassignment|everymath|everypar|output|"
-    r"shipout|section|par|item)(?![A-Za-z])"
-)
-
-
 def safe_symbol(latex: str) -> str:
     """A spec's ``latex`` for a symbol if it is a plain piece of math; else its text, escaped.
 
-    Specs are untrusted: a symbol must not read files, define macros, end the math, or carry
-    ``&``, ``%``, ``#`` or a line break into the aligned equations."""
-    depth = 0
-    for ch in latex:
-        depth += {"{": 1, "}": -1}.get(ch, 0)
-        if depth < 0:
-            break
-    bad = depth != 0 or re.search(r"[$%&#\n\r]|\^\^|\\\\", latex) or _UNSAFE_WORDS.search(latex)
-    return rf"\text{{{escape_latex(latex)}}}" if bad else latex
+    The loader refuses a spec whose symbol is not (:mod:`symopt.spec.symbol_latex`, a
+    whitelist); this also covers specs built in Python and SymPy's default for a name."""
+    return latex if latex_problem(latex) is None else rf"\text{{{escape_latex(latex)}}}"
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|$~^])")

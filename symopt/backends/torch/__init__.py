@@ -22,8 +22,10 @@ from symopt.backends.base import (
 )
 from symopt.backends.render import render
 from symopt.backends.second_order import supported
-from symopt.backends.torch import second_order, tensor
+from symopt.backends.torch import fused_c, second_order, tensor
 from symopt.backends.torch.elementwise import PACKAGE, template_data
+from symopt.backends.torch.fused import fused_program
+from symopt.backends.torch.fused_triton import triton_module
 from symopt.files.writer import GeneratedFile
 from symopt.lowering.kernel import lower
 from symopt.lowering.program import lower_tensor
@@ -41,7 +43,10 @@ RUNTIME = {
     "_block_newton.py": f"torch/{PACKAGE}",
     "_tensor.py": f"torch/{PACKAGE}",
     "_api.py": f"torch/{PACKAGE}",
+    "_fused.py": f"torch/{PACKAGE}",
+    "_triton_launch.py": f"torch/{PACKAGE}",
     "torch_support.py": "torch/tests",
+    "fused_support.py": "torch/tests",
 }
 RUNTIME_DIR = Path(__file__).with_name("runtime")
 
@@ -64,14 +69,27 @@ class TorchBackend(Backend):
     supports = features.ALL_FEATURES
 
     def kernel_files(self, spec: Spec) -> list[GeneratedFile]:
-        """The module of one kernel (a spec, or one variant of a spec with flags) and its tests."""
+        """The module of one kernel (a spec, or one variant of a spec with flags) and its tests;
+        for an element-wise kernel, its fused CPU kernel's C source too."""
+        out = []
         if spec.elementwise:  # one fused kernel: foreach and single-tensor paths
             data = template_data(spec, lower(spec))
+            program = fused_program(tuple(data["arrays"]), data["instructions"])
+            data["fused_scalars"] = program.scalars
+            data["fused_bitwise"] = fused_c.bitwise(program)
+            c_source = fused_c.source(spec, program)
+            out.append(
+                generated(f"torch/{PACKAGE}/_csrc/{spec.name}.c", c_source, spec=spec, comment="//")
+            )
+            triton_source = triton_module(spec, program)
+            out.append(
+                generated(f"torch/{PACKAGE}/_triton/{spec.name}.py", triton_source, spec=spec)
+            )
             kind = ""
         else:  # whole-tensor statements, parameter by parameter
             data = tensor.template_data(spec, lower_tensor(spec))
             kind = "tensor_"
-        return [
+        return out + [
             generated(path, render(template, **data), spec=spec)
             for template, path in (
                 (f"torch/{kind}optimizer.py.jinja", f"torch/{PACKAGE}/{spec.name}.py"),
@@ -97,6 +115,10 @@ class TorchBackend(Backend):
             for s in supported(models, second_order.TEMPLATES)
         ]
         imports = sorted((s["module"], s["class_name"]) for s in names + closures)
+        triton_package = (
+            '"""The fused kernels of the element-wise optimizers for CUDA (Triton)."""\n'
+        )
+        out.append(generated(f"torch/{PACKAGE}/_triton/__init__.py", triton_package))
         for template, path in (
             ("torch/__init__.py.jinja", f"torch/{PACKAGE}/__init__.py"),
             ("torch/conftest.py.jinja", "torch/tests/conftest.py"),

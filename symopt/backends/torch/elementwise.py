@@ -22,7 +22,7 @@ from symopt.backends.base import hyper_rows
 from symopt.backends.numpy.elementwise import ScalarPrinter
 from symopt.backends.torch import conditions
 from symopt.lowering.kernel import Kernel
-from symopt.lowering.tac import Operand, _Compiler, compile_kernel
+from symopt.lowering.tac import Operand, Program, _Compiler, compile_kernel
 from symopt.spec import Spec
 
 PACKAGE = "symopt_torch"
@@ -302,10 +302,16 @@ def step_key(spec: Spec) -> str:
     return "_step" if "step" in spec.state_names else "step"
 
 
+def torch_program(kernel: Kernel) -> tuple[Kernel, Program]:
+    """The kernel as the foreach path runs it (scaled temporaries inlined) and its allocated
+    three-address program with PyTorch's fused operations."""
+    kernel = inline_scaled_temporaries(kernel)
+    return kernel, compile_kernel(kernel, ScalarPrinter().doprint, compiler_class=_FusingCompiler)
+
+
 def template_data(spec: Spec, kernel: Kernel) -> dict:
     printer = ScalarPrinter()
-    kernel = inline_scaled_temporaries(kernel)
-    program = compile_kernel(kernel, printer.doprint, compiler_class=_FusingCompiler)
+    kernel, program = torch_program(kernel)
     instructions, masks = conditions.assign_masks(program.instructions)
     foreach_body: list[dict] = []
     single_body: list[dict] = []
@@ -351,6 +357,7 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
         "step_key": step_key(spec),
         "zero_dim": zero_dim,
         "zero_dim_names": [f"{name}{ZERO_DIM}" for name in zero_dim],
+        "instructions": program.instructions,
         "foreach_body": foreach_body,
         "single_body": single_body,
         "equations": [a.text for a in spec.update],

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _lib
+from . import _arrays, _lib
 
 _bound: dict = {}
 
@@ -59,9 +59,10 @@ def kernels(prefix: str, hypers: int) -> dict:
     return _bound[prefix]
 
 
-def check_curvature(functions: dict, name: str, c, damping: str, value: float) -> None:
-    """Every c_i + damping must be positive (in c's dtype), checked in C."""
-    bad = functions[c.dtype][2](_lib.address(c), c.size, value)
+def check_curvature(functions: dict, name: str, c, at: int, damping: str, value: float) -> None:
+    """Every c_i + damping must be positive (in c's dtype), checked in C on the data at ``at``
+    (c's, or an aligned copy's)."""
+    bad = functions[c.dtype][2](at, c.size, value)
     if bad:
         entry = float(c.reshape(-1)[bad - 1] + c.dtype.type(value))
         raise NotPositiveDefiniteError(
@@ -71,16 +72,20 @@ def check_curvature(functions: dict, name: str, c, damping: str, value: float) -
 
 
 def step_in_place(cls, w, g, c, hyper: dict) -> None:
-    """One step of cls's method on one tensor, in place."""
-    _lib.check_array("w", w, w)
-    _lib.check_array("g", g, w, writeable=False)
-    _lib.check_array("c", c, w, writeable=False)
-    _lib.check_disjoint([("w", w)], [("g", g), ("c", c)])
+    """One step of cls's method on one tensor, in place (aliasing and alignment as in _arrays:
+    g and c may share memory with w, the step reads their values from before it)."""
+    _arrays.check_array("w", w, w)
+    _arrays.check_array("g", g, w, writeable=False)
+    _arrays.check_array("c", c, w, writeable=False)
     values = [float(hyper[name]) for name in cls.DEFAULTS]
     cls.check_hyper(*values)
     functions = cls.kernels()
-    check_curvature(functions, "c", c, cls.DAMPING, float(hyper[cls.DAMPING]))
-    functions[w.dtype][0](_lib.address(w), _lib.address(g), _lib.address(c), w.size, *values)
+    staging = _arrays.Staging()
+    w_at, g_at, c_at = _arrays.addresses([("w", w)], [("g", g), ("c", c)], staging)
+    staging.before()
+    check_curvature(functions, "c", c, c_at, cls.DAMPING, float(hyper[cls.DAMPING]))
+    functions[w.dtype][0](w_at, g_at, c_at, w.size, *values)
+    staging.after()
 
 
 class DiagonalOptimizer:
@@ -99,7 +104,7 @@ class DiagonalOptimizer:
     def __init__(self, params, **hyper) -> None:
         self.params = list(params)
         for i, p in enumerate(self.params):
-            _lib.check_array(f"params[{i}]", p, p)
+            _arrays.check_array(f"params[{i}]", p, p)
         for name, value in hyper.items():
             setattr(self, name, value)
         self.check_hyper(*(float(hyper[name]) for name in self.DEFAULTS))
@@ -124,28 +129,30 @@ class DiagonalOptimizer:
         hyper = [float(getattr(self, name)) for name in self.DEFAULTS]
         self.check_hyper(*hyper)
         for i, p in enumerate(self.params):
-            _lib.check_array(f"params[{i}]", p, p)
-        _lib.check_arrays("grads", grads, self.params, writeable=False)
-        _lib.check_arrays("diagonals", diagonals, self.params, writeable=False)
+            _arrays.check_array(f"params[{i}]", p, p)
+        _arrays.check_arrays("grads", grads, self.params, writeable=False)
+        _arrays.check_arrays("diagonals", diagonals, self.params, writeable=False)
         outputs = [(f"params[{i}]", p) for i, p in enumerate(self.params)]
         inputs = [(f"grads[{i}]", g) for i, g in enumerate(grads)]
         inputs += [(f"diagonals[{i}]", c) for i, c in enumerate(diagonals)]
-        _lib.check_disjoint(outputs, inputs)
+        staging = _arrays.Staging()
+        at = _arrays.addresses(outputs, inputs, staging)
+        staging.before()
         damping = float(getattr(self, self.DAMPING))
+        n = len(self.params)
         for i, c in enumerate(diagonals):
-            check_curvature(self._kernels, f"diagonals[{i}]", c, self.DAMPING, damping)
+            name = f"diagonals[{i}]"
+            check_curvature(self._kernels, name, c, at[2 * n + i], self.DAMPING, damping)
         by_dtype: dict = {}
         for i, p in enumerate(self.params):
             by_dtype.setdefault(p.dtype, []).append(i)
         for dtype, index in by_dtype.items():
-            tables = [
-                _lib.pointers([arrays[i] for i in index])
-                for arrays in (self.params, grads, diagonals)
-            ]
+            tables = [np.array([at[k * n + i] for i in index], dtype=np.uintp) for k in range(3)]
             sizes = np.array([self.params[i].size for i in index], dtype=np.uintp)
             addresses = [t.ctypes.data for t in tables]
             multi = self._kernels[dtype][1]
             multi(len(index), *addresses, sizes.ctypes.data, *hyper)
+        staging.after()
         self.steps += 1
 
     def state_dict(self) -> dict:
@@ -156,12 +163,14 @@ class DiagonalOptimizer:
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore a :meth:`state_dict`."""
-        for name, value in state_dict["hyper"].items():
+        """Restore a :meth:`state_dict` (checked before anything changes)."""
+        steps = _lib.check_steps(state_dict["steps"], 0)
+        for name in state_dict["hyper"]:
             if name not in self.DEFAULTS:
                 raise ValueError(f"unknown hyperparameter {name!r} in state_dict")
+        for name, value in state_dict["hyper"].items():
             setattr(self, name, value)
-        self.steps = int(state_dict["steps"])
+        self.steps = steps
 
 
 def minimize(cls, step, fun, grad, x0, hess, hessp, gtol, max_iter, callback, hyper) -> Result:

@@ -21,7 +21,6 @@ Environment:
 
 from __future__ import annotations
 
-import bisect
 import ctypes
 import hashlib
 import operator
@@ -260,128 +259,30 @@ def kernels(name: str, arrays: int, hypers: int) -> dict:
     return out
 
 
-def check_array(name: str, a: np.ndarray, like: np.ndarray, *, writeable: bool = True) -> None:
-    if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name} must be a float32 or float64 numpy array")
-    if a.shape != like.shape or a.dtype != like.dtype:
-        raise ValueError(
-            f"{name} has shape {a.shape} and dtype {a.dtype}, expected {like.shape} {like.dtype}"
-        )
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous")
-    if writeable and not a.flags.writeable:
-        raise ValueError(f"{name} must be writeable (it is updated in place)")
+#: The largest step counter the kernels take: they take t as a C long, which ctypes would wrap.
+T_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_long) - 1) - 1
 
 
-def scalar_like(p: np.ndarray) -> np.ndarray:
-    """What a state of one value per array is checked against: a 0-d array of ``p``'s dtype."""
-    return np.empty((), dtype=p.dtype)
+def _integer(name: str, value: object) -> int:
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    return operator.index(value)
 
 
-def check_arrays(name: str, arrays: list, likes: list, *, writeable: bool = True) -> None:
-    """check_array on each pair, with a fast path for the common case where all are fine: an
-    array with the shape, strides and dtype of a C-contiguous one is C-contiguous too."""
-    ndarray = np.ndarray
-    for i, (a, p) in enumerate(zip(arrays, likes, strict=True)):
-        if (
-            type(a) is not ndarray
-            or a.shape != p.shape
-            or a.strides != p.strides
-            or (a.dtype is not p.dtype and a.dtype != p.dtype)
-            or (writeable and not a.flags.writeable)
-        ):
-            check_array(f"{name}[{i}]", a, p, writeable=writeable)
+def check_counter(t: object, t_start: int) -> int:
+    """``t`` as an int, once it is a step counter the kernels can run: from the first step's
+    counter ``t_start`` to T_MAX (below t_start the bias corrections divide by zero or turn
+    negative, so the step would be NaN; above T_MAX the C long would wrap)."""
+    value = _integer("the step counter t", t)
+    if not t_start <= value <= T_MAX:
+        raise ValueError(f"the step counter t must be in [{t_start}, {T_MAX}], got {value}")
+    return value
 
 
-def address(a: np.ndarray) -> int:
-    """The address of an array's data (ctypes.c_char.from_buffer is 3x faster than a.ctypes)."""
-    if a.size and a.flags.writeable:
-        return ctypes.addressof(ctypes.c_char.from_buffer(a))
-    return a.ctypes.data
-
-
-def pointers(arrays) -> np.ndarray:
-    """A C array of the arrays' data pointers (kept alive by the caller while it is used)."""
-    return np.array([address(a) for a in arrays], dtype=np.uintp)
-
-
-def check_disjoint(outputs: list, inputs: list) -> None:
-    """Arrays the kernels write must not overlap each other or an input (they are restrict
-    pointers in C); ``outputs`` and ``inputs`` are (name, array) pairs. Inputs may overlap."""
-    spans = sorted((address(a), address(a) + a.nbytes, name) for name, a in outputs if a.nbytes)
-    for (_, end, first), (start, _, second) in zip(spans, spans[1:], strict=False):
-        if start < end:
-            raise ValueError(f"{first} and {second} overlap in memory; each must be its own array")
-    starts = [start for start, _, _ in spans]
-    for name, a in inputs:
-        if not a.nbytes:
-            continue
-        lo = address(a)
-        hi = lo + a.nbytes
-        i = bisect.bisect_right(starts, lo) - 1
-        for start, end, other in spans[max(i, 0) : i + 2]:
-            if start < hi and lo < end:
-                raise ValueError(f"{name} overlaps {other} in memory, which is updated in place")
-
-
-class Batch:
-    """An optimizer's arrays grouped by dtype, with the pointer tables the C kernels take.
-
-    A state in ``per_tensor`` holds one value per parameter array: a 0-d array (the kernels
-    read and write its one element). The tables are rebuilt (and the arrays checked again)
-    whenever one of the parameter or state arrays is replaced by another object; gradient
-    tables are reused while the same gradient objects come back, as they do in most training
-    loops.
-    """
-
-    def __init__(self, state_names: tuple[str, ...], per_tensor: tuple[str, ...] = ()):
-        self.state_names = state_names
-        self.per_tensor = frozenset(per_tensor)
-        self.key: list = []
-        self.grad_key: list = []
-        self.groups: list = []  # (dtype, indices, [w, *state] tables, sizes)
-        self.grad_tables: list = []
-        self.calls: list = []
-
-    def prepare(self, params: list, states: list, grads: list) -> list:
-        """[(dtype, count, table addresses in kernel order, sizes address)] for one step."""
-        arrays = list(params)
-        for s in states:
-            arrays += s.values()  # any replaced array or reordered dict means a rebuild
-        if len(arrays) != len(self.key) or not all(map(operator.is_, arrays, self.key)):
-            self._rebuild(params, states, arrays)
-        if len(grads) != len(self.grad_key) or not all(map(operator.is_, grads, self.grad_key)):
-            outputs = [(f"params[{i}]", p) for i, p in enumerate(params)]
-            outputs += [
-                (f"state[{i}][{n!r}]", s[n]) for i, s in enumerate(states) for n in self.state_names
-            ]
-            check_disjoint(outputs, [(f"grads[{i}]", g) for i, g in enumerate(grads)])
-            self.grad_tables = [
-                pointers([grads[i] for i in index]) for _, index, _, _ in self.groups
-            ]
-            self.grad_key = list(grads)
-            self.calls = []
-            for (dtype, index, tables, sizes), g in zip(self.groups, self.grad_tables, strict=True):
-                addresses = [t.ctypes.data for t in (tables[0], g, *tables[1:])]
-                self.calls.append((dtype, len(index), addresses, sizes.ctypes.data))
-        return self.calls
-
-    def _rebuild(self, params: list, states: list, arrays: list) -> None:
-        if len(states) != len(params):
-            raise ValueError(f"{len(states)} states for {len(params)} parameter arrays")
-        for i, p in enumerate(params):
-            check_array(f"params[{i}]", p, p)
-            for n in self.state_names:
-                like = scalar_like(p) if n in self.per_tensor else p
-                check_array(f"state[{i}][{n!r}]", states[i][n], like)
-        by_dtype: dict = {}
-        for i, p in enumerate(params):
-            by_dtype.setdefault(p.dtype, []).append(i)
-        self.groups = []
-        for dtype, index in by_dtype.items():
-            tables = [pointers([params[i] for i in index])]
-            tables += [pointers([states[i][n] for i in index]) for n in self.state_names]
-            sizes = np.array([params[i].size for i in index], dtype=np.uintp)
-            self.groups.append((dtype, index, tables, sizes))
-        self.key = arrays
-        self.grad_key = []
+def check_steps(steps: object, t_start: int) -> int:
+    """``steps``, a count of steps taken (a state_dict's), as an int, once the next step's
+    counter ``t_start + steps`` is one the kernels can run."""
+    value = _integer("steps", steps)
+    if not 0 <= value <= T_MAX - t_start:
+        raise ValueError(f"steps must be in [0, {T_MAX - t_start}], got {value}")
+    return value

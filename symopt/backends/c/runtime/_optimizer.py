@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _lib
+from . import _arrays, _lib
 
 _kernels: dict = {}
 
@@ -26,17 +26,21 @@ def kernels(name: str, arrays: int, hypers: int) -> dict:
 def step_in_place(cls, arrays: tuple, t: int, hyper: tuple) -> None:
     """The functional step of ``cls``'s algorithm: ``arrays`` in the order of ``cls.ARRAYS`` (w, g,
     then the state; a state of one value per array, in ``cls.PER_TENSOR``, 0-d), checked and
-    updated in place by the single-tensor kernel."""
+    updated in place by the single-tensor kernel (aliasing and alignment as in _arrays)."""
     w = arrays[0]
     for name, a in zip(cls.ARRAYS, arrays, strict=True):
-        like = _lib.scalar_like(w) if name in cls.PER_TENSOR else w
-        _lib.check_array(name, a, like, writeable=name != "g")
-    outputs = [(name, a) for name, a in zip(cls.ARRAYS, arrays, strict=True) if name != "g"]
-    _lib.check_disjoint(outputs, [("g", arrays[1])])
+        like = _arrays.scalar_like(w) if name in cls.PER_TENSOR else w
+        _arrays.check_array(name, a, like, writeable=name != "g")
     hyper = tuple(float(h) for h in hyper)
     cls.check_hyper(*hyper)
+    t = _lib.check_counter(t, cls.T_START)
+    outputs = [(name, a) for name, a in zip(cls.ARRAYS, arrays, strict=True) if name != "g"]
+    staging = _arrays.Staging()
+    w_at, *state_at, g_at = _arrays.addresses(outputs, [("g", arrays[1])], staging)
     single = cls.kernels()[w.dtype][0]
-    single(*(_lib.address(a) for a in arrays), w.size, int(t), *hyper)
+    staging.before()
+    single(w_at, g_at, *state_at, w.size, t, *hyper)
+    staging.after()
 
 
 class Optimizer:
@@ -57,11 +61,13 @@ class Optimizer:
     STATE: tuple
     ARRAYS: tuple
     PER_TENSOR: tuple = ()
+    #: apply checks the gradients (and every other array) itself: _api.ApiOptimizer need not.
+    checks_gradients = True
 
     def __init__(self, params, **hyper) -> None:
         self.params = list(params)
         for i, p in enumerate(self.params):
-            _lib.check_array(f"params[{i}]", p, p)
+            _arrays.check_array(f"params[{i}]", p, p)
         for name, value in hyper.items():
             setattr(self, name, value)
         self.check_hyper(*(float(hyper[name]) for name in self.DEFAULTS))
@@ -69,7 +75,7 @@ class Optimizer:
         #: Steps taken so far; the next step runs with t = T_START + steps.
         self.steps = 0
         self.state = [self.initial_state(p) for p in self.params]
-        self._batch = _lib.Batch(self.STATE, self.PER_TENSOR)
+        self._batch = _arrays.Batch(self.STATE, self.PER_TENSOR)
 
     @classmethod
     def kernels(cls) -> dict:
@@ -114,32 +120,25 @@ class Optimizer:
 
     def step(self, grads) -> None:
         """Apply one step given one gradient array per parameter array."""
-        grads = list(grads)
-        if len(grads) != len(self.params):
-            raise ValueError(f"expected {len(self.params)} gradient arrays, got {len(grads)}")
-        _lib.check_arrays("grads", grads, self.params, writeable=False)
         hyper = [float(getattr(self, name)) for name in self.DEFAULTS]
         self.check_hyper(*hyper)
-        t = self.T_START + self.steps
-        for dtype, count, tables, sizes in self._batch.prepare(self.params, self.state, grads):
-            multi = self._kernels[dtype][1]
-            multi(count, *tables, sizes, t, *hyper)
+        t = _lib.check_counter(self.T_START + self.steps, self.T_START)
+        self._batch.step(self.params, self.state, list(grads), self._kernels, t, hyper)
         self.steps += 1
 
     @classmethod
     def apply(cls, params, inputs, states, t: int, hyper, cache: dict | None = None) -> None:
-        """One step at counter ``t`` of ``params`` in place, unchecked: ``inputs[0]`` holds the
-        gradients, ``states`` each parameter's state arrays by name, ``hyper`` every
-        hyperparameter by name. ``cache``: a dict the caller keeps for this class between
-        steps (the pointer tables live there, rebuilt when an array is replaced)."""
+        """One step at counter ``t`` of ``params`` in place: ``inputs[0]`` holds the gradients,
+        ``states`` each parameter's state arrays by name, ``hyper`` every hyperparameter by name
+        (its domain unchecked). ``cache``: a dict the caller keeps for this class between
+        steps (the pointer tables live there, rebuilt when an array is replaced or changed)."""
         cache = {} if cache is None else cache
         batch = cache.get("batch")
         if batch is None:
-            batch = cache["batch"] = _lib.Batch(cls.STATE, cls.PER_TENSOR)
-        multis = cls.kernels()
+            batch = cache["batch"] = _arrays.Batch(cls.STATE, cls.PER_TENSOR)
         values = [hyper[name] for name in cls.DEFAULTS]
-        for dtype, count, tables, sizes in batch.prepare(list(params), states, list(inputs[0])):
-            multis[dtype][1](count, *tables, sizes, t, *values)
+        t = _lib.check_counter(t, cls.T_START)
+        batch.step(list(params), states, list(inputs[0]), cls.kernels(), t, values)
 
     def state_dict(self) -> dict:
         """A deep copy of everything needed to resume: steps, hyperparameters and state arrays."""
@@ -150,7 +149,9 @@ class Optimizer:
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore a :meth:`state_dict`; arrays are copied into this optimizer's own buffers."""
+        """Restore a :meth:`state_dict`; arrays are copied into this optimizer's own buffers.
+        Everything is checked before anything changes."""
+        steps = _lib.check_steps(state_dict["steps"], self.T_START)
         states = state_dict["state"]
         if len(states) != len(self.params):
             raise ValueError(
@@ -165,11 +166,12 @@ class Optimizer:
                         f"state[{i}][{k!r}] has shape {np.shape(v)}, "
                         f"expected {self.state_shape(k, p)}"
                     )
+        for name in state_dict["hyper"]:
+            if name not in self.DEFAULTS:
+                raise ValueError(f"unknown hyperparameter {name!r} in state_dict")
         for own, s in zip(self.state, states, strict=True):
             for k, v in s.items():
                 np.copyto(own[k], v)
         for name, value in state_dict["hyper"].items():
-            if name not in self.DEFAULTS:
-                raise ValueError(f"unknown hyperparameter {name!r} in state_dict")
             setattr(self, name, value)
-        self.steps = int(state_dict["steps"])
+        self.steps = steps

@@ -30,9 +30,15 @@ class NotPositiveDefiniteError(np.linalg.LinAlgError):
         self.pivot = pivot
 
 
+def aligned(a: np.ndarray) -> np.ndarray:
+    """``a``, or a copy when its data address is not a multiple of 8 (C may not load doubles
+    from there; np.ascontiguousarray keeps such an array, from np.frombuffer at an offset)."""
+    return a if a.flags.aligned else a.copy()
+
+
 def vector(name: str, a, n: int | None = None) -> np.ndarray:
-    """``a`` as a C-contiguous float64 vector (of n elements when n is given)."""
-    out = np.ascontiguousarray(a, dtype=np.float64)
+    """``a`` as a C-contiguous, aligned float64 vector (of n elements when n is given)."""
+    out = aligned(np.ascontiguousarray(a, dtype=np.float64))
     if out.ndim != 1 or (n is not None and out.size != n):
         want = "a vector" if n is None else f"a vector of {n}"
         raise ValueError(f"{name} must be {want}, got shape {out.shape}")
@@ -40,8 +46,8 @@ def vector(name: str, a, n: int | None = None) -> np.ndarray:
 
 
 def matrix(name: str, a, n: int | None = None) -> np.ndarray:
-    """``a`` as a C-contiguous float64 n x n matrix."""
-    out = np.ascontiguousarray(a, dtype=np.float64)
+    """``a`` as a C-contiguous, aligned float64 n x n matrix."""
+    out = aligned(np.ascontiguousarray(a, dtype=np.float64))
     if out.ndim != 2 or out.shape[0] != out.shape[1] or (n is not None and out.shape[0] != n):
         want = "square" if n is None else f"{n} x {n}"
         raise ValueError(f"{name} must be a {want} matrix, got shape {out.shape}")

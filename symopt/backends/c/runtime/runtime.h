@@ -14,6 +14,7 @@
 #define SYMOPT_RUNTIME_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,6 +29,26 @@ int symopt_set_num_threads(int n);
 
 // The number of threads later steps called from this thread may use (1 without OpenMP).
 int symopt_get_num_threads(void);
+
+// For symopt_c, the Python package (C programs have no use for these): the fields of NumPy
+// arrays that its pointer tables depend on, read from the array objects themselves, so that
+// checking hundreds of arrays before every step costs nanoseconds. arrays[k] is the address of a
+// NumPy array object whose fields (NumPy's PyArrayObject_fields: data, nd, dimensions, strides,
+// base, descr, flags) start head bytes in, after the Python object header; symopt_c confirms this
+// layout on arrays it knows before it relies on it. A record is SYMOPT_NDARRAY_WORDS words: the
+// data address, the element count, the dtype object's address, the flags and the number of
+// dimensions.
+#define SYMOPT_NDARRAY_WORDS 5
+
+// Writes the record of each of count arrays to records[SYMOPT_NDARRAY_WORDS * k ...].
+void symopt_ndarray_records(
+    size_t count, const void *const *arrays, size_t head, uintptr_t *records);
+
+// The index of the first of count arrays whose record differs from records, or whose shape
+// differs from its dimensions in dims (every array's, one after the other): count if none does.
+size_t symopt_ndarray_changed(
+    size_t count, const void *const *arrays, size_t head, const uintptr_t *records,
+    const intptr_t *dims);
 
 #ifndef SYMOPT_OBJECTIVE_DEFINED
 #define SYMOPT_OBJECTIVE_DEFINED

@@ -14,6 +14,7 @@ Depends on NumPy only.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -33,6 +34,27 @@ def check_array(name: str, a: np.ndarray, like: np.ndarray, *, writeable: bool =
         raise ValueError(f"{name} must be C-contiguous")
     if writeable and not a.flags.writeable:
         raise ValueError(f"{name} must be writeable (it is updated in place)")
+
+
+def check_steps(steps: object) -> int:
+    """A state_dict's count of steps taken as an int, once it is one (a negative count would
+    run the bias corrections below the first step's counter, into NaN or a division by zero)."""
+    if isinstance(steps, bool) or not hasattr(type(steps), "__index__"):
+        raise TypeError(f"steps must be an integer, got {steps!r}")
+    value = operator.index(steps)
+    if value < 0:
+        raise ValueError(f"steps must be at least 0, got {value}")
+    return value
+
+
+def check_gradients(grads: list, params: list) -> None:
+    """check_array on every gradient, after a test that is fast where all are fine: an array
+    with the shape, strides and dtype of its (C-contiguous) parameter is C-contiguous too."""
+    ndarray = np.ndarray
+    for i, (g, p) in enumerate(zip(grads, params, strict=True)):
+        alike = type(g) is ndarray and g.shape == p.shape and g.strides == p.strides
+        if not (alike and g.dtype == p.dtype):
+            check_array(f"grads[{i}]", g, p, writeable=False)
 
 
 class ApiOptimizer:
@@ -103,6 +125,11 @@ class ApiOptimizer:
         super().__init_subclass__(**kwargs)
         #: The arguments' names, in the constructor's order.
         cls.hyperparameters = tuple(cls.defaults)
+        #: Whether every kernel class checks the gradients itself (the C target's, which
+        #: revalidates its arrays between steps at a fraction of the cost of a check here).
+        cls.kernels_check = bool(cls.kernels) and all(
+            getattr(k, "checks_gradients", False) for k in cls.kernels.values()
+        )
 
     def arguments(self) -> dict[str, object]:
         """The current arguments by the library's names."""
@@ -142,8 +169,8 @@ class ApiOptimizer:
         grads = list(grads)
         if len(grads) != len(self.params):
             raise ValueError(f"expected {len(self.params)} gradient arrays, got {len(grads)}")
-        for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
-            check_array(f"grads[{i}]", g, p, writeable=False)
+        if not self.kernels_check or getattr(self, "maximize", False):  # -g is made of checked g
+            check_gradients(grads, self.params)
         if self.machine_epsilon:  # a hyperparameter may depend on the dtype: one run per dtype
             dtypes = list(dict.fromkeys(p.dtype for p in self.params))
             runs = [(d, [i for i, p in enumerate(self.params) if p.dtype == d]) for d in dtypes]
@@ -203,6 +230,7 @@ class ApiOptimizer:
     def load_state_dict(self, state_dict: Mapping) -> None:
         """Restore a :meth:`state_dict` (copies of its arrays, in the parameters' dtypes); the
         arguments it holds replace the current ones."""
+        steps = check_steps(state_dict["steps"])
         states = state_dict["state"]
         if len(states) != len(self.params):
             raise ValueError(
@@ -236,4 +264,4 @@ class ApiOptimizer:
         self._version += 1
         for name, value in state_dict["hyper"].items():
             setattr(self, name, value)
-        self.steps = int(state_dict["steps"])
+        self.steps = steps

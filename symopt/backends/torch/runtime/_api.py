@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch.optim import Optimizer
 
-from ._runtime import evaluate
+from ._runtime import check_fused, evaluate, without_grad
 
 __all__ = ["ApiOptimizer"]
 
@@ -27,8 +27,9 @@ __all__ = ["ApiOptimizer"]
 REFUSED = {
     "capturable": "CUDA graph capture is not supported: leave capturable=False",
     "differentiable": "the update runs under torch.no_grad(): leave differentiable=False",
-    "fused": "no fused kernel is generated yet: use foreach (the default) or fused=None",
 }
+#: Why fused=True is refused for a spec whose kernels are not element-wise.
+NOT_FUSED = "fused kernels are generated for element-wise specs only: use foreach (the default)"
 
 
 class ApiOptimizer(Optimizer):
@@ -64,8 +65,18 @@ class ApiOptimizer(Optimizer):
         for key, why in REFUSED.items():
             if defaults.get(key):
                 raise RuntimeError(f"{name}: {key}=True: {why}")
+        check_fused(name, defaults.get("foreach"), defaults.get("fused"))
+        if defaults.get("fused") and not self.fusable():
+            raise RuntimeError(f"{name}: fused=True: {NOT_FUSED}")
         type(self).check_arguments(**self.values(defaults, torch.get_default_dtype()))
         super().__init__(params, defaults)
+
+    @classmethod
+    def fusable(cls) -> bool:
+        """Whether every kernel of the spec has a fused form (worked out once per class)."""
+        if "_fusable" not in cls.__dict__:
+            cls._fusable = all(hasattr(kernel, "fused_kernel") for kernel in cls.kernels.values())
+        return cls._fusable
 
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
@@ -85,15 +96,15 @@ class ApiOptimizer(Optimizer):
         """A group's arguments and, by the spec's names, its hyperparameters and flags: tuples
         unpacked, choices turned into the flags they set, None resolved for ``dtype``."""
         out = dict(group)
-        for key, value in group.items():
-            parts = self.tuples.get(key)
-            if parts is not None:
+        for key, parts in self.tuples.items():
+            if key in group:
+                value = group[key]
                 if not isinstance(value, (tuple, list)) or len(value) != len(parts):
                     raise ValueError(f"{key} must be a tuple of {len(parts)} values, got {value!r}")
                 out.update(zip(parts, value, strict=True))
-            options = self.choices.get(key)
-            if options is not None:  # a value outside them: the first's, until it is refused
-                out.update(options.get(value, options[None]))
+        for key, options in self.choices.items():
+            if key in group:  # a value outside them: the first's, until it is refused
+                out.update(options.get(group[key], options[None]))
         for name in self.machine_epsilon:
             if out.get(name) is None:
                 out[name] = torch.finfo(dtype).eps
@@ -108,7 +119,7 @@ class ApiOptimizer(Optimizer):
         return self.kernels[setting]
 
     @torch.compiler.disable  # a compiled training step runs it eagerly (a graph break)
-    @torch.no_grad()
+    @without_grad
     def step(self, closure=None):
         """One step for every parameter with a gradient; returns the closure's loss, if any."""
         loss = evaluate(closure)
@@ -120,11 +131,17 @@ class ApiOptimizer(Optimizer):
                 continue
             values = self.values(group, dtype)
             kernel = self.kernel(values)
+            fused = bool(group.get("fused"))
+            check_fused(name, group.get("foreach"), fused)
+            if fused and not self.fusable():
+                raise RuntimeError(f"{name}: fused=True: {NOT_FUSED}")
+            options = {"fused": True} if fused else {}
             kernel.run_group(
                 self,
                 params,
-                tuple(float(values[h]) for h in kernel.hyperparameters),
+                tuple([float(values[h]) for h in kernel.hyperparameters]),
                 foreach=group.get("foreach") is not False,
+                **options,
                 maximize=bool(group.get("maximize", False)),
                 keys=self.state_keys,
                 counter="step",

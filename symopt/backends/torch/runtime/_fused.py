@@ -1,0 +1,176 @@
+"""The fused path of the generated element-wise optimizers (``fused=True``): one pass over
+memory per step for all tensors of a device and dtype.
+
+On the CPU each kernel's C source (``_csrc/NAME.c``, generated beside its module) is compiled on
+first use with the system C compiler into the user cache folder and called through ctypes on the
+tensors' own memory, with ``torch.get_num_threads()`` OpenMP threads. On CUDA the kernel's Triton
+module (``_triton/NAME.py``) runs, one launch per group of tensors. A group the kernels cannot take
+(float16, non-contiguous tensors) runs the foreach path instead, with a warning, once.
+
+Environment:
+    CC                   compiler command (default: the first of cc, gcc, clang on PATH)
+    SYMOPT_TORCH_CACHE   the folder of the built kernels (default: $XDG_CACHE_HOME/symopt_torch,
+                         else ~/.cache/symopt_torch); it can be deleted at any time
+
+Depends on torch only (and, for CUDA tensors, triton).
+"""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import hashlib
+import importlib
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+
+__all__ = ["FusedUnavailable", "cache_folder", "library", "run"]
+
+HERE = Path(__file__).resolve().parent
+CFLAGS = ("-std=c99", "-O3", "-fPIC", "-fno-math-errno", "-ffp-contract=off", "-shared")
+#: The storage dtypes of the C kernels, by entry-point suffix.
+C_DTYPES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}
+#: array.array type code of a pointer-sized unsigned integer.
+POINTER_CODE = next(c for c in "QLI" if array.array(c).itemsize == ctypes.sizeof(ctypes.c_void_p))
+_lock = threading.Lock()
+_libraries: dict[str, ctypes.CDLL] = {}
+_entries: dict[tuple[str, torch.dtype], ctypes._CFuncPtr] = {}
+_warned: set[tuple[str, str]] = set()
+
+
+class FusedUnavailable(RuntimeError):
+    """The fused kernel cannot be built (no C compiler, or the compiler failed)."""
+
+
+def cache_folder() -> Path:
+    """Where built kernels are kept: $SYMOPT_TORCH_CACHE, else the user cache folder."""
+    configured = os.environ.get("SYMOPT_TORCH_CACHE")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "symopt_torch"
+
+
+def compiler() -> list[str]:
+    """$CC (split like a shell would), else cc, gcc or clang on PATH."""
+    cc = os.environ.get("CC", "").strip()
+    candidates = [shlex.split(cc)] if cc else [[name] for name in ("cc", "gcc", "clang")]
+    for command in candidates:
+        if shutil.which(command[0]) is not None:
+            return command
+    why = f"$CC is {cc!r}, not an executable" if cc else "none of cc, gcc, clang is on PATH"
+    raise FusedUnavailable(
+        f"fused=True on the CPU builds its kernel with a C compiler on first use, but {why}: "
+        "install one (Debian/Ubuntu: apt-get install gcc) or use foreach=True"
+    )
+
+
+def library(name: str) -> ctypes.CDLL:
+    """The built kernel ``name``: compiled once per source, compiler and flags (with OpenMP if
+    the compiler has it), kept in :func:`cache_folder`, loaded once per process."""
+    with _lock:
+        if name in _libraries:
+            return _libraries[name]
+        source = HERE / "_csrc" / f"{name}.c"
+        cc = compiler()
+        text = source.read_bytes()
+        digest = hashlib.sha256(repr((cc, CFLAGS)).encode() + b"\0" + text).hexdigest()[:16]
+        folder = cache_folder()
+        path = folder / f"{name}-{digest}.so"
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            _build(cc, source, path)
+        _libraries[name] = ctypes.CDLL(str(path))
+        return _libraries[name]
+
+
+def _build(cc: list[str], source: Path, path: Path) -> None:
+    """Compile ``source`` into ``path`` (atomically: concurrent builds may race); with OpenMP,
+    or without it where the compiler lacks it."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".so", dir=path.parent)
+    os.close(handle)
+    try:
+        failure = ""
+        for extra in (("-fopenmp",), ()):
+            command = [*cc, *CFLAGS, *extra, "-o", temporary, str(source), "-lm"]
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode == 0:
+                os.replace(temporary, path)
+                return
+            failure = failure or f"{shlex.join(command)}\n{done.stderr.strip()}"
+        raise FusedUnavailable(f"building the fused kernel {source.name} failed:\n{failure}")
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def _entry(name: str, dtype: torch.dtype, scalars: int):
+    """The C entry point of kernel ``name`` for ``dtype``, with its argument types set."""
+    key = (name, dtype)
+    fn = _entries.get(key)
+    if fn is None:
+        fn = getattr(library(name), f"symopt_torch_{name.lstrip('_')}_{C_DTYPES[dtype]}")
+        fn.restype = None
+        fn.argtypes = [ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+        fn.argtypes += [ctypes.c_double] * scalars
+        _entries[key] = fn
+    return fn
+
+
+def unsupported(lists: list[list[torch.Tensor]], pointers: list[int]) -> str | None:
+    """Why the fused kernels cannot take this group (the parameters' device and dtype), or None;
+    fills ``pointers`` with the tensors' data pointers, array by array. RuntimeError for a
+    gradient or state the foreach path would refuse too (another size, dtype or device): the
+    kernel must never read or write outside a tensor."""
+    params = lists[0]
+    first = params[0]
+    dtype, device = first.dtype, first.get_device()
+    if dtype not in C_DTYPES:
+        return f"dtype {dtype} (the fused kernels take float32, float64 and bfloat16)"
+    sizes = [p.numel() for p in params]
+    contiguous = all([p.is_contiguous() for p in params])
+    pointers += [p.data_ptr() for p in params]
+    for tensors in lists[1:]:
+        for t, n in zip(tensors, sizes, strict=True):
+            if t.numel() != n or t.dtype is not dtype or t.get_device() != device:
+                raise RuntimeError(
+                    f"fused step: a state or gradient of {tuple(t.shape)} {t.dtype} on "
+                    f"{t.device} for a parameter of {n} elements, {dtype} on {first.device}"
+                )
+            if contiguous and not t.is_contiguous():
+                contiguous = False
+            pointers.append(t.data_ptr())
+    return None if contiguous else "non-contiguous tensors"
+
+
+def run(name: str, lists: list[list[torch.Tensor]], scalars: tuple[float, ...]) -> str | None:
+    """One fused step of kernel ``name`` over ``lists`` (the kernel's arrays in order, one list
+    of tensors each, all of one device and dtype), in place; ``scalars`` its ``_s0, _s1, ...``.
+    Returns None, or why the group was not run (the caller runs the foreach path)."""
+    pointers: list[int] = []
+    why = unsupported(lists, pointers)
+    if why is not None:
+        key = (name, why)
+        if key not in _warned:
+            _warned.add(key)
+            warnings.warn(f"fused=True: {why} run the foreach path instead", stacklevel=4)
+        return why
+    first = lists[0][0]
+    if first.is_cpu:
+        tables = array.array(POINTER_CODE, pointers)
+        sizes = array.array(POINTER_CODE, [t.numel() for t in lists[0]])
+        entry = _entry(name, first.dtype, len(scalars))
+        threads = torch.get_num_threads()
+        entry(len(sizes), tables.buffer_info()[0], sizes.buffer_info()[0], threads, *scalars)
+    else:
+        module = importlib.import_module(f"{__package__}._triton.{name}")
+        module.step(lists, scalars)
+    return None
