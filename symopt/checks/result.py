@@ -6,12 +6,15 @@ from dataclasses import dataclass
 
 from symopt.checks.prove import NOT_SHOWN
 
+#: The method of a claim that ran past its time budget (:mod:`symopt.checks.budget`): a failure.
+TIMEOUT = "timeout"
+
 
 @dataclass(frozen=True)
 class CheckResult:
     name: str
     passed: bool
-    method: str  # "symbolic", "sampled", "not shown", or "-" when the check could not run
+    method: str  # "symbolic", "sampled", "not shown", "timeout", or "-" when it could not run
     detail: str = ""  # for a failure, what failed; for "not shown", the one-line reason
     seconds: float = 0.0
     #: The variant of a spec with flags it was run on, in words ("amsgrad"); its name starts

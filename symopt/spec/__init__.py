@@ -7,7 +7,6 @@ state) or a :class:`ModelSpec` (a step derived from a Taylor model); every probl
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from symopt.errors import SpecError
@@ -24,6 +23,7 @@ from symopt.spec.elementwise import (
 from symopt.spec.elementwise_loader import ElementwiseLoader
 from symopt.spec.family import module_name, variants
 from symopt.spec.model import ModelSpec, is_model_table, load_model_spec
+from symopt.spec.numbers import checked_toml
 from symopt.spec.text import MAX_SPEC_CHARS, check_size, check_text
 
 #: Either kind of spec.
@@ -54,10 +54,7 @@ __all__ = [
 def load_spec_text(text: str, file: str = "<string>") -> AnySpec:
     """Parse and validate a spec from TOML text; every problem is a one-line :class:`SpecError`."""
     check_size(text, file)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"not valid TOML: {exc}", file=file) from None
+    data = checked_toml(text, file)
     check_text(data, file)
     if is_model_table(data):
         return load_model_spec(data, file, text)  # type: ignore[return-value]

@@ -53,6 +53,10 @@ TOP_KEYS = {
 SCOPED_CHECKS = ("at_rest", "well_defined", "descent")
 #: The most runs a ``repeat`` block may ask for (the loop is unrolled for checks and the oracle).
 MAX_REPEAT = 20
+#: The largest first step counter. Optimizers start at 0 or 1; the bound keeps t exact in a
+#: float32 counter (exact to 2**24, JAX's default) with 15 million steps to spare, and keeps the
+#: checks' exact powers such as beta1**t to a few million digits.
+MAX_T_START = 10**6
 
 
 class ElementwiseLoader(ClaimsLoader, ApiLoader):
@@ -60,8 +64,10 @@ class ElementwiseLoader(ClaimsLoader, ApiLoader):
         d = self.data
         name, class_name = self.names(TOP_KEYS, "Adam")
         t_start = self.get(d, "t_start", "", int, 1)
-        if t_start < 0:
-            raise self.fail("t_start", f"the first step counter must be 0 or more, got {t_start}")
+        if not 0 <= t_start <= MAX_T_START:
+            raise self.fail(
+                "t_start", f"the first step counter must be 0 to {MAX_T_START:,}, got {t_start}"
+            )
         hypers = self.hypers()
         flags = self.flags({h.name for h in hypers})
         axes = (*(f.name for f in flags), *(h.name for h in hypers if h.off_at_zero))

@@ -16,13 +16,13 @@ from collections.abc import Callable, Mapping
 import sympy
 
 from symopt.errors import SpecError
+from symopt.spec.numbers import TOO_LARGE, TOO_SMALL, double_problem, shown
 from symopt.spec.tensor import REDUCTIONS, MatProduct, TensorMax, Transposed
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 100
 MAX_EXPONENT = 64
 MAX_DIGITS = 400
-DOUBLE_MAX = sympy.Float("1.7976931348623157e308")
 
 #: The gradient operator: ``grad(x)`` is the loss gradient evaluated at the point ``x``.
 Grad = sympy.Function("grad")
@@ -80,19 +80,29 @@ def _bounded(value: sympy.Expr) -> sympy.Expr:
 def _number(value: object, literal: str | None) -> sympy.Expr:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError(f"only numbers are allowed as constants, got {value!r}")
+    text = (literal or repr(value)).replace("_", "")
     if isinstance(value, int):
-        return _bounded(sympy.Integer(value))
+        return _bounded(_double(sympy.Integer(value), text))
     # A decimal literal is the exact rational it spells: 0.9 means 9/10, not the binary double
     # 0.90000000000000002, and no digit is lost on the way through a float.
-    text = (literal or repr(value)).replace("_", "")
     mantissa = text.lower().split("e")[0]
-    if not math.isfinite(value) or (value == 0.0 and any(c in "123456789" for c in mantissa)):
-        raise SpecError(f"the constant {text} is out of range for a double")
+    if not math.isfinite(value):  # its exact value may have a billion digits: never built
+        raise SpecError(f"the constant {shown(text)} {TOO_LARGE}")
+    if value == 0.0 and any(c in "123456789" for c in mantissa):
+        raise SpecError(f"the constant {shown(text)} {TOO_SMALL}")
     try:
         exact = sympy.Rational(text)
     except (TypeError, ValueError):
         exact = sympy.Rational(repr(value))
     return _bounded(exact)
+
+
+def _double(value: sympy.Expr, text: str | None = None) -> sympy.Expr:
+    """``value``, which must be a double: generated code computes in doubles."""
+    problem = double_problem(value, text)
+    if problem:
+        raise SpecError(problem)
+    return value
 
 
 class _Builder:
@@ -286,7 +296,8 @@ def _parse_tree(text: object, mode: str) -> ast.AST:
 
 
 def _finite(expr: sympy.Expr, text: object) -> sympy.Expr:
-    """Reject constants that are not finite real numbers, such as (-1)**0.5 or 1/(1 - 1)."""
+    """Reject constants that are not finite real numbers, such as (-1)**0.5 or 1/(1 - 1), and
+    numbers, as written or as SymPy folds them, that no double holds."""
     odd_roots = [
         p
         for p in expr.atoms(sympy.Pow)
@@ -295,10 +306,8 @@ def _finite(expr: sympy.Expr, text: object) -> sympy.Expr:
     if odd_roots or expr.has(sympy.I, sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
         raise SpecError(f"{str(text).strip()!r} contains a complex or infinite constant")
     for node in sympy.preorder_traversal(expr):
-        if node.is_number and not node.is_Rational:
-            value = sympy.N(node, 20)
-            if not value.is_finite or abs(value) > DOUBLE_MAX:
-                raise SpecError(f"the constant {sympy.sstr(node)} is out of range for a double")
+        if node.is_number:  # a folded constant (1e308*10) too
+            _double(node, None if node.is_Rational else sympy.sstr(node))
     return expr
 
 

@@ -125,17 +125,17 @@ def _entry(name: str, dtype: torch.dtype, scalars: int):
     return fn
 
 
-def unsupported(lists: list[list[torch.Tensor]], pointers: list[int]) -> str | None:
+def unsupported(lists: list[list[torch.Tensor]], pointers: list[int], sizes: list[int]):
     """Why the fused kernels cannot take this group (the parameters' device and dtype), or None;
-    fills ``pointers`` with the tensors' data pointers, array by array. RuntimeError for a
-    gradient or state the foreach path would refuse too (another size, dtype or device): the
-    kernel must never read or write outside a tensor."""
+    fills ``pointers`` with the tensors' data pointers, array by array, and ``sizes`` with their
+    lengths. RuntimeError for a gradient or state the foreach path would refuse too (another
+    size, dtype or device): the kernel must never read or write outside a tensor."""
     params = lists[0]
     first = params[0]
     dtype, device = first.dtype, first.get_device()
     if dtype not in C_DTYPES:
         return f"dtype {dtype} (the fused kernels take float32, float64 and bfloat16)"
-    sizes = [p.numel() for p in params]
+    sizes += [p.numel() for p in params]
     contiguous = all([p.is_contiguous() for p in params])
     pointers += [p.data_ptr() for p in params]
     for tensors in lists[1:]:
@@ -156,7 +156,8 @@ def run(name: str, lists: list[list[torch.Tensor]], scalars: tuple[float, ...]) 
     of tensors each, all of one device and dtype), in place; ``scalars`` its ``_s0, _s1, ...``.
     Returns None, or why the group was not run (the caller runs the foreach path)."""
     pointers: list[int] = []
-    why = unsupported(lists, pointers)
+    lengths: list[int] = []
+    why = unsupported(lists, pointers, lengths)
     if why is not None:
         key = (name, why)
         if key not in _warned:
@@ -166,7 +167,7 @@ def run(name: str, lists: list[list[torch.Tensor]], scalars: tuple[float, ...]) 
     first = lists[0][0]
     if first.is_cpu:
         tables = array.array(POINTER_CODE, pointers)
-        sizes = array.array(POINTER_CODE, [t.numel() for t in lists[0]])
+        sizes = array.array(POINTER_CODE, lengths)
         entry = _entry(name, first.dtype, len(scalars))
         threads = torch.get_num_threads()
         entry(len(sizes), tables.buffer_info()[0], sizes.buffer_info()[0], threads, *scalars)
