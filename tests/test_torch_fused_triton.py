@@ -26,7 +26,6 @@ import sys
 from functools import cache
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from symopt.backends.base import kernel_specs, split_kinds
@@ -39,6 +38,9 @@ torch = pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "generated" / "torch"))
+sys.path.insert(0, str(ROOT / "generated" / "torch" / "tests"))
+import fused_support  # noqa: E402
+
 RUNTIME = ROOT / "symopt" / "backends" / "torch" / "runtime" / "_triton_launch.py"
 #: The package the modules are rendered into (not symopt_torch: its foreach classes are the oracle).
 PACKAGE = "symopt_triton_check"
@@ -87,26 +89,11 @@ def interpreted(monkeypatch, tmp_path_factory):
     return lambda name: importlib.import_module(f"{PACKAGE}.{name}")
 
 
-TORCH_SQRT = torch.sqrt
-
-
-def _rounded_sqrt(x, *, out=None):
-    if x.dtype == torch.bfloat16:  # numpy has none (and the bfloat16 step is only near)
-        return TORCH_SQRT(x, out=out)
-    value = torch.from_numpy(np.sqrt(x.detach().numpy()))
-    return value if out is None else out.copy_(value)
-
-
-def _rounded_foreach_sqrt_(tensors) -> None:
-    for x in tensors:
-        x.copy_(_rounded_sqrt(x))
-
-
 @pytest.fixture
-def rounded_sqrt(monkeypatch):
+def rounded_sqrt():
     """The two forms of sqrt the foreach path prints, correctly rounded (numpy's)."""
-    monkeypatch.setattr(torch, "sqrt", _rounded_sqrt)
-    monkeypatch.setattr(torch, "_foreach_sqrt_", _rounded_foreach_sqrt_)
+    with fused_support.correctly_rounded_sqrt():
+        yield
 
 
 def foreach_steps(cls, sizes: tuple[int, ...], dtype: torch.dtype):

@@ -24,7 +24,7 @@ from symopt.backends.render import render
 from symopt.backends.second_order import supported
 from symopt.backends.torch import fused_c, second_order, tensor
 from symopt.backends.torch.elementwise import PACKAGE, template_data
-from symopt.backends.torch.fused import fused_program
+from symopt.backends.torch.fused import bitwise, fused_program
 from symopt.backends.torch.fused_triton import triton_module
 from symopt.files.writer import GeneratedFile
 from symopt.lowering.kernel import lower
@@ -76,7 +76,7 @@ class TorchBackend(Backend):
             data = template_data(spec, lower(spec))
             program = fused_program(tuple(data["arrays"]), data["instructions"])
             data["fused_scalars"] = program.scalars
-            data["fused_bitwise"] = fused_c.bitwise(program)
+            data["fused_bitwise"] = bitwise(program)
             c_source = fused_c.source(spec, program)
             out.append(
                 generated(f"torch/{PACKAGE}/_csrc/{spec.name}.c", c_source, spec=spec, comment="//")

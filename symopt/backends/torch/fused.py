@@ -26,6 +26,18 @@ from symopt.spec import Spec
 
 #: Instructions whose value is a truth value (a C ``int``, a Triton ``tl.int1``).
 TRUTH = BOOLEAN
+#: Exponents (as printed) that torch's pow(tensor, scalar) computes without pow(): 2 and 3 by
+#: multiplying, 0.5 and -0.5 by a square root, -1 and -2 by a reciprocal.
+SPECIAL_POWERS = ("2", "3", "0.5", "-0.5", "-1", "-2")
+#: Comparison instruction -> its infix operator (C and Python spell them alike).
+COMPARISON = {
+    "greater": ">",
+    "greater_equal": ">=",
+    "less": "<",
+    "less_equal": "<=",
+    "equal": "==",
+    "not_equal": "!=",
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,29 @@ class FusedProgram:
     @property
     def scalar_names(self) -> list[str]:
         return [f"_s{k}" for k in range(len(self.scalars))]
+
+
+def exponent(st: Statement, scalars: tuple[str, ...]) -> str | None:
+    """The printed exponent of a power instruction, or None where it is an array."""
+    kind, name = st.args[1]
+    return scalars[int(name[2:])] if kind == "scalar" else None
+
+
+def truth(operand: Operand) -> str:
+    """An operand as a truth value: a condition local as it is, a scalar tested against 0."""
+    kind, name = operand
+    return name if kind == "value" else f"({name} != 0)"
+
+
+def bitwise(program: FusedProgram) -> bool:
+    """Whether the fused kernels give torch's values bit for bit (torch's sqrt aside): not
+    where they call exp, log or pow, which torch computes with its own vector library."""
+    for st in program.statements:
+        if st.op in ("exp", "log"):
+            return False
+        if st.op == "power" and exponent(st, program.scalars) not in SPECIAL_POWERS:
+            return False
+    return True
 
 
 def local(array_or_buffer: str, version: int) -> str:

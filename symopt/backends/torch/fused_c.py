@@ -16,30 +16,34 @@ from __future__ import annotations
 from symopt import __version__
 from symopt.backends.c.elementwise import comment_block, wrap_call
 from symopt.backends.render import render
-from symopt.backends.torch.fused import FusedProgram, Statement
-from symopt.lowering.tac import Operand
+from symopt.backends.torch.fused import (
+    COMPARISON,
+    SPECIAL_POWERS,
+    FusedProgram,
+    Statement,
+    exponent,
+    truth,
+)
 from symopt.spec import Spec
 
 #: Storage precisions: (suffix, storage type, compute type).
 PRECISIONS = (("f32", "float", "float"), ("f64", "double", "double"), ("bf16", "uint16_t", "float"))
-#: Exponents PyTorch's pow(tensor, scalar) computes without pow(), and how.
-POWERS = {
-    "2": "{a} * {a}",
-    "3": "{a} * {a} * {a}",
-    "0.5": "{sqrt}({a})",
-    "-0.5": "1 / {sqrt}({a})",
-    "-1": "1 / {a}",
-    "-2": "1 / ({a} * {a})",
-}
+#: How the exponents of ``SPECIAL_POWERS`` (2, 3, 0.5, -0.5, -1, -2) are computed.
+POWERS = dict(
+    zip(
+        SPECIAL_POWERS,
+        (
+            "{a} * {a}",
+            "{a} * {a} * {a}",
+            "{sqrt}({a})",
+            "1 / {sqrt}({a})",
+            "1 / {a}",
+            "1 / ({a} * {a})",
+        ),
+        strict=True,
+    )
+)
 ARITHMETIC = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/"}
-COMPARISON = {
-    "greater": ">",
-    "greater_equal": ">=",
-    "less": "<",
-    "less_equal": "<=",
-    "equal": "==",
-    "not_equal": "!=",
-}
 
 
 class _Printer:
@@ -51,10 +55,6 @@ class _Printer:
 
     def fn(self, name: str) -> str:
         return f"{name}{self.f}"
-
-    def truth(self, operand: Operand) -> str:
-        kind, name = operand
-        return name if kind == "value" else f"({name} != 0)"
 
     def expression(self, st: Statement) -> str:
         names = [name for _, name in st.args]
@@ -96,7 +96,7 @@ class _Printer:
             return f"({a} != {a} || {a} {keep} {b}) ? {a} : {b}"
         if op == "power":
             a, b = names
-            text = self.scalars[int(b[2:])] if kinds[1] == "scalar" else None
+            text = exponent(st, self.scalars)
             if text in POWERS:
                 return POWERS[text].format(a=a, sqrt=sqrt)
             return f"{self.fn('pow')}({a}, {b})"
@@ -108,26 +108,13 @@ class _Printer:
         if op in COMPARISON:
             return f"{names[0]} {COMPARISON[op]} {names[1]}"
         if op == "logical_not":
-            return f"!{self.truth(st.args[0])}"
+            return f"!{truth(st.args[0])}"
         if op in ("logical_and", "logical_or"):
             joiner = " && " if op == "logical_and" else " || "
-            return joiner.join(self.truth(a) for a in st.args)
+            return joiner.join(truth(a) for a in st.args)
         if op == "where":
-            return f"{self.truth(st.args[0])} ? {names[1]} : {names[2]}"
+            return f"{truth(st.args[0])} ? {names[1]} : {names[2]}"
         raise NotImplementedError(f"no fused C form of the instruction {op!r}")
-
-
-def bitwise(program: FusedProgram) -> bool:
-    """Whether the kernel gives torch's values bit for bit (torch's sqrt aside): not where it
-    calls exp, log or pow, which torch computes with its own vector library."""
-    for st in program.statements:
-        if st.op in ("exp", "log"):
-            return False
-        if st.op == "power":
-            kind, name = st.args[1]
-            if kind != "scalar" or program.scalars[int(name[2:])] not in POWERS:
-                return False
-    return True
 
 
 def source(spec: Spec, program: FusedProgram) -> str:

@@ -20,36 +20,34 @@ from __future__ import annotations
 
 from symopt import __version__
 from symopt.backends.render import render
-from symopt.backends.torch.fused import FusedProgram, Statement
-from symopt.lowering.tac import Operand
+from symopt.backends.torch.fused import (
+    COMPARISON,
+    SPECIAL_POWERS,
+    FusedProgram,
+    Statement,
+    exponent,
+    truth,
+)
 from symopt.spec import Spec
 
 #: The runtime module as generated kernels name it (``from .. import _triton_launch as rt``).
 RUNTIME = "rt"
-#: Exponents PyTorch's pow(tensor, scalar) computes without pow(), and how.
-POWERS = {
-    "2": "{a} * {a}",
-    "3": "{a} * {a} * {a}",
-    "0.5": "{rt}.sqrt({a})",
-    "-0.5": "{rt}.div(1.0, {rt}.sqrt({a}))",
-    "-1": "{rt}.div(1.0, {a})",
-    "-2": "{rt}.div(1.0, {a} * {a})",
-}
+#: How the exponents of ``SPECIAL_POWERS`` (2, 3, 0.5, -0.5, -1, -2) are computed.
+POWERS = dict(
+    zip(
+        SPECIAL_POWERS,
+        (
+            "{a} * {a}",
+            "{a} * {a} * {a}",
+            "{rt}.sqrt({a})",
+            "{rt}.div(1.0, {rt}.sqrt({a}))",
+            "{rt}.div(1.0, {a})",
+            "{rt}.div(1.0, {a} * {a})",
+        ),
+        strict=True,
+    )
+)
 ARITHMETIC = {"add": "+", "subtract": "-", "multiply": "*"}
-COMPARISON = {
-    "greater": ">",
-    "greater_equal": ">=",
-    "less": "<",
-    "less_equal": "<=",
-    "equal": "==",
-    "not_equal": "!=",
-}
-
-
-def truth(operand: Operand) -> str:
-    """A truth value: a condition local as it is, a scalar tested against 0."""
-    kind, name = operand
-    return name if kind == "value" else f"({name} != 0)"
 
 
 def expression(st: Statement, scalars: tuple[str, ...]) -> str:
@@ -94,7 +92,7 @@ def expression(st: Statement, scalars: tuple[str, ...]) -> str:
         return f"tl.where(({a} != {a}) | ({a} {keep} {b}), {a}, {b})"
     if op == "power":
         a, b = names
-        text = scalars[int(b[2:])] if kinds[1] == "scalar" else None
+        text = exponent(st, scalars)
         if text in POWERS:
             return POWERS[text].format(a=a, rt=RUNTIME)
         return f"{RUNTIME}.power({a}, {b})"
