@@ -271,10 +271,10 @@ reference = "none"
 update = [
   "new = max(fmax*new, abs(g))",
   "s = s + log(2 + g**2)",
-  "w = w - pow*sign(g)*min(abs(g), new)/(1 + exp(-s))",
+  "w = w - powf*sign(g)*min(abs(g), new)/(1 + exp(-s))",
 ]
 
-[hyper.pow]
+[hyper.powf]
 default = 0.01
 domain = "positive"
 doc = "step size"
@@ -303,7 +303,7 @@ def test_user_spec_with_clashing_names_generates_c_whose_tests_pass(tmp_path):
     )
     assert result.exit_code == 0, result.output
     source = (out / "c/src/clash.c").read_text()
-    assert "double pow__" not in source and "double pow_" in source and "fmax_" in source
+    assert "double powf__" not in source and "double powf_" in source and "fmax_" in source
     assert "symopt_max_f32(" in source and "symopt_sign_f64(" in source
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(out / "c/tests")],

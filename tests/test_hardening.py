@@ -1,7 +1,8 @@
 """Regression tests of the hardening issue's findings, one per finding fixed so far (issue 22).
 
 Item 4: a spec with no hyperparameters generated code that did not import in NumPy and PyTorch,
-while ``generate`` exited 0 for C's binding. Item 1: a spec's file name, prose and LaTeX reached
+while ``generate`` exited 0 for C's binding; ``sqrt(2)`` printed as C's undeclared ``M_SQRT2``
+and ``abs(sign(g))`` as C's integer ``abs``. Item 1: a spec's file name, prose and LaTeX reached
 generated files unescaped (a newline in the file name put code into generated tests). Item 5
 (generation all or nothing) is tested in test_transaction.py."""
 
@@ -18,8 +19,10 @@ import warnings
 from pathlib import Path
 
 import pytest
+import sympy
 from click.testing import CliRunner
 
+from symopt.backends.c.printer import CPrinter
 from symopt.backends.render import environment
 from symopt.cli import main
 from symopt.errors import SpecError
@@ -38,11 +41,30 @@ update = ["w = w - g"]
 """
 
 
+#: Named constants (C's M_SQRT2, M_LN2 and M_E are POSIX, undeclared under -std=c99) and an abs
+#: of an integer-valued expression (SymPy prints C's integer abs for it; a NaN gradient then
+#: made the step undefined behaviour).
+CONSTANTS = """\
+name = "consts"
+class_name = "Consts"
+title = "Constants"
+summary = "Named constants and an abs of a sign."
+reference = "none"
+update = ["v = abs(sign(g))*sqrt(2) + log(2)*exp(1)", "w = w - lr*v*g"]
+[hyper.lr]
+default = 0.01
+domain = "positive"
+[state.v]
+init = "0"
+"""
+
+
 @pytest.mark.parametrize("target", ["numpy", "torch", "c", "jax"])
-def test_a_spec_without_hyperparameters_generates_code_whose_tests_pass(target, tmp_path):
+@pytest.mark.parametrize("text", [NO_HYPERPARAMETERS, CONSTANTS], ids=["no hyper", "constants"])
+def test_generated_code_of_specs_that_broke_a_target_passes_its_tests(target, text, tmp_path):
     pytest.importorskip({"numpy": "numpy", "torch": "torch", "c": "numpy", "jax": "jax"}[target])
-    spec = tmp_path / "plain.toml"
-    spec.write_text(NO_HYPERPARAMETERS)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(text)
     out = tmp_path / "gen"
     command = ["generate", "--target", target, "--no-builtins", "--spec", str(spec)]
     done = subprocess.run(
@@ -61,6 +83,17 @@ def test_a_spec_without_hyperparameters_generates_code_whose_tests_pass(target, 
     )
     assert tests.returncode == 0, tests.stdout[-2000:]
     assert " passed" in tests.stdout and "skipped" not in tests.stdout
+
+
+def test_the_c_printer_writes_no_posix_macro_and_no_integer_abs():
+    g = sympy.Symbol("g", real=True)
+    for precision, fabs in (("f32", "fabsf"), ("f64", "fabs")):
+        printer = CPrinter(precision, {}, set())
+        text = printer.doprint(sympy.Abs(sympy.sign(g)) * sympy.sqrt(2) + sympy.log(2) * sympy.E)
+        assert "M_" not in text and f"{fabs}(symopt_sign_{precision}(g))" in text
+        assert "2.718281" in text
+        # 1/10**309 is a double (a subnormal); 1.0/1e309 divided by an infinity (fuzz run)
+        assert printer.doprint(sympy.Rational(1, 10**309)) == "1e-309"
 
 
 # -- issue 22, item 1: nothing a spec holds reaches generated files unescaped ----------------------

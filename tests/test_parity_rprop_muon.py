@@ -34,7 +34,7 @@ CASES = {
             {"lr": 0.03, "etas": (0.3, 1.5), "step_sizes": (1e-4, 0.2)},
         ),
         [(7,), (5, 3), (2, 3, 4)],
-        {"step": "step_size", "p": "prev"},
+        {"step_size": "step_size", "p": "prev"},
     ),
     "muon": (
         torch.optim.Muon,

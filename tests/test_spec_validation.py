@@ -108,12 +108,12 @@ def test_valid_spec_expressions_use_the_domain_assumptions():
 
 def test_valid_spec_with_intermediate_and_numeric_init():
     text = spec_text(
-        update=["v = rho*v + g", "step = lr*v", "w = w - step"],
-        states='\n[state.v]\ninit = 0\n\n[intermediate.step]\nlatex = "s"\n',
+        update=["v = rho*v + g", "delta = lr*v", "w = w - delta"],
+        states='\n[state.v]\ninit = 0\n\n[intermediate.delta]\nlatex = "s"\n',
     )
     spec = load_spec_text(text, FILE)
-    assert spec.intermediates == ("step",)
-    assert spec.intermediate_latex == {"step": "s"}
+    assert spec.intermediates == ("delta",)
+    assert spec.intermediate_latex == {"delta": "s"}
     assert spec.states[0].init == 0
 
 
@@ -217,9 +217,9 @@ def test_unknown_symbol_in_update_suggests_closest(update, key, reason):
 
 
 def test_unknown_symbol_suggests_an_intermediate_assigned_earlier():
-    update = ["v = rho*v + g", "step = lr*v", "w = w - stp"]
+    update = ["v = rho*v + g", "delta = lr*v", "w = w - delt"]
     expect_error(
-        spec_text(update=update), "update[2]", r"unknown symbol 'stp' \(did you mean 'step'\?\)"
+        spec_text(update=update), "update[2]", r"unknown symbol 'delt' \(did you mean 'delta'\?\)"
     )
 
 
@@ -905,3 +905,98 @@ def test_a_multidim_update_is_taken_by_every_parameter_of_two_or_more_dimensions
     assert spec.shapes_taken == "multi-dimensional"
     with pytest.raises(SpecError, match="'rows' is only defined in the main update of a spec"):
         load_spec_text(spec_text(update=["v = rho*v + g*rows", "w = w - lr*v"]), FILE)
+
+
+# -- rules the spec fuzz run found missing (issue 22): each spec below loaded and then broke a
+# -- target (a NameError, targets that disagreed, a module that did not import) ---------------
+
+PER_TENSOR = r"'{op}' of a value that is one number per tensor \(made of hyperparameters, t and"
+MATRIX_TAIL = '\napplies_to = "matrix"\n'
+
+
+@pytest.mark.parametrize(
+    ("update", "key", "op"),
+    [
+        (["v = rho*v + g", "w = w - lr*sum(rho**t)*v"], "update[1]", "sum"),
+        (["c = mean(lr)", "v = rho*v + g*c", "w = w - lr*v"], "update[0]", "mean"),
+        (["c = norm(w)", "v = rho*v + g*norm(c)", "w = w - lr*v"], "update[1]", "norm"),
+    ],
+)
+def test_a_reduction_of_a_number_is_refused(update, key, op):
+    expect_error(spec_text(update=update), key, PER_TENSOR.format(op=op))
+
+
+def test_a_reduction_of_a_number_in_an_init_is_refused():
+    states = '\n[state.v]\ninit = "mean(lr)"\n'
+    expect_error(spec_text(states=states), "state.v.init", PER_TENSOR.format(op="mean"))
+
+
+def test_a_matrix_operation_of_a_number_is_refused():
+    update = ["v = rho*v + g", "x = v @ transpose(norm(v))", "w = w - lr*x"]
+    text = spec_text(update=update, top=MATRIX_TAIL)
+    expect_error(text, "update[1]", PER_TENSOR.format(op="transpose"))
+
+
+def test_reductions_of_values_made_of_tensors_still_load():
+    update = ["v = rho*v + g", "c = norm(v)", "s = sum(v/c)", "w = w - lr*s*v"]
+    assert load_spec_text(spec_text(update=update), FILE).update[2].target == "s"
+
+
+def test_an_otherwise_update_that_reads_a_state_it_never_assigns_is_refused():
+    top = 'applies_to = "matrix"\n'
+    tail = '\n[otherwise]\nupdate = ["w = w - lr*g/(1 + v*v)"]\n'
+    expect_error(
+        spec_text(top=top, tail=tail),
+        "otherwise.update",
+        r"reads the state 'v', which it never assigns",
+    )
+
+
+def test_an_api_choice_whose_first_option_is_not_the_flags_default_is_refused():
+    tail = """
+[flag.fast]
+default = true
+[api]
+arguments = ["lr", "rho", "mode"]
+[api.choices.mode]
+slow = { fast = false }
+quick = { fast = true }
+"""
+    update = ["v = rho*v + g", "w = w - where(fast, 2*lr, lr)*v"]
+    expect_error(
+        spec_text(update=update, tail=tail),
+        "api.choices.mode.slow.fast",
+        "the first choice is the default, so it must keep the flag's default, true",
+    )
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_an_api_constant_that_is_not_finite_is_refused(value):
+    tail = f'\n[api]\narguments = ["lr", "rho", "steps5"]\nconstants = {{ steps5 = {value} }}\n'
+    expect_error(spec_text(tail=tail), "api.constants.steps5", "expected a finite number")
+
+
+def test_a_lookahead_gradient_in_an_update_with_a_reduction_is_refused():
+    """Only element-wise updates are generated from their [lookahead_free] form."""
+    tail = '\n[lookahead_free]\nupdate = ["v = rho*v - lr*g", "w = w + rho*v - lr*g"]\n'
+    tail += '[lookahead_free.variables]\nw = "w - rho*v"\n'
+    update = ["v = rho*v - lr*grad(w + rho*v)", "w = w + mean(v)"]
+    expect_error(
+        spec_text(update=update, tail=tail),
+        "update",
+        r"grad\(...\) at a point other than w needs an element-wise update",
+    )
+
+
+@pytest.mark.parametrize(
+    ("require", "why"),
+    [
+        ("1e20 <= lr", r"the defaults \(lr = 0.01\) do not satisfy it"),
+        ("0 <= log(rho - 0.9)", r"the defaults \(rho = 0.9\) leave it undefined"),
+    ],
+)
+def test_an_api_check_the_defaults_fail_is_refused(require, why):
+    """Every target would refuse to construct the optimizer with its own defaults."""
+    message = "bad: {lr}"
+    tail = f'\n[api]\nchecks = [{{ require = "{require}", message = "{message}" }}]\n'
+    expect_error(spec_text(tail=tail), "api.checks[0].require", why)

@@ -36,8 +36,8 @@ update = [
   "k = where(g > 0 and t > 2, 1, 0.5)",
   "j = where(not (g < 0) or t > 3, k, -1)",
   "a = where(abs(g) >= a, g**2, a)",
-  "h = where(g != 0, g, where(t == 1, 0.25, lr))",
-  "w = w - lr*j*h/sqrt(a + 1)",
+  "hh = where(g != 0, g, where(t == 1, 0.25, lr))",
+  "w = w - lr*j*hh/sqrt(a + 1)",
 ]
 [hyper.lr]
 default = 0.1

@@ -235,10 +235,10 @@ update = ["w = w - lr*where(big, 2, 1)*where(heavy, g/(abs(g) + eps1 + eps2), g)
 
 [api]
 matches = "torch.optim.Toy"
-arguments = ["lr", "eps", "steps", "mode", "*", "maximize"]
+arguments = ["lr", "eps", "iters", "mode", "*", "maximize"]
 tuples = { eps = ["eps1", "eps2"] }
 machine_epsilon = ["eps1"]
-constants = { steps = 5 }
+constants = { iters = 5 }
 fixed = { heavy = false }
 
 [api.choices.mode]
@@ -282,22 +282,22 @@ def test_choices_constants_fixed_flags_and_machine_epsilon(tmp_path):
     assert rows[0] == {
         "lr": 0.1,
         "eps": (None, 0.001),
-        "steps": 5,
+        "iters": 5,
         "mode": "small",
         "maximize": False,
     }
-    assert rows[-1]["mode"] is None and rows[-1]["steps"] == 5
+    assert rows[-1]["mode"] is None and rows[-1]["iters"] == 5
     assert rows[-1]["eps"] == pytest.approx((2 * 2.220446049250313e-16, 0.002))
     assert setting_of(toy, rows[2]) == {"big": True, "heavy": False}
     assert setting_of(toy, {"mode": None}) == {"big": False, "heavy": False}  # None: the first
     # torch's eps=None is the machine epsilon of the parameters' dtype
     assert spec_hyper(toy, rows[0])["eps1"] == 2.0**-52
     assert spec_hyper(toy, rows[0], "float32")["eps1"] == 2.0**-23
-    given = {"mode": "large", "eps1": "none", "eps2": "0.5", "steps": "5"}
+    given = {"mode": "large", "eps1": "none", "eps2": "0.5", "iters": "5"}
     assert api_kwargs(toy, given) == {**rows[2], "eps": (None, 0.5)}
     for bad, message in [
         ({"mode": "huge"}, "mode: expected 'small', 'large' or none"),
-        ({"steps": 3}, "steps: the spec fixes it at 5"),
+        ({"iters": 3}, "iters: the spec fixes it at 5"),
         ({"heavy": True}, "Toy takes no argument 'heavy'"),
         ({"eps2": None}, "eps2: expected a finite number"),
     ]:

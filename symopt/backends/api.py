@@ -75,7 +75,7 @@ def api_data(spec: Spec, framework: tuple[str, ...]) -> dict:
         labels.setdefault(module_name(chosen), variant_label(chosen) or "the defaults")
     modules = sorted(labels)
     printer = ScalarPrinter()
-    checks = [_check(c, printer) for c in api.checks]
+    checks = [check_code(c, printer) for c in api.checks]
     for a in api.arguments:
         if a.kind == "choice":
             options = tuple(o for o in a.choices if o != "message")
@@ -101,6 +101,7 @@ def api_data(spec: Spec, framework: tuple[str, ...]) -> dict:
         "arguments": arguments,
         "check_names": [*hypers, *flags, *extra],
         "checks": checks,
+        "uses_math": uses_math(checks),
         "tuples": {a.name: a.parts for a in api.arguments if a.kind == "tuple"},
         "fixed": {name: repr(value) for name, value in api.fixed.items()},
         "choices": {a.name: _choice(a.choices) for a in api.arguments if a.kind == "choice"},
@@ -154,7 +155,12 @@ def _message(parts) -> str:
     return ("f" if any(not isinstance(p, str) for p in parts) else "") + repr(text)
 
 
-def _check(check: ApiCheck, printer: ScalarPrinter) -> dict:
+def uses_math(checks: list[dict]) -> bool:
+    """Whether the checks' code calls ``math`` (``sqrt`` in a condition): the module imports it."""
+    return any("math." in c["refuse"] for c in checks)
+
+
+def check_code(check: ApiCheck, printer: ScalarPrinter) -> dict:
     """A check as code: when it refuses (``not (condition)``: NaN is refused as in torch,
     where ``lr < 0`` would let it through), and the message."""
     condition = check.condition

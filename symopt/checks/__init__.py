@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from symopt.checks import budget, generic, properties, relations, second_order
 from symopt.checks.cache import CheckCache, run_portable
-from symopt.checks.result import TIMEOUT, CheckResult
+from symopt.checks.result import CheckResult, unfinished
 from symopt.spec import AnySpec, Spec
 from symopt.spec.family import variant_label, variants
 
@@ -56,8 +56,8 @@ def failures(results: Mapping[str, Sequence[CheckResult]]) -> list[str]:
 
 
 def _timed(check: Check, spec: AnySpec, others: Mapping[str, AnySpec]) -> list[CheckResult]:
-    """The check's results, each claim under the time budget; a claim past it ends the check
-    with a ``timeout`` row, an error with a ``could not run`` row."""
+    """The check's results, each claim under the time and memory budget; a claim past it, or
+    one that raises, ends the check with an honest row (:func:`unfinished`)."""
     start, limit = time.perf_counter(), budget.seconds()
     name = getattr(check, "__name__", "check").replace("_", " ")
     out: list[CheckResult] = []
@@ -69,21 +69,10 @@ def _timed(check: Check, spec: AnySpec, others: Mapping[str, AnySpec]) -> list[C
             if result is None:
                 break
             out.append(result)
-    except budget.CheckTimeout:
-        later = " (and the claims after it)" if out else ""
-        detail = f"did not finish within {limit:g} s{later}; {budget.ENVIRONMENT} sets the budget"
-        out.append(CheckResult(name, False, TIMEOUT, detail))
-    except Exception as exc:  # noqa: BLE001 - a user's spec must never crash the whole run
-        out.append(CheckResult(name, False, "-", _could_not_run(exc)))
+    except (budget.OverBudget, Exception) as exc:  # noqa: BLE001 - a spec must never crash the run
+        out.append(unfinished(name, exc, " (and the claims after it)" if out else ""))
     per = (time.perf_counter() - start) / max(1, len(out))
     return [CheckResult(r.name, r.passed, r.method, r.detail, per) for r in out]
-
-
-def _could_not_run(exc: Exception) -> str:
-    """Why a check could not run, in one line: a NaN met in a comparison is named as such."""
-    if "'nan' is not comparable" in str(exc) or "Invalid NaN comparison" in str(exc):
-        return "could not run: a value came out NaN (not a number), which cannot be compared"
-    return f"could not run: {type(exc).__name__}: {exc}"
 
 
 def _job(text: str, source: str, others: dict[str, tuple[str, str]]) -> list[CheckResult]:

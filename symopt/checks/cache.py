@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from functools import cache
 from pathlib import Path
 
-from symopt.checks.result import TIMEOUT, CheckResult
+from symopt.checks.result import CheckResult
 from symopt.spec import AnySpec, load_spec_text
 
 Runner = Callable[[AnySpec, Mapping[str, AnySpec]], list[CheckResult]]
@@ -89,7 +89,7 @@ class CheckCache:
             progress(f"checks: running on {len(missing)} spec(s), {len(out)} cached")
         for (spec, key), results in zip(missing, self.compute(missing, known), strict=True):
             out[spec.name] = results
-            if key and not any(r.method == TIMEOUT for r in results):  # another try may finish
+            if key and not any(r.over_budget for r in results):  # another try may finish
                 self.memory[key] = results
                 _write(key, results)
         return {s.name: out[s.name] for s in specs}

@@ -42,7 +42,7 @@ from functools import cache
 
 import symopt.checks.curvature_approximations as approximations
 import symopt.checks.curvature_matrices as matrices
-from symopt.checks.result import CheckResult
+from symopt.checks.result import CheckResult, unfinished
 
 # --- the registry ----------------------------------------------------------------------------
 
@@ -111,7 +111,7 @@ def _result(name: str) -> CheckResult:
     try:
         r = CHECKS[name]()
     except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
-        r = CheckResult(name, False, "-", f"could not run: {type(exc).__name__}: {exc}")
+        r = unfinished(name, exc)
     return CheckResult(r.name, r.passed, r.method, r.detail, time.perf_counter() - start)
 
 

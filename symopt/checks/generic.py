@@ -16,9 +16,17 @@ from dataclasses import dataclass
 
 import sympy
 
+from symopt.checks.budget import attempt
 from symopt.checks.guards import guarded, guards
-from symopt.checks.prove import NOT_SHOWN, SAMPLED, SYMBOLIC, decide_sign, prove_zero
-from symopt.checks.result import CheckResult
+from symopt.checks.prove import (
+    MESSAGE_SECONDS,
+    NOT_SHOWN,
+    SAMPLED,
+    SYMBOLIC,
+    decide_sign,
+    prove_zero,
+)
+from symopt.checks.result import CheckResult, UndefinedValue
 from symopt.checks.tensors import TensorOracle, spec_str
 from symopt.checks.unroll import GradientOracle, initial_env, run_step, spec_symbols
 from symopt.spec import Assignment, Spec, W, make_symbol
@@ -219,7 +227,10 @@ def _well_defined(v: Variant, name: str) -> CheckResult:
     for s in v.spec.states_of(v.update):  # a state set from the first g or w: its init too
         inspect(Assignment(s.name, s.init, f"init of {s.name}"), first)
 
-    after = run_step(v.update, env, t0, gradient, v.symbols, on_assign=inspect, tensors=tensors)
+    try:
+        after = run_step(v.update, env, t0, gradient, v.symbols, inspect, tensors)
+    except UndefinedValue as exc:  # exactly: every value of the symbols left gives it
+        return CheckResult(name, False, SYMBOLIC, str(exc))
     used = guards(after[x] for x in (W, *(s.name for s in v.spec.states_of(v.update))))
     methods = []
     for text, kind, sub, value, at, want in found:
@@ -265,7 +276,7 @@ def _descent(v: Variant, name: str) -> CheckResult:
     verdict = tensors.settle(verdict, product, lambda e: decide_sign(e, "negative", v.domains))
     step = env[W] - w0
     if sympy.count_ops(step) <= SIMPLIFY_DETAIL_OPS and not step.has(sympy.Piecewise):
-        step = sympy.simplify(step)
+        step = attempt(MESSAGE_SECONDS, lambda: sympy.simplify(step), step)
     return _verdict_result(name, verdict, f"w1 - w0 = {short(step)}{_witness(verdict)}")
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import sympy
 
+from symopt.checks.budget import attempt
 from symopt.checks.generic import hyper_domains
-from symopt.checks.prove import NOT_SHOWN, SYMBOLIC, prove_zero
+from symopt.checks.prove import MESSAGE_SECONDS, NOT_SHOWN, SYMBOLIC, prove_zero
 from symopt.checks.relations import Side, _apply_where, compare, shared_symbols
-from symopt.checks.result import CheckResult
+from symopt.checks.result import CheckResult, unfinished
 from symopt.checks.tensors import TensorOracle
 from symopt.checks.unroll import initial_env, run_step, spec_symbols
 from symopt.spec import Property, Spec, W, make_symbol
@@ -72,11 +73,17 @@ def unbiased(spec: Spec, prop: Property) -> CheckResult:
     value = step(closed.subs(n, n - 1), n)[corrected]
     expect = prop.options["expect"].xreplace({symbols["g"]: g})
     verdict = prove_zero(value - expect, allow_sampling=False)
-    detail = f"{state}_t = {sympy.sstr(sympy.factor(closed.subs(n, T_SYMBOL)))} for constant g"
+    closed_t, value_t = closed.subs(n, T_SYMBOL), value.subs(n, T_SYMBOL)
+    detail = f"{state}_t = {sympy.sstr(_tidy(sympy.factor, closed_t))} for constant g"
     if not verdict.holds:
-        shown = sympy.sstr(sympy.simplify(value.subs(n, T_SYMBOL)))
+        shown = sympy.sstr(_tidy(sympy.simplify, value_t))
         detail = f"{corrected} = {shown}, not {sympy.sstr(expect)}; " + detail
     return CheckResult(name, verdict.holds, SYMBOLIC, detail)
+
+
+def _tidy(transform: Callable[[sympy.Expr], sympy.Expr], expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` in a simpler form for a message, if SymPy finds one soon."""
+    return attempt(MESSAGE_SECONDS, lambda: transform(expr), expr)
 
 
 def scale_invariant(spec: Spec, prop: Property) -> CheckResult:
@@ -100,8 +107,7 @@ def declared_properties(spec: Spec, others: Mapping[str, Spec]) -> Iterator[Chec
         try:
             yield PROPERTY_CHECKS[prop.kind](spec, prop)
         except Exception as exc:  # noqa: BLE001 - one bad claim must not hide the others
-            detail = f"could not run: {type(exc).__name__}: {exc}"
-            yield CheckResult(f"property: {prop.name}", False, "-", detail)
+            yield unfinished(f"property: {prop.name}", exc)
 
 
 CHECKS = [declared_properties]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import sympy
 
 from symopt.checks import cases
+from symopt.checks.budget import attempt
 from symopt.checks.reparam import reparametrize
 from symopt.spec.domains import DOMAINS, Domain
 
@@ -27,6 +28,15 @@ SAMPLES = 24
 QUICK_SAMPLES = 4  # tried before a case split: a false claim is usually refuted at once
 DIGITS = 50
 SIMPLIFY_MAX_OPS = 400
+#: Seconds one transform (``simplify``, ``factor``, ...) may take before the proof goes on
+#: without it: SymPy can spend hours on a small expression (an algebraic number of huge degree).
+TRANSFORM_SECONDS = 10.0
+#: The same for a simpler form of an expression a message shows.
+MESSAGE_SECONDS = 2.0
+#: A sample point where an ``exp`` or a power would exceed e**HUGE (or fall below e**-HUGE) is
+#: left out, as one where the value is undefined: no double holds it, and computing it exactly
+#: can take hours (an ``exp`` tower).
+HUGE = 10**4
 
 SYMBOLIC, SAMPLED, NOT_SHOWN = "symbolic", "sampled", "not shown"
 
@@ -77,12 +87,51 @@ def sample_points(
 
 
 def _numeric(expr: sympy.Expr, point) -> sympy.Expr:
-    """The value at a point; ``nan`` where SymPy cannot evaluate it (an undecidable branch)."""
+    """The value at a point; ``nan`` where SymPy cannot evaluate it (an undecidable branch, or
+    an opaque function such as a reduction of a constant, left as it is) or where an ``exp`` or
+    a power would be huge (:data:`HUGE`)."""
     try:
-        value = sympy.N(expr.xreplace(point), DIGITS)
-    except (TypeError, ValueError):
+        value = sympy.N(_at(expr, point), DIGITS)
+    except (TypeError, ValueError, _Huge):
         return sympy.nan
-    return value if value.is_number else sympy.nan
+    return value if value.is_number and not value.atoms(sympy.Function) else sympy.nan
+
+
+class _Huge(Exception):  # noqa: N818 - a verdict, not an error
+    """An ``exp`` or power at a sample point is beyond e**HUGE (or below e**-HUGE)."""
+
+
+def _at(expr: sympy.Expr, point: Mapping[sympy.Symbol, sympy.Expr]) -> sympy.Expr:
+    """``expr`` at ``point``, built from the leaves up (``xreplace`` would build an ``exp``
+    tower first and let SymPy evaluate it: hours); raises :class:`_Huge` before building an
+    ``exp`` or power no double holds."""
+    memo: dict[sympy.Basic, sympy.Basic] = {}
+
+    def build(e: sympy.Basic) -> sympy.Basic:
+        if e in point:
+            return point[e]
+        if not e.args or e in memo:
+            return memo.get(e, e)
+        args = [build(a) for a in e.args]
+        if isinstance(e, (sympy.exp, sympy.Pow)) and _huge(e.func, args):
+            raise _Huge
+        memo[e] = e.func(*args) if args != list(e.args) else e
+        return memo[e]
+
+    return build(expr)
+
+
+def _huge(func: type, args: list[sympy.Basic]) -> bool:
+    if func is sympy.exp:
+        size = args[0]
+    elif args[0].is_number and args[1].is_number and not args[1].is_Integer:
+        size = args[1] * sympy.log(abs(args[0]))
+    else:
+        return False
+    if not size.is_number:
+        return False
+    value = sympy.N(size, 15)
+    return bool(value.is_comparable and abs(value) > HUGE)
 
 
 def _scale(terms: tuple[sympy.Expr, ...], point) -> sympy.Expr:
@@ -117,7 +166,7 @@ def prove_zero(
         return Verdict(False, SAMPLED, witness)
     if _becomes_zero(expr, sympy.cancel) or _becomes_zero(expr, sympy.factor_terms):
         return Verdict(True, SYMBOLIC)
-    if sympy.count_ops(expr) <= SIMPLIFY_MAX_OPS and sympy.simplify(expr) == 0:
+    if sympy.count_ops(expr) <= SIMPLIFY_MAX_OPS and _becomes_zero(expr, sympy.simplify):
         return Verdict(True, SYMBOLIC)
     if not allow_sampling:
         return Verdict(False, SYMBOLIC)
@@ -153,8 +202,9 @@ def _sample_zero(
 
 
 def _becomes_zero(expr: sympy.Expr, transform: Callable[[sympy.Expr], sympy.Expr]) -> bool:
+    """Whether ``transform`` makes ``expr`` 0 within :data:`TRANSFORM_SECONDS`."""
     try:
-        return transform(expr) == 0
+        return attempt(TRANSFORM_SECONDS, lambda: transform(expr) == 0, False)
     except (sympy.PolynomialError, TypeError, ValueError):
         return False
 
@@ -213,7 +263,9 @@ def decide_sign(
         lambda: sympy.simplify(candidate),
     )
     for form in forms:
-        e = form() if callable(form) else form
+        e = attempt(TRANSFORM_SECONDS, form, None) if callable(form) else form
+        if e is None:  # the transform took too long: the next one may not
+            continue
         if holds(e):
             return Verdict(True, SYMBOLIC)
         if refuted(e) and not e.free_symbols:

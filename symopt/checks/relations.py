@@ -15,7 +15,7 @@ import sympy
 
 from symopt.checks.generic import _combine, _witness, hyper_domains
 from symopt.checks.prove import NOT_SHOWN, prove_zero
-from symopt.checks.result import CheckResult
+from symopt.checks.result import CheckResult, unfinished
 from symopt.checks.tensors import TensorOracle
 from symopt.checks.unroll import GradientOracle, initial_env, run_step, spec_symbols
 from symopt.spec import Assignment, Relation, Spec, StateVar, W, make_symbol
@@ -136,8 +136,7 @@ def declared_relations(spec: Spec, others: Mapping[str, Spec]) -> Iterator[Check
         except LookupError as exc:
             yield CheckResult(f"relation: {rel.name}", False, "-", str(exc))
         except Exception as exc:  # noqa: BLE001 - one bad claim must not hide the others
-            detail = f"could not run: {type(exc).__name__}: {exc}"
-            yield CheckResult(f"relation: {rel.name}", False, "-", detail)
+            yield unfinished(f"relation: {rel.name}", exc)
 
 
 def check_relation(spec: Spec, rel: Relation, others: Mapping[str, Spec]) -> CheckResult:

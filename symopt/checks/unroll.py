@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from symopt.checks.prove import SAMPLED, SYMBOLIC, prove_zero
+from symopt.checks.result import NOT_ORDERED, UndefinedValue
 from symopt.checks.tensors import TensorOracle
 from symopt.spec import Assignment, G, Spec, StateVar, T, W, make_symbol
 from symopt.spec.domains import Domain
@@ -101,9 +102,17 @@ def run_step(
         mapping = {symbols[k]: v for k, v in env.items() if k in symbols}
         if on_assign is not None:
             on_assign(a, mapping)
-        value = a.expr.xreplace(mapping)
-        if value.has(Grad):
-            value = value.replace(Grad, gradient)
+        try:
+            value = a.expr.xreplace(mapping)
+            if value.has(Grad):
+                value = value.replace(Grad, gradient)
+        except (TypeError, ValueError) as exc:
+            if not any(m in str(exc) for m in NOT_ORDERED):
+                raise
+            raise UndefinedValue(
+                f"'{a.text}' compares a value that is no finite real number (a division by 0, "
+                f"NaN or complex) at t = {sympy.sstr(env[T])}, which exact arithmetic cannot order"
+            ) from None
         env[a.target] = tensors(value)
     return env
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
+
+import sympy
 
 from symopt.errors import SpecError
 from symopt.spec.api import (
@@ -59,8 +62,9 @@ class ApiLoader(Loader):
         constants = self.get(table, "constants", "api", dict, {})
         for name, value in constants.items():
             self.identifier(name, f"api.constants.{name}")
-            if not isinstance(value, (int, float, bool)):
-                raise self.fail(f"api.constants.{name}", f"expected a number, got {value!r}")
+            finite = not isinstance(value, float) or math.isfinite(value)
+            if not isinstance(value, (int, float, bool)) or not finite:
+                raise self.fail(f"api.constants.{name}", f"expected a finite number, got {value!r}")
         epsilon = self.get(table, "machine_epsilon", "api", list, [])
         for name in epsilon:
             if name not in spec.hyper_names:
@@ -78,6 +82,7 @@ class ApiLoader(Loader):
             )
         else:
             checks = tuple(self.domain_check(spec, h.name) for h in spec.hypers)
+        self.defaults_pass(spec, checks, constants)
         matches = self.get(table, "matches", "api", str, "")
         if matches and not DOTTED.fullmatch(matches):
             raise self.fail(
@@ -107,6 +112,15 @@ class ApiLoader(Loader):
                     if flag not in flags or not isinstance(value, bool):
                         raise self.fail(f"{where}.{option}.{flag}", "expected a flag = true|false")
                 out[name][option] = dict(setting)
+            first = next((o for o in out[name] if o != "message"), None)
+            defaults = {f.name: f.default for f in spec.flags}
+            for flag, value in out[name].get(first, {}).items():
+                if value is not defaults[flag]:  # None passes the first choice
+                    raise self.fail(
+                        f"{where}.{first}.{flag}",
+                        f"the first choice is the default, so it must keep the flag's default, "
+                        f"{str(defaults[flag]).lower()}",
+                    )
         return out
 
     def fixed(self, spec: Spec, table: dict) -> dict[str, bool]:
@@ -230,6 +244,22 @@ class ApiLoader(Loader):
             raise self.fail(where, "unbalanced '{' or '}'")
         out.append(rest)
         return tuple(p for p in out if p != "")
+
+    def defaults_pass(self, spec: Spec, checks: tuple[ApiCheck, ...], constants: dict) -> None:
+        """SpecError for a check the spec's own defaults fail: every target would refuse to
+        construct the optimizer with its defaults."""
+        values = {h.name: h.default for h in spec.hypers} | {f.name: f.default for f in spec.flags}
+        values |= constants
+        for i, check in enumerate(checks):
+            known = {s: values[s.name] for s in check.condition.free_symbols if s.name in values}
+            shown = ", ".join(f"{s.name} = {v!r}" for s, v in sorted(known.items(), key=str))
+            try:
+                holds = check.condition.subs(known)
+            except (TypeError, ValueError, ArithmeticError):  # sqrt(-1) compared, say
+                holds = None
+            if holds is None or holds is sympy.false:
+                why = "do not satisfy it" if holds is sympy.false else "leave it undefined"
+                raise self.fail(f"api.checks[{i}].require", f"the defaults ({shown}) {why}")
 
     def domain_check(self, spec: Spec, name: str) -> ApiCheck:
         """The check of a hyperparameter's domain, for a spec without ``[api] checks``."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import keyword
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import sympy
 from symopt.errors import SpecError
 from symopt.spec.domains import DOMAINS
 from symopt.spec.parse import FUNCTIONS, parse_expr
+from symopt.spec.reserved import class_name_problem, name_problem, spec_name_problem
 from symopt.spec.symbol_latex import latex_problem
 
 W, G, T = "w", "g", "t"
@@ -21,59 +21,6 @@ W, G, T = "w", "g", "t"
 ROWS, COLS = "rows", "cols"
 NAME = re.compile(r"[a-z][a-z0-9_]*")
 CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
-#: Module-level names of generated code that a class name must not shadow.
-GENERATED_NAMES = {"DEFAULTS", "STATE", "SCRATCH", "T_START", "OPTIMIZERS", "Optimizer"}
-#: Names the generated code cannot use as variables (C and Python keywords, NumPy/torch modules).
-TARGET_KEYWORDS = {
-    "auto",
-    "break",
-    "case",
-    "char",
-    "const",
-    "continue",
-    "default",
-    "do",
-    "double",
-    "else",
-    "enum",
-    "extern",
-    "float",
-    "for",
-    "goto",
-    "if",
-    "inline",
-    "int",
-    "long",
-    "register",
-    "restrict",
-    "return",
-    "short",
-    "signed",
-    "sizeof",
-    "static",
-    "struct",
-    "switch",
-    "typedef",
-    "union",
-    "unsigned",
-    "void",
-    "volatile",
-    "while",
-    "np",
-    "range",
-    "len",
-    "math",
-    "torch",
-    "n",
-    "lo",
-    "hi",
-    "scalars",
-    "scratch",
-    "self",
-    "state",
-    "params",
-    "grads",
-}
 RESERVED = {W, G, T, "grad", ROWS, COLS}
 IDENTIFIER_HELP = "a lowercase identifier such as 'beta1'"
 #: The most characters of a title, which is one line (a heading, a docstring's first line).
@@ -149,15 +96,20 @@ class Loader:
                 extra = f" (did you mean {hint[0]!r}?)" if hint else ""
                 raise self.fail(f"{where}.{key}" if where else key, f"unknown key{extra}")
 
-    def identifier(self, name: str, where: str) -> str:
+    def identifier(self, name: str, where: str, problem=name_problem) -> str:
+        """``name`` if the rules for names allow it (``problem`` says why a name may not be
+        taken, :func:`~symopt.spec.reserved.name_problem` for all but the spec's own name)."""
         if not NAME.fullmatch(name):
             raise self.fail(where, f"{name!r} is not a valid name ({IDENTIFIER_HELP})")
         if name in RESERVED:
             raise self.fail(
                 where, f"{name!r} is reserved (w, g, t, grad, rows and cols are built in)"
             )
-        if keyword.iskeyword(name) or name in FUNCTIONS or name in TARGET_KEYWORDS:
-            raise self.fail(where, f"{name!r} is a keyword or function name; choose another")
+        if name in FUNCTIONS:
+            raise self.fail(where, f"{name!r} is a function of the spec language; choose another")
+        reason = problem(name)
+        if reason:
+            raise self.fail(where, f"{name!r} {reason}; choose another")
         return name
 
     def expr(self, text: object, symbols, where: str, **kw) -> sympy.Expr:
@@ -170,12 +122,17 @@ class Loader:
         """The top-level keys checked, and the spec's name and class name (every kind of spec)."""
         d = self.data
         self.check_keys(d, top_keys, "")
-        name = self.identifier(self.get(d, "name", "", str), "name")
+        second_order = "model" in d
+        name = self.get(d, "name", "", str)
+        self.identifier(name, "name", lambda n: spec_name_problem(n, second_order))
         class_name = self.get(d, "class_name", "", str)
-        if not CLASS_NAME.fullmatch(class_name) or class_name in GENERATED_NAMES:
+        if not CLASS_NAME.fullmatch(class_name):
             raise self.fail(
                 "class_name", f"{class_name!r} must be a CamelCase name such as {example!r}"
             )
+        problem = class_name_problem(class_name)
+        if problem:
+            raise self.fail("class_name", f"{class_name!r} {problem}; choose another")
         return name, class_name
 
     def latex(self, table: Mapping, name: str, where: str) -> str:

@@ -116,6 +116,13 @@ class ElementwiseLoader(ClaimsLoader, ApiLoader):
                 "grad(...) at a point other than w needs a [lookahead_free] form "
                 "(an equivalent update that uses only g), so code can be generated",
             )
+        if any(_uses_lookahead(a.expr) for a in spec.update) and not spec.elementwise:
+            raise self.fail(
+                "update",
+                "grad(...) at a point other than w needs an element-wise update (no reductions "
+                "or matrix operations): code is generated from the [lookahead_free] form only "
+                "for those",
+            )
         relations = tuple(
             self.relation(spec, r, f"relations[{i}]")
             for i, r in enumerate(self.get(d, "relations", "", list, []))
@@ -150,6 +157,15 @@ class ElementwiseLoader(ClaimsLoader, ApiLoader):
         lines = self.update(spec, table.get("update"), f"{where}.update", require_all=False)
         if W not in {a.target for a in lines}:
             raise self.fail(f"{where}.update", "the parameter w is never updated")
+        own = {a.target for a in lines}
+        for a in lines:
+            read = {x.name for x in a.expr.free_symbols} & set(spec.state_names) - own
+            if read:
+                raise self.fail(
+                    f"{where}.update",
+                    f"reads the state {sorted(read)[0]!r}, which it never assigns (the parameters "
+                    "it updates keep only the states it assigns)",
+                )
         assigned = {a.target for a in (*spec.update, *lines)}
         for s in spec.state_names:
             if s not in assigned:
@@ -228,6 +244,7 @@ class ElementwiseLoader(ClaimsLoader, ApiLoader):
                 first_step,
                 f"{where}.init",
             )
+            self.per_tensor(init, {W, G}, f"{where}.init")
             shape = self.get(table, "shape", where, str, "full")
             if shape not in STATE_SHAPES:
                 raise self.fail(
@@ -266,6 +283,8 @@ class ElementwiseLoader(ClaimsLoader, ApiLoader):
         protected = {G: "the gradient g", T: "the step counter t"}
         protected.update({h: f"the hyperparameter {h!r}" for h in spec.hyper_names})
         parsed: dict[str, tuple[str, sympy.Expr]] = {}  # a repeat block's lines, parsed once
+        scalars = {T, *spec.hyper_names, *(f.name for f in spec.flags), "rows", "cols"}
+        tensors = {name for name in table if name not in scalars}
         for i, (line, key, repeat) in enumerate(entries):
             later = frozenset(n for n in targets[i:] if n and n not in table)
             try:
@@ -280,6 +299,8 @@ class ElementwiseLoader(ClaimsLoader, ApiLoader):
                 raise self.fail(key, f"{target!r} is not a variable of the spec")
             if target not in table:
                 self.identifier(target, key)
+            self.per_tensor(expr, tensors, key)
+            (tensors.add if tensor.varies(expr, tensors) else tensors.discard)(target)
             seen.add(target)
             table.setdefault(target, make_symbol(target))
             out.append(Assignment(target, expr, line.strip(), repeat))
@@ -290,6 +311,19 @@ class ElementwiseLoader(ClaimsLoader, ApiLoader):
                 if s not in seen:
                     raise self.fail(where, f"state variable {s!r} is never updated")
         return tuple(out)
+
+    def per_tensor(self, expr: sympy.Basic, tensors: set[str], key: str) -> None:
+        """SpecError for a reduction or matrix operation of a value that is one number per
+        tensor (:func:`symopt.spec.tensor.operation_on_a_number`)."""
+        node = tensor.operation_on_a_number(expr, tensors)
+        if node is not None:
+            name = {tensor.MatProduct: "@", tensor.Transposed: "transpose"}.get(type(node))
+            raise self.fail(
+                key,
+                f"{name or tensor.SPEC_NAMES[type(node)]!r} of a value that is one number per "
+                "tensor (made of hyperparameters, t and reductions only); apply it to w, g, a "
+                "state or a value made of them",
+            )
 
     def flatten(self, lines: object, where: str) -> list[tuple[str, str, Repeat | None]]:
         """(line, key, repeat) per assignment, ``{ repeat = N, update = [...] }`` unrolled."""

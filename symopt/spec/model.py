@@ -18,6 +18,7 @@ import sympy
 from symopt.errors import SpecError
 from symopt.spec.common import Hyper, HyperparameterOwner, Loader
 from symopt.spec.parse_matrix import parse_matrix_expr
+from symopt.spec.reserved import DAMPING
 
 MODEL_KEYS = {"order", "curvature", "structure", "damping", "step"}
 TOP_KEYS = {"name", "class_name", "title", "summary", "reference", "notes", "model", "control"}
@@ -169,6 +170,12 @@ class _ModelLoader(Loader):
         )
         if damping in MODEL_NAMES:
             raise self.fail("model.damping", f"{damping!r} is the name of a model matrix")
+        if damping in DAMPING:
+            raise self.fail(
+                "model.damping",
+                f"{damping!r} names a variable of the damped solve "
+                f"({', '.join(sorted(DAMPING))}); choose another",
+            )
         control = self.get(d, "control", "", dict, {})
         self.check_keys(control, {"rule", "subproblem", "on_indefinite"}, "control")
         rule = self.get(control, "rule", "control", str, "newton")

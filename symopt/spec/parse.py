@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import ast
 import difflib
-import math
+import re
 import warnings
 from collections.abc import Callable, Mapping
 
 import sympy
 
 from symopt.errors import SpecError
-from symopt.spec.numbers import TOO_LARGE, TOO_SMALL, double_problem, shown
+from symopt.spec.numbers import MAX_DIGITS, as_double, bounded, digits, literal
 from symopt.spec.tensor import REDUCTIONS, MatProduct, TensorMax, Transposed
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 100
 MAX_EXPONENT = 64
-MAX_DIGITS = 400
+#: exp(exp(exp(exp(x)))) overflows a double for every x > 0.6, and SymPy, asked about its value
+#: at a point, computes for hours: exponentials (exp, and powers with a symbolic exponent) nest
+#: at most this deep.
+MAX_EXP_NESTING = 3
 
 #: The gradient operator: ``grad(x)`` is the loss gradient evaluated at the point ``x``.
 Grad = sympy.Function("grad")
@@ -56,6 +59,11 @@ FUNCTIONS: dict[str, tuple[Callable[..., sympy.Expr], tuple[int, int | None]]] =
     "where": (None, (3, 3)),  # built by _Builder._where: its first argument is a condition
 }
 
+#: The functions an expression may hold once SymPy has built it.
+LANGUAGE = {"exp", "log", "Abs", "sign", "Max", "Min", "Piecewise", "grad", "TensorMax"} | {
+    cls.__name__ for cls in (*REDUCTIONS.values(), MatProduct, Transposed)
+}
+
 COMPARISONS = {
     ast.Lt: sympy.Lt,
     ast.LtE: sympy.Le,
@@ -64,45 +72,6 @@ COMPARISONS = {
     ast.Eq: sympy.Eq,
     ast.NotEq: sympy.Ne,
 }
-
-
-def _digits(x: int) -> int:
-    return len(str(abs(x))) if abs(x) < 10**MAX_DIGITS else MAX_DIGITS + 1
-
-
-def _bounded(value: sympy.Expr) -> sympy.Expr:
-    """Constants stay of reasonable size, so no spec can make SymPy compute for hours."""
-    if value.is_Rational and max(_digits(value.p), _digits(value.q)) > MAX_DIGITS:
-        raise SpecError(f"a constant has more than {MAX_DIGITS} digits")
-    return value
-
-
-def _number(value: object, literal: str | None) -> sympy.Expr:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"only numbers are allowed as constants, got {value!r}")
-    text = (literal or repr(value)).replace("_", "")
-    if isinstance(value, int):
-        return _bounded(_double(sympy.Integer(value), text))
-    # A decimal literal is the exact rational it spells: 0.9 means 9/10, not the binary double
-    # 0.90000000000000002, and no digit is lost on the way through a float.
-    mantissa = text.lower().split("e")[0]
-    if not math.isfinite(value):  # its exact value may have a billion digits: never built
-        raise SpecError(f"the constant {shown(text)} {TOO_LARGE}")
-    if value == 0.0 and any(c in "123456789" for c in mantissa):
-        raise SpecError(f"the constant {shown(text)} {TOO_SMALL}")
-    try:
-        exact = sympy.Rational(text)
-    except (TypeError, ValueError):
-        exact = sympy.Rational(repr(value))
-    return _bounded(exact)
-
-
-def _double(value: sympy.Expr, text: str | None = None) -> sympy.Expr:
-    """``value``, which must be a double: generated code computes in doubles."""
-    problem = double_problem(value, text)
-    if problem:
-        raise SpecError(problem)
-    return value
 
 
 class _Builder:
@@ -128,7 +97,7 @@ class _Builder:
             raise SpecError(f"expression nested deeper than {MAX_DEPTH} levels")
         d = depth + 1
         if isinstance(node, ast.Constant):
-            return _number(node.value, ast.get_source_segment(self.source, node))
+            return literal(node.value, ast.get_source_segment(self.source, node))
         if isinstance(node, ast.Name):
             return self._name(node.id)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -218,14 +187,13 @@ class _Builder:
             return MatProduct(left, right)
         if isinstance(op, ast.Pow):
             if right.is_number and (not right.is_real or abs(right) > MAX_EXPONENT):
-                text = sympy.sstr(right) if sympy.count_ops(right) < 10 else ""
-                shown = text if 0 < len(text) <= 30 else "constant"
+                shown = _shown_exponent(right)
                 raise SpecError(f"exponent {shown} is out of range (|exponent| <= {MAX_EXPONENT})")
             if left.is_Rational and right.is_Rational and left != 0:
-                size = abs(right) * (_digits(left.p) + _digits(left.q))
+                size = abs(right) * (digits(left.p) + digits(left.q))
                 if size > MAX_DIGITS:
                     raise SpecError(f"a constant power would have more than {MAX_DIGITS} digits")
-            return _bounded(sympy.Pow(left, right))
+            return bounded(sympy.Pow(left, right))
         raise SpecError(f"operator {type(op).__name__} is not allowed (use + - * / ** @)")
 
     def _call(self, node: ast.Call, d: int) -> sympy.Expr:
@@ -251,6 +219,12 @@ class _Builder:
         if name == "where":
             return self._where(node, d)
         return fn(*(self.build(a, d) for a in node.args))
+
+
+def _shown_exponent(value: sympy.Expr) -> str:
+    """An exponent as a message shows it: short ones as written, others as "constant"."""
+    text = sympy.sstr(value) if sympy.count_ops(value) < 10 else ""
+    return text if 0 < len(text) <= 30 else "constant"
 
 
 def _condition_word(node: ast.AST) -> str:
@@ -283,9 +257,11 @@ def _parse_tree(text: object, mode: str) -> ast.AST:
         raise SpecError(f"expected a string, got {type(text).__name__}")
     if len(text) > MAX_LENGTH:
         raise SpecError(f"expression longer than {MAX_LENGTH} characters")
-    stripped = text.strip()
-    if not stripped.isprintable() or "#" in stripped:
+    if not text.isprintable() or "#" in text:  # a tab too, even at either end
         raise SpecError("an expression is one line of printable text, without comments")
+    if not text.isascii():
+        raise SpecError(_not_ascii(text))
+    stripped = text.strip()
     try:
         with warnings.catch_warnings():  # "1if x" warns; the text is checked, never compiled
             warnings.simplefilter("ignore", SyntaxWarning)
@@ -293,6 +269,18 @@ def _parse_tree(text: object, mode: str) -> ast.AST:
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         msg = getattr(exc, "msg", None) or "cannot be parsed"
         raise SpecError(f"invalid expression {text.strip()!r}: {msg}") from None
+
+
+def _not_ascii(text: str) -> str:
+    """Why a non-ASCII expression is refused, naming the word it is in: Python reads names in
+    NFKC form, so the look-alike ``ｌｒ`` would silently be ``lr``."""
+    at = next(i for i, c in enumerate(text) if not c.isascii())
+    before, after = re.search(r"\w*$", text[:at]), re.match(r"\w*", text[at + 1 :])
+    word = text[before.start() : at + 1 + after.end()]  # type: ignore[union-attr]
+    return (
+        f"{word!r} is not ASCII (character {text[at]!r}, U+{ord(text[at]):04X}): "
+        "an expression uses ASCII names, numbers and operators"
+    )
 
 
 def _finite(expr: sympy.Expr, text: object) -> sympy.Expr:
@@ -305,10 +293,38 @@ def _finite(expr: sympy.Expr, text: object) -> sympy.Expr:
     ]
     if odd_roots or expr.has(sympy.I, sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
         raise SpecError(f"{str(text).strip()!r} contains a complex or infinite constant")
+    for p in expr.atoms(sympy.Pow):  # ((1+g)**64)**64 is (1+g)**4096: a polynomial of that degree
+        if p.exp.is_Rational and abs(p.exp) > MAX_EXPONENT:
+            raise SpecError(
+                f"exponent {_shown_exponent(p.exp)} (as SymPy combines the powers) is out of range "
+                f"(|exponent| <= {MAX_EXPONENT})"
+            )
+    foreign = sorted({type(f).__name__ for f in expr.atoms(sympy.Function)} - LANGUAGE)
+    if foreign:  # abs(exp(sqrt(sqrt(x)))) is exp(cos(atan2(0, x)/4)*|x|**(1/4)) to SymPy
+        raise SpecError(
+            f"{str(text).strip()!r} is no real expression: SymPy writes it with "
+            f"{', '.join(foreign)} (a fractional power of a value that can be negative?)"
+        )
+    if _exp_nesting(expr, {}) > MAX_EXP_NESTING:
+        raise SpecError(
+            f"exponentials nested deeper than {MAX_EXP_NESTING} levels "
+            "(exp, or ** with a symbolic exponent)"
+        )
     for node in sympy.preorder_traversal(expr):
         if node.is_number:  # a folded constant (1e308*10) too
-            _double(node, None if node.is_Rational else sympy.sstr(node))
+            as_double(node, None if node.is_Rational else sympy.sstr(node))
     return expr
+
+
+def _exp_nesting(expr: sympy.Basic, memo: dict[sympy.Basic, int]) -> int:
+    """How deep exponentials nest in ``expr`` (shared subexpressions counted once)."""
+    if expr not in memo:
+        inner = max((_exp_nesting(a, memo) for a in expr.args), default=0)
+        grows = isinstance(expr, sympy.exp) or (
+            isinstance(expr, sympy.Pow) and not expr.exp.is_number
+        )
+        memo[expr] = inner + grows
+    return memo[expr]
 
 
 def parse_expr(

@@ -189,3 +189,28 @@ def expression_features(exprs: Iterable[sympy.Basic]) -> set[str]:
         if e.atoms(sympy.Piecewise) or e.atoms(sympy.core.relational.Relational):
             found.add(CONDITIONAL)
     return found
+
+
+#: Reductions whose value is one number per tensor (the axis reductions give a row or column).
+TO_NUMBER = (TensorSum, TensorMean, TensorNorm, TensorMax)
+
+
+def varies(expr: sympy.Basic, tensors: set[str]) -> bool:
+    """Whether ``expr`` has a value per element: a name in ``tensors`` outside every reduction
+    to a number."""
+    if isinstance(expr, sympy.Symbol):
+        return expr.name in tensors
+    if isinstance(expr, TO_NUMBER):
+        return False
+    return any(varies(a, tensors) for a in expr.args)
+
+
+def operation_on_a_number(expr: sympy.Basic, tensors: set[str]) -> sympy.Basic | None:
+    """The first reduction, matrix product or transpose in ``expr`` whose operand has one value
+    per tensor (``sum(beta**t)``): targets disagree on what it means (the sum of n copies, or
+    the number), so it is refused."""
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, (ReductionBase, MatProduct, Transposed)):
+            if not any(varies(a, tensors) for a in node.args):
+                return node
+    return None

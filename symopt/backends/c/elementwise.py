@@ -26,16 +26,14 @@ from symopt import __version__
 from symopt.backends.base import hyper_rows, isort_key
 from symopt.backends.c.printer import CPrinter, c_identifiers, is_condition
 from symopt.backends.numpy.elementwise import ScalarPrinter
-from symopt.errors import SpecError
 from symopt.lowering.kernel import Kernel
 from symopt.spec import G, Spec, W
 from symopt.spec.family import first_of_its_layout
 
 PACKAGE = "symopt_c"
 #: The umbrella header is include/symopt/symopt.h, the runtime include/symopt/runtime.h and
-#: src/runtime.c (functions symopt_runtime_*): no spec may take either name.
+#: src/runtime.c (functions symopt_runtime_*): symopt.spec.reserved refuses both as spec names.
 RUNTIME = "symopt"
-RESERVED = (RUNTIME, "runtime")
 #: Compiler flags of every build (Makefile, Python loader, tests). -fno-math-errno lets sqrt
 #: vectorize (errno is never read; results are unchanged); -ffp-contract=off keeps every multiply
 #: and add separately rounded, so results do not depend on the machine having FMA. No -ffast-math
@@ -76,19 +74,9 @@ def _comment(text: str) -> str:
     return " ".join(text.replace("??", "? ?").split()).rstrip("\\")
 
 
-def check_name(spec) -> None:
-    """SpecError for a spec whose files or functions would be the runtime's."""
-    if spec.name in RESERVED:
-        raise SpecError(
-            f"the C target cannot generate a spec named {spec.name!r} (its runtime has that name)",
-            key="name",
-        )
-
-
 def template_data(spec: Spec, kernel: Kernel, *, counter: bool = True) -> dict:
     """What the kernel templates get; ``counter=False`` leaves the step counter t out of the
     entry points (diagonal Newton has none)."""
-    check_name(spec)
     names = [*kernel.arrays, *kernel.hypers, "t"]
     names += [s.name for s in kernel.scalars] + [st.target.name for st in kernel.body]
     ident = c_identifiers(names)

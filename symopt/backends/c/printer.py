@@ -4,9 +4,10 @@ Expressions are printed by SymPy's ``C99CodePrinter`` (``float32`` type alias fo
 kernel: ``sqrtf``, ``1.0e-8F``) with these changes: ``x**2`` is ``(x*x)`` (a ``powf`` call would
 stop vectorization), ``max``/``min``/``sign`` go through small inline helpers that propagate NaN
 like NumPy and the reference stepper (``fmaxf`` drops it, and GCC does not vectorize it),
-conditionals are one-line ternaries (``(s > 0 ? a : b)``; SymPy's spread over lines) with ``&&``
-inside ``||`` parenthesised (``-Wparentheses``), and names that would clash with C or C++
-identifiers get a trailing underscore.
+``abs`` is always ``fabs``, constants such as ``sqrt(2)`` or e are no POSIX macros (``M_SQRT2``
+is undeclared under ``-std=c99``), conditionals are one-line ternaries (``(s > 0 ? a : b)``;
+SymPy's spread over lines) with ``&&`` inside ``||`` parenthesised (``-Wparentheses``), and
+names that would clash with C or C++ identifiers get a trailing underscore.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sympy.printing.precedence import PRECEDENCE
 
 #: Identifiers that C code may not use as variable names: <math.h>, <stddef.h>, <omp.h> names and
 #: C++ keywords (the header is meant to be included from C++ too). Spec names are checked against
-#: the C keywords already (symopt.spec.TARGET_KEYWORDS).
+#: the C keywords already (symopt.spec.reserved).
 _MATH = """
 acos acosf acosh acoshf acoshl acosl asin asinf asinh asinhf asinhl asinl atan atan2 atan2f atan2l
 atanf atanh atanhf atanhl atanl cbrt cbrtf cbrtl ceil ceilf ceill copysign copysignf copysignl cos
@@ -79,12 +80,38 @@ class CPrinter(C99CodePrinter):
     def __init__(self, precision: str, names: dict[str, str], helpers: set[str]):
         alias = {"f32": float32, "f64": float64}[precision]
         super().__init__({"type_aliases": {real: alias}})
+        # M_SQRT2, M_LN2, M_E, ... are POSIX, not C99: undeclared under -std=c99
+        self.math_macros: dict = {}
         self.precision = precision
         self.names = names
         self.helpers = helpers  # filled with the helpers used: "max", "min", "sign"
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         return self.names.get(expr.name, expr.name)
+
+    def _print_NumberSymbol(self, expr: sympy.NumberSymbol) -> str:
+        """e (from ``exp(1)``), pi, ... as literals: SymPy would declare a variable for them."""
+        return self._print_Float(sympy.Float(expr.evalf(30), 30))
+
+    _print_Exp1 = _print_Pi = _print_NumberSymbol
+
+    def _print_Abs(self, expr: sympy.Abs) -> str:
+        # SymPy prints the integer abs() where the argument is integer-valued, as sign(x) is
+        name = "fabsf" if self.precision == "f32" else "fabs"
+        return f"{name}({self._print(expr.args[0])})"
+
+    def _print_Integer(self, expr: sympy.Integer) -> str:
+        # past 2**53 (1e308 is an exact integer to SymPy) as the nearest double: C has no integer
+        # type for it, and a double holds no integer beyond exactly anyway
+        return super()._print_Integer(expr) if abs(expr.p) <= 2**53 else repr(float(expr.p))
+
+    def _print_Rational(self, expr: sympy.Rational) -> str:
+        # past 2**53 the quotient of two doubles is not the rational's nearest double (1/10**309
+        # would divide by an infinity): print that double (a double literal in either precision:
+        # 1e-309 is no float)
+        if max(abs(expr.p), expr.q) <= 2**53:
+            return super()._print_Rational(expr)
+        return repr(float(expr))
 
     def _print_Pow(self, expr: sympy.Pow) -> str:
         base, ex = expr.args

@@ -41,7 +41,6 @@ from symopt.backends.c.elementwise import (
     PARALLEL_MIN,
     CPrinter,
     _comment,
-    check_name,
     comment_block,
     wrap_call,
 )
@@ -157,7 +156,6 @@ def diagonal_data(spec: ModelSpec) -> dict:
 
 
 def spec_data(spec: ModelSpec) -> dict:
-    check_name(spec)
     base = template_data(spec)
     if kind(spec) == "trust_region":
         # the runtime's symopt_runtime_radius_hyper has the rule's order

@@ -21,7 +21,6 @@ import sympy
 from symopt.backends.c.elementwise import (
     _comment,
     array_rows,
-    check_name,
     entry_points,
     spec_data,
 )
@@ -38,7 +37,6 @@ BLOCKS = 64
 
 def stages_data(spec: Spec, stages: Stages) -> dict:
     """What ``c/stages.c.jinja`` (and the shared header, driver, module and tests) get."""
-    check_name(spec)
     names = [*stages.arrays, *stages.hypers, "t", SIZE.name, *(s.name for s in stages.scalars)]
     names += [s.name for s, _ in stages.tensor_scalars]
     for p in stages.passes:

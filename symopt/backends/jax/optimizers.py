@@ -19,8 +19,10 @@ import dataclasses
 
 import sympy
 
+from symopt.backends.api import check_code, uses_math
 from symopt.backends.base import hyper_rows
 from symopt.backends.jax.printer import JaxPrinter
+from symopt.backends.numpy.elementwise import ScalarPrinter
 from symopt.lowering.kernel import Kernel, lower
 from symopt.lowering.program import Line, Loop, TensorProgram, Update, lower_tensor
 from symopt.spec import Spec
@@ -63,6 +65,7 @@ def family_data(spec: Spec) -> dict:
     flags = list(raw.flags)
     flag_names = {f.name for f in flags}
     steps = [variant_data(v) for v in variants(spec)]
+    api = api_checks(spec)
     table = []
     for setting in settings(spec.family) if spec.family else [{}]:
         chosen = variant_for(spec, setting)
@@ -80,7 +83,7 @@ def family_data(spec: Spec) -> dict:
         ],
         "states": [{"name": s.name, "shape": s.shape, "doc": s.doc} for s in raw.states],
         "variants": steps,
-        "runtime_imports": runtime_imports(steps, axes, flag_names),
+        "runtime_imports": runtime_imports(steps, axes, flag_names, api),
         "uses_jnp": "jnp." in repr(steps),
         "lr_arg": names.get("lr"),
         "inits": initial_values(steps),
@@ -89,12 +92,39 @@ def family_data(spec: Spec) -> dict:
         "refuses": raw.applies_to != "any" and not raw.otherwise,
         "shape_word": raw.shapes_taken,
         "equations": [a.text for a in raw.update],
+        "api": api,
     }
 
 
-def runtime_imports(steps: list[dict], axes, flag_names: set[str]) -> list[str]:
+def api_checks(spec: Spec) -> dict | None:
+    """The checks of the library a spec's API class matches (torch.optim's messages), which the
+    NumPy, PyTorch and C classes run: the factory runs them too, on the values that are numbers
+    (so the same bad value is refused with the same ValueError in every target)."""
+    api = spec.family.api if spec.family else None
+    if api is None or not api.checks:
+        return None
+    raw = spec.family.raw
+    known = {*raw.hyper_names, *(f.name for f in raw.flags)}
+    printer = ScalarPrinter()
+    checks = []
+    for c in api.checks:
+        names = sorted(s.name for s in c.condition.free_symbols)
+        if set(names) <= known:  # a choice or constant argument has no JAX counterpart
+            checks.append({**check_code(c, printer), "names": names})
+    if not checks:
+        return None
+    return {
+        "matches": api.matches,
+        "checks": checks,
+        "names": sorted(known),
+        "uses_math": uses_math(checks),
+    }
+
+
+def runtime_imports(steps: list[dict], axes, flag_names: set[str], api: dict | None) -> list[str]:
     """The names the module takes from ``_runtime`` (no unused import)."""
     names = {"Variant", "check", "map_leaves", "transformation"}
+    names |= {"numbers"} if api else set()
     names |= {"by_shape"} if any(len(s["leaves"]) > 1 for s in steps) else set()
     names |= {"like"} if any(s["scalars"] for s in steps) else set()
     names |= {"nonzero"} if any(a not in flag_names for a in axes) else set()
@@ -321,18 +351,26 @@ def _line(line: Line, printer: JaxPrinter) -> dict:
 def variant_tests(spec: Spec) -> list[dict]:
     """Each variant's module name in the other targets (what ``load_variant`` finds it by) and
     the factory's arguments that select it: its hyperparameters' defaults, an ``off_at_zero``
-    one at 0 where the setting has it off, and its flags."""
+    one at 0 where the setting has it off, and its flags. A variant whose arguments the API's
+    checks refuse (torch.optim.SGD's nesterov with dampening) no factory call reaches: left out."""
     raw = spec.family.raw if spec.family else spec
     names = argument_names(raw)
+    checks = spec.family.api.checks if spec.family else ()
     out = []
     for v in variants(spec):
         setting = v.setting if v.family else {}
-        kwargs = {names[h.name]: h.default for h in v.hypers}
+        values = {h.name: h.default for h in v.hypers}
         for axis, on in setting.items():
-            if axis in names:
-                kwargs.setdefault(names[axis], 0.0)
-            else:
-                kwargs[axis] = on
+            values[axis] = on if axis not in names else values.get(axis, 0.0)
+        if any(refuses(c.condition, values) for c in checks):
+            continue
+        kwargs = {names.get(k, k): x for k, x in values.items()}
         label = variant_label(v) or "defaults"
         out.append({"module": module_name(v), "kwargs": repr(kwargs), "id": label})
     return out
+
+
+def refuses(condition: sympy.Basic, values: dict) -> bool:
+    """Whether a check's condition is false at these values (by the spec's names)."""
+    known = {s: values[s.name] for s in condition.free_symbols if s.name in values}
+    return condition.subs(known) is sympy.false

@@ -9,7 +9,7 @@ from symopt import __version__
 from symopt.backends.base import hyper_rows, isort_key
 from symopt.lowering.kernel import Kernel
 from symopt.lowering.tac import compile_kernel
-from symopt.spec import Spec
+from symopt.spec import Spec, StateVar
 
 PACKAGE = "symopt_numpy"
 UFUNC = {
@@ -39,6 +39,15 @@ UFUNC = {
 }
 
 
+def number_literal(expr: sympy.Rational) -> str:
+    """A rational constant as Python code: an integer as itself while a double holds it exactly
+    (2**53), any other as the nearest double, which NumPy, torch and JAX all take (a 309-digit
+    integer literal overflows their integer conversions)."""
+    if expr.q == 1 and abs(expr.p) <= 2**53:
+        return str(expr.p)
+    return repr(float(expr))
+
+
 class ScalarPrinter(PythonCodePrinter):
     """Host scalars in plain Python: ``math.sqrt``, and decimal literals instead of ``1/10``."""
 
@@ -46,7 +55,10 @@ class ScalarPrinter(PythonCodePrinter):
         super().__init__({"standard": "python3", "fully_qualified_modules": True})
 
     def _print_Rational(self, expr: sympy.Rational) -> str:
-        return str(expr.p) if expr.q == 1 else repr(float(expr))
+        return number_literal(expr)
+
+    def _print_Integer(self, expr: sympy.Integer) -> str:
+        return number_literal(expr)
 
     def _print_Half(self, expr) -> str:
         return "0.5"
@@ -63,6 +75,16 @@ def _instruction(op: str, dst: str, args) -> str:
     return f"{UFUNC[op]}({', '.join(names)}, out={dst})"
 
 
+def state_row(state: StateVar, start: sympy.Expr, printer: ScalarPrinter) -> dict:
+    """A state's template data: ``init``, the array's value before the first step (0 for a state
+    the first step sets from the gradient, as the lowered kernel does), and ``starts``, its doc."""
+    init = printer.doprint(start)
+    starts = init
+    if start != state.init:
+        starts += f" (the first step sets it to {sympy.sstr(state.init)})"
+    return {"name": state.name, "init": init, "starts": starts, "doc": state.doc}
+
+
 def template_data(spec: Spec, kernel: Kernel) -> dict:
     printer = ScalarPrinter()
     program = compile_kernel(kernel, printer.doprint)
@@ -71,7 +93,7 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
         body.append({"comments": list(comments), "code": _instruction(op, dst, args)})
     used = {s.name for st in kernel.body for s in st.expr.free_symbols}
     direct = [h for h in (*kernel.hypers, "t") if h in used]
-    init_names = {s.name for st in spec.states for s in st.init.free_symbols}
+    init_names = {s.name for e in kernel.init.values() for s in e.free_symbols}
     state_names = [s.name for s in spec.states]
     hypers = hyper_rows(spec)
     return {
@@ -80,9 +102,7 @@ def template_data(spec: Spec, kernel: Kernel) -> dict:
         "fn": f"{spec.name}_step",
         "hypers": hypers,
         "hyper_names": list(spec.hyper_names),
-        "states": [
-            {"name": s.name, "init": printer.doprint(s.init), "doc": s.doc} for s in spec.states
-        ],
+        "states": [state_row(s, kernel.init[s.name], printer) for s in spec.states],
         "prelude": [
             {"name": s.name, "code": printer.doprint(e), "math": sympy.sstr(e)}
             for s, e in kernel.prelude

@@ -36,7 +36,6 @@ from symopt.backends.second_order import (
     python_code,
     template_data,
 )
-from symopt.errors import SpecError
 from symopt.files.writer import GeneratedFile
 from symopt.lowering.diagonal import elementwise_spec, entry_step, entry_update, lower_diagonal
 from symopt.spec.model import ModelSpec
@@ -50,9 +49,6 @@ TEMPLATES = {
     "block_diagonal": "block_diagonal",
     "kfac": "kfac",
 }
-#: Names the damped rule's templates give their own variables: the damping may not take them.
-RESERVED = {"A", "D", "G", "H", "R", "V", "W", "a", "b", "c", "d", "f", "g", "h", "k", "n", "np"}
-RESERVED |= {"math", "nu", "s", "u", "w", "x", "lr", "layer", "one"}
 
 
 def data(spec: ModelSpec) -> dict:
@@ -62,12 +58,6 @@ def data(spec: ModelSpec) -> dict:
     eye_args = ", dtype=H.dtype" if spec.rule == "damped" else ""
     out["code"] = python_code(spec, MatrixCodePrinter("np", eye_args))
     if spec.rule == "damped":
-        if spec.damping in RESERVED:
-            raise SpecError(
-                f"the NumPy target names its own variables {', '.join(sorted(RESERVED))}: "
-                f"call the damping something else than {spec.damping!r}",
-                key="model.damping",
-            )
         printer = ScalarPrinter()
         out["entry"] = {
             "step_code": printer.doprint(entry_step(spec)),

@@ -14,7 +14,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from symopt import __version__
 from symopt.backends.base import hyper_rows
-from symopt.backends.numpy.elementwise import ScalarPrinter
+from symopt.backends.numpy.elementwise import ScalarPrinter, number_literal
 from symopt.lowering.program import Line, Loop, TensorProgram, Update, spec_lines
 from symopt.spec import Spec
 from symopt.spec.common import COLS, ROWS
@@ -43,7 +43,10 @@ class TensorPrinter(NumPyPrinter):
         return super().doprint(expr, assign_to).replace("numpy.", "np.")
 
     def _print_Rational(self, expr: sympy.Rational) -> str:
-        return str(expr.p) if expr.q == 1 else repr(float(expr))
+        return number_literal(expr)
+
+    def _print_Integer(self, expr: sympy.Integer) -> str:
+        return number_literal(expr)
 
     def _print_Half(self, expr) -> str:
         return "0.5"

@@ -164,6 +164,9 @@ class DiagonalOptimizer:
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a :meth:`state_dict` (checked before anything changes)."""
+        if not isinstance(state_dict, dict) or sorted(state_dict) != ["hyper", "steps"]:
+            keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict)
+            raise ValueError(f"state_dict has keys {keys}, expected ['hyper', 'steps']")
         steps = _lib.check_steps(state_dict["steps"], 0)
         for name in state_dict["hyper"]:
             if name not in self.DEFAULTS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _arrays, _lib
+from ._api import check_state_dict_keys
 
 _kernels: dict = {}
 
@@ -150,7 +151,9 @@ class Optimizer:
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a :meth:`state_dict`; arrays are copied into this optimizer's own buffers.
-        Everything is checked before anything changes."""
+        Everything is checked before anything changes (the rules: ``_runtime`` of symopt_numpy,
+        which this target follows)."""
+        check_state_dict_keys(state_dict)
         steps = _lib.check_steps(state_dict["steps"], self.T_START)
         states = state_dict["state"]
         if len(states) != len(self.params):

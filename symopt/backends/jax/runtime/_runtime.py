@@ -4,6 +4,12 @@ A generated module prints, per setting of its spec's flags, a step ``(t, hyper, 
 states) -> (updates, states)`` from the spec's equations; :func:`transformation` makes the
 ``optax.GradientTransformation`` around it (the step counter, hyperparameters as numbers, arrays
 or schedules, the state's initial values). Depends on jax and optax only.
+
+The rules of every target (symopt_numpy's ``_runtime`` states them), as far as they apply to a
+pure function of immutable arrays: there is no aliasing to guard against; ``update`` refuses a
+state that is not its transformation's (another optimizer's, or one without a state the
+current setting keeps) and, outside ``jax.jit``, a count (the steps taken) outside
+[0, 2**31 - 1] (ValueError), as the other targets refuse such a state when it is loaded.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ import optax
 
 #: ``step(t, hyper, grads, params, states) -> (updates, states)``.
 Step = Callable[..., tuple[Any, tuple]]
+
+#: The largest count: optax's counters are int32 (and saturate there).
+COUNT_MAX = 2**31 - 1
 
 NO_PARAMS = "this step reads the parameters: pass params to update(updates, state, params)"
 
@@ -44,6 +53,12 @@ def is_number(value: Any) -> bool:
     """A Python number, which a setting may be chosen by and a domain checked on (an array or a
     schedule may be traced under ``jax.jit``: it selects the general variant)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def numbers(*values: Any) -> bool:
+    """Whether every value is a Python number or bool: an argument check runs on those only (an
+    array or a schedule may be traced under ``jax.jit``)."""
+    return all(isinstance(v, (int, float)) for v in values)
 
 
 def check(name: str, value: Any, ok: Callable[[float], bool], interval: str) -> None:
@@ -146,6 +161,27 @@ def step_counter(count: jax.Array, t_start: int) -> jax.Array:
     return jnp.asarray(count + t_start, dtype=jnp.result_type(float))
 
 
+def check_state(name: str, state: Any, state_class: type, variant: Variant) -> None:
+    """ValueError for a state ``update`` cannot run from: another transformation's, one that
+    lacks a state of the current setting, or (where it is a number, outside ``jax.jit``) a
+    count outside [0, COUNT_MAX]."""
+    if not isinstance(state, state_class):
+        raise ValueError(
+            f"{name}: the state is a {type(state).__name__}, expected the "
+            f"{state_class.__name__} of {name}'s init"
+        )
+    missing = [s for s in variant.states if getattr(state, s) is None]
+    if missing:
+        raise ValueError(f"{name}: the state has no {missing} (init it with these arguments)")
+    count = state.count
+    if not isinstance(count, jax.core.Tracer):
+        value = int(count)
+        if not 0 <= value <= COUNT_MAX:
+            raise ValueError(
+                f"{name}: count (steps taken) must be in [0, {COUNT_MAX}], got {value}"
+            )
+
+
 def transformation(
     name: str,
     state_class: type[NamedTuple],
@@ -167,6 +203,7 @@ def transformation(
     def update_fn(updates, state, params=None):
         if params is None and variant.needs_params:
             raise ValueError(f"{name}: {NO_PARAMS}")
+        check_state(name, state, state_class, variant)
         values = at_count(hyper, state.count)
         t = step_counter(state.count, t_start)
         old = tuple(getattr(state, s) for s in variant.states)

@@ -36,15 +36,43 @@ def check_array(name: str, a: np.ndarray, like: np.ndarray, *, writeable: bool =
         raise ValueError(f"{name} must be writeable (it is updated in place)")
 
 
-def check_steps(steps: object) -> int:
-    """A state_dict's count of steps taken as an int, once it is one (a negative count would
-    run the bias corrections below the first step's counter, into NaN or a division by zero)."""
-    if isinstance(steps, bool) or not hasattr(type(steps), "__index__"):
-        raise TypeError(f"steps must be an integer, got {steps!r}")
-    value = operator.index(steps)
-    if value < 0:
-        raise ValueError(f"steps must be at least 0, got {value}")
+#: The largest step counter (the C target takes t as a 64-bit C long; every target refuses
+#: what one refuses).
+T_MAX = 2**63 - 1
+#: The keys of a state_dict.
+STATE_DICT_KEYS = ("steps", "hyper", "state")
+
+
+def _integer(name: str, value: object) -> int:
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    return operator.index(value)
+
+
+def check_counter(t: object, t_start: int) -> int:
+    """``t`` as an int, once it is a step counter of this target: from the first step's counter
+    ``t_start`` (below it the bias corrections divide by zero or turn negative) to T_MAX."""
+    value = _integer("the step counter t", t)
+    if not t_start <= value <= T_MAX:
+        raise ValueError(f"the step counter t must be in [{t_start}, {T_MAX}], got {value}")
     return value
+
+
+def check_steps(steps: object, t_start: int) -> int:
+    """``steps``, a count of steps taken (a state_dict's), as an int, once the next step's
+    counter ``t_start + steps`` is one :func:`check_counter` accepts."""
+    value = _integer("steps", steps)
+    if not 0 <= value <= T_MAX - t_start:
+        raise ValueError(f"steps must be in [0, {T_MAX - t_start}], got {value}")
+    return value
+
+
+def check_state_dict_keys(state_dict: Mapping, expected: Sequence[str] = STATE_DICT_KEYS) -> None:
+    """ValueError unless ``state_dict`` has exactly the keys of this runtime's state_dicts
+    (another library's, such as torch.optim's, has others)."""
+    if not isinstance(state_dict, Mapping) or sorted(state_dict) != sorted(expected):
+        keys = sorted(state_dict) if isinstance(state_dict, Mapping) else type(state_dict)
+        raise ValueError(f"state_dict has keys {keys}, expected {sorted(expected)}")
 
 
 def check_gradients(grads: list, params: list) -> None:
@@ -229,8 +257,10 @@ class ApiOptimizer:
 
     def load_state_dict(self, state_dict: Mapping) -> None:
         """Restore a :meth:`state_dict` (copies of its arrays, in the parameters' dtypes); the
-        arguments it holds replace the current ones."""
-        steps = check_steps(state_dict["steps"])
+        arguments it holds replace the current ones. Everything is checked before anything
+        changes: ValueError naming an unknown key (another optimizer's state)."""
+        check_state_dict_keys(state_dict)
+        steps = check_steps(state_dict["steps"], next(iter(self.kernels.values())).t_start)
         states = state_dict["state"]
         if len(states) != len(self.params):
             raise ValueError(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._api import check_state_dict_keys, check_steps
 from ._runtime import check_array
 from ._second_order import NotPositiveDefiniteError
 
@@ -171,9 +172,12 @@ class BlockOptimizer:
         return {"steps": self.steps, "hyper": self.hyper()}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore a :meth:`state_dict`."""
-        for name, value in state_dict["hyper"].items():
+        """Restore a :meth:`state_dict`, checked before anything changes."""
+        check_state_dict_keys(state_dict, ("steps", "hyper"))
+        steps = check_steps(state_dict["steps"], 0)
+        for name in state_dict["hyper"]:
             if name not in self.hyperparameters:
                 raise ValueError(f"unknown hyperparameter {name!r} in state_dict")
+        for name, value in state_dict["hyper"].items():
             setattr(self, name, value)
-        self.steps = int(state_dict["steps"])
+        self.steps = steps

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._api import check_state_dict_keys, check_steps
 from ._runtime import check_array
 from ._second_order import NotPositiveDefiniteError, Result, minimize_damped
 
@@ -184,7 +185,9 @@ class KroneckerOptimizer:
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore a :meth:`state_dict` (arrays are copied)."""
+        """Restore a :meth:`state_dict` (arrays are copied), checked before anything changes."""
+        check_state_dict_keys(state_dict)
+        steps = check_steps(state_dict["steps"], 0)
         states = state_dict["state"]
         if len(states) != len(self.layers):
             raise ValueError(
@@ -201,7 +204,7 @@ class KroneckerOptimizer:
             {k: None if v is None else np.array(v, dtype=np.float64) for k, v in s.items()}
             for s in states
         ]
-        self.steps = int(state_dict["steps"])
+        self.steps = steps
 
 
 def minimize(

@@ -3,16 +3,33 @@ base class every generated optimizer class builds on.
 
 A generated module binds what symopt derived from its spec (the hyperparameters' domains, the
 prelude of scalars, the per-chunk update); this module runs it. Depends on NumPy only.
+
+The rules every target follows (symopt_c, symopt_torch and symopt_jax check the same things at
+the same moments, with messages of the same form):
+
+* aliasing: the arrays a step writes (parameters, state) must not share memory with each other
+  (ValueError naming both, at the step); an array a step only reads (a gradient, another input)
+  may share memory with anything, and the step reads its values from before the step (it gets a
+  copy when it overlaps an array the step writes);
+* step counters (``_api.check_counter``): t is an integer (TypeError otherwise, bools
+  included) in [t_start, 2**63 - 1] (ValueError otherwise), checked at every step; a
+  state_dict's ``steps`` likewise, in [0, 2**63 - 1 - t_start], checked when it is loaded;
+* ``load_state_dict`` checks everything (its keys, each parameter's state keys and shapes, the
+  hyperparameters' names, steps) before it changes anything: ValueError naming what is wrong.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from operator import is_
 
 import numpy as np
+
+from ._api import check_counter, check_state_dict_keys, check_steps
 
 #: The element-wise update runs over chunks of this many bytes per array, so that the chunks of
 #: all arrays and the scratch buffers stay in one core's cache, while each NumPy call still has
@@ -44,6 +61,65 @@ def check_array(name: str, a: np.ndarray, like: np.ndarray, *, writeable: bool =
         raise ValueError(f"{name} must be C-contiguous")
     if writeable and not a.flags.writeable:
         raise ValueError(f"{name} must be writeable (it is updated in place)")
+
+
+def span(a: np.ndarray) -> tuple[int, int]:
+    """Where an array's data starts and ends (addresses; strided arrays from their lowest to
+    their highest element)."""
+    start = a.__array_interface__["data"][0]
+    if a.flags.c_contiguous or not a.size:
+        return start, start + a.nbytes
+    reach = [(n - 1) * s for n, s in zip(a.shape, a.strides, strict=True)]
+    low, high = sum(r for r in reach if r < 0), sum(r for r in reach if r > 0)
+    return start + low, start + high + a.itemsize
+
+
+def owner(a: np.ndarray) -> np.ndarray | None:
+    """The array that allocated ``a``'s memory (NumPy points a view's ``base`` at it), or None
+    where the memory is another object's (a buffer, another library's tensor)."""
+    base = a if a.base is None else a.base
+    return base if isinstance(base, np.ndarray) and base.flags.owndata else None
+
+
+class Written:
+    """The arrays a step writes (``names``: how errors name them), checked to share no memory;
+    :meth:`overlaps` tells whether an input shares memory with one of them. Kept between steps
+    while the arrays are the same objects (:meth:`same`)."""
+
+    def __init__(self, names: list[str], arrays: list[np.ndarray]) -> None:
+        self.arrays = arrays
+        spans = sorted((*span(a), k) for k, a in enumerate(arrays) if a.nbytes)
+        for (_, end, j), (start, _, k) in zip(spans, spans[1:], strict=False):
+            if start < end:  # sorted by start: an overlap is between neighbours
+                raise ValueError(
+                    f"{names[j]} and {names[k]} share memory, and each is updated in place: "
+                    "give every parameter and state array memory of its own"
+                )
+        self.starts = [start for start, _, _ in spans]
+        self.ends = [end for _, end, _ in spans]
+        owners = [owner(a) for a in arrays]
+        #: None: some array's memory is another object's (inputs are compared by address).
+        self.owners = None if any(o is None for o in owners) else set(map(id, owners))
+
+    def same(self, arrays: list[np.ndarray]) -> bool:
+        return len(arrays) == len(self.arrays) and all(map(is_, arrays, self.arrays))
+
+    def overlaps(self, a: np.ndarray) -> bool:
+        """Whether ``a`` shares memory with a written array: by address, unless ``a``'s memory
+        was allocated for arrays none of the written ones views (the common case, nanoseconds)."""
+        own = owner(a)
+        if own is not None and self.owners is not None and id(own) not in self.owners:
+            return False
+        start, end = span(a)
+        # the last written span that starts before a ends; the spans are disjoint and sorted, so
+        # it ends last of those
+        last = bisect_right(self.starts, end - 1) - 1
+        return end > start and last >= 0 and self.ends[last] > start
+
+
+def unaliased(written: Written, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """``arrays`` (inputs of a step), each overlapping a written array replaced by a copy."""
+    return tuple(a.copy() if written.overlaps(a) else a for a in arrays)
 
 
 def checked_hyper(check: Callable[..., None], **hyper: float) -> dict[str, float]:
@@ -145,9 +221,14 @@ def check_arrays(arrays: dict[str, np.ndarray], inputs: int) -> None:
 def step_arrays(
     kernel: Kernel, scratch: int, arrays: dict[str, np.ndarray], inputs: int, scalars: tuple
 ) -> None:
-    """The functional step: check ``arrays`` (:func:`check_arrays`), update them in place."""
+    """The functional step: check ``arrays`` (:func:`check_arrays`), update them in place (an
+    input that shares memory with a written array read through a copy)."""
     check_arrays(arrays, inputs)
-    flat = tuple(a.reshape(-1) for a in arrays.values())
+    names = list(arrays)
+    values = list(arrays.values())
+    written = Written([names[0], *names[inputs + 1 :]], [values[0], *values[inputs + 1 :]])
+    values[1 : inputs + 1] = unaliased(written, values[1 : inputs + 1])
+    flat = tuple(a.reshape(-1) for a in values)
     run_kernel(kernel, scratch, [(flat, 0, arrays["w"].size)], scalars)
 
 
@@ -236,7 +317,8 @@ class Optimizer:
         arrays_in = [list(grads), *(list(a) for a in inputs)]
         hyper = self.hyper()
         self.check_inputs(arrays_in, hyper)
-        self.apply(self.params, arrays_in, self.state, self.t_start + self.steps, hyper)
+        cache = self.__dict__.setdefault("_cache", {})
+        self.apply(self.params, arrays_in, self.state, self.t_start + self.steps, hyper, cache)
         self.steps += 1
 
     @classmethod
@@ -249,19 +331,34 @@ class Optimizer:
         hyper: Mapping[str, float],
         cache: dict | None = None,
     ) -> None:
-        """One step at counter ``t`` of ``params`` in place, unchecked: ``inputs`` holds the
-        gradients (and any other input) per parameter, ``states`` each parameter's state
-        arrays by name, ``hyper`` every hyperparameter by name. ``cache``: what the caller
-        keeps for this class between steps (unused here)."""
-        scalars = cls.prelude(t, **hyper)
+        """One step at counter ``t`` of ``params`` in place: ``inputs`` holds the gradients (and
+        any other input) per parameter, ``states`` each parameter's state arrays by name,
+        ``hyper`` every hyperparameter by name (the arrays and the domains unchecked; the
+        counter and the aliasing checked, as the module says). ``cache``: what the caller keeps
+        for this class between steps (the written arrays, checked once while they stay)."""
+        scalars = cls.prelude(check_counter(t, cls.t_start), **hyper)
+        written = cls.written(params, states, {} if cache is None else cache)
         by_dtype: dict[np.dtype, list[Range]] = {}
         for i, p in enumerate(params):
             state = states[i]
-            arrays = (p, *(a[i] for a in inputs), *(state[n] for n in cls.state_names))
+            read = unaliased(written, [a[i] for a in inputs])
+            arrays = (p, *read, *(state[n] for n in cls.state_names))
             flat = tuple(a.reshape(-1) for a in arrays)
             by_dtype.setdefault(p.dtype, []).append((flat, 0, p.size))
         for ranges in by_dtype.values():
             run_kernel(cls.kernel, cls.scratch, ranges, scalars)
+
+    @staticmethod
+    def written(params: Sequence[np.ndarray], states: Sequence[Mapping], cache: dict) -> Written:
+        """The arrays a step writes (the parameters and their state arrays), checked to share
+        no memory when they are not those of the last step (kept in ``cache``)."""
+        outputs = [*params, *(a for state in states for a in state.values())]
+        written = cache.get("written")
+        if written is None or not written.same(outputs):
+            labels = [f"params[{i}]" for i in range(len(params))]
+            labels += [f"state[{i}][{n!r}]" for i, state in enumerate(states) for n in state]
+            written = cache["written"] = Written(labels, outputs)
+        return written
 
     def state_dict(self) -> dict:
         """A deep copy of everything needed to resume: steps, hyperparameters and state arrays."""
@@ -272,20 +369,22 @@ class Optimizer:
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore a :meth:`state_dict`; arrays are copied into this optimizer's own buffers."""
-        states = state_dict.get("state", [{} for _ in self.params])
+        """Restore a :meth:`state_dict`; arrays are copied into this optimizer's own buffers (in
+        their dtypes). Everything is checked before anything changes."""
+        check_state_dict_keys(state_dict)
+        steps = check_steps(state_dict["steps"], self.t_start)
+        states = state_dict["state"]
         if len(states) != len(self.params):
             raise ValueError(
                 f"state_dict has {len(states)} parameter states, expected {len(self.params)}"
             )
-        expected = sorted(self.state_names)
-        for i, (p, s) in enumerate(zip(self.params, states, strict=True)):
-            if sorted(s) != expected:
-                raise ValueError(f"state[{i}] has keys {sorted(s)}, expected {expected}")
+        for i, (own, s) in enumerate(zip(self.state, states, strict=True)):
+            if sorted(s) != sorted(own):
+                raise ValueError(f"state[{i}] has keys {sorted(s)}, expected {sorted(own)}")
             for k, v in s.items():
-                if np.shape(v) != p.shape:
+                if np.shape(v) != own[k].shape:
                     raise ValueError(
-                        f"state[{i}][{k!r}] has shape {np.shape(v)}, expected {p.shape}"
+                        f"state[{i}][{k!r}] has shape {np.shape(v)}, expected {own[k].shape}"
                     )
         for name in state_dict["hyper"]:
             if name not in self.defaults:
@@ -295,4 +394,4 @@ class Optimizer:
                 np.copyto(own[k], v)
         for name, value in state_dict["hyper"].items():
             setattr(self, name, value)
-        self.steps = int(state_dict["steps"])
+        self.steps = steps

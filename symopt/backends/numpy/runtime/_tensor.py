@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ._runtime import Optimizer, check_array
+from ._api import check_counter
+from ._runtime import Optimizer, unaliased
 
 #: ``update(w, g, state, scalars)``: one parameter's step, w and the state arrays in place.
 Update = Callable[[np.ndarray, np.ndarray, dict, tuple], None]
@@ -100,34 +101,15 @@ class TensorOptimizer(Optimizer):
         grads = list(grads)
         hyper = self.hyper()
         self.check_inputs([grads], hyper)
-        self.apply(self.params, [grads], self.state, self.t_start + self.steps, hyper)
+        cache = self.__dict__.setdefault("_cache", {})
+        self.apply(self.params, [grads], self.state, self.t_start + self.steps, hyper, cache)
         self.steps += 1
 
     @classmethod
     def apply(cls, params, inputs, states, t: int, hyper, cache: dict | None = None) -> None:
-        """One step at counter ``t``, unchecked (see ``Optimizer.apply``)."""
-        scalars = cls.prelude(t, **hyper)
-        for p, g, state in zip(params, inputs[0], states, strict=True):
+        """One step at counter ``t``, checked as ``Optimizer.apply`` checks it."""
+        scalars = cls.prelude(check_counter(t, cls.t_start), **hyper)
+        written = cls.written(params, states, {} if cache is None else cache)
+        grads = unaliased(written, inputs[0])
+        for p, g, state in zip(params, grads, states, strict=True):
             run_update(cls.update_for(p), p, g, state, scalars)
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Restore a :meth:`state_dict`; every array must have this optimizer's keys and shapes."""
-        states = state_dict.get("state", [])
-        if len(states) != len(self.params):
-            raise ValueError(
-                f"state_dict has {len(states)} parameter states, expected {len(self.params)}"
-            )
-        for i, (own, s) in enumerate(zip(self.state, states, strict=True)):
-            if sorted(s) != sorted(own):
-                raise ValueError(f"state[{i}] has keys {sorted(s)}, expected {sorted(own)}")
-            for k, v in s.items():
-                check_array(f"state[{i}][{k!r}]", np.asarray(v, dtype=own[k].dtype), own[k])
-        for name in state_dict["hyper"]:
-            if name not in self.defaults:
-                raise ValueError(f"unknown hyperparameter {name!r} in state_dict")
-        for own, s in zip(self.state, states, strict=True):
-            for k, v in s.items():
-                np.copyto(own[k], v)
-        for name, value in state_dict["hyper"].items():
-            setattr(self, name, value)
-        self.steps = int(state_dict["steps"])

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch.optim import Optimizer
 
-from ._runtime import check_fused, evaluate, without_grad
+from ._runtime import ElementwiseOptimizer, check_fused, check_loaded, evaluate, without_grad
 
 __all__ = ["ApiOptimizer"]
 
@@ -91,6 +91,27 @@ class ApiOptimizer(Optimizer):
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """torch.optim's, after ``_runtime.check_loaded``: a parameter's state may hold some of
+        the keys of this class's kernels (torch.optim's own checkpoints do; the others are
+        created when a step needs them), each state tensor shaped as the kernels shape it."""
+        kernels = list(dict.fromkeys(self.kernels.values()))
+        first = kernels[0]
+
+        def expected(p: torch.Tensor, group: dict) -> dict:
+            shapes: dict = {key: None for key in self.state_keys.values()}
+            for kernel in kernels:
+                if issubclass(kernel, ElementwiseOptimizer):
+                    values = self.values(group, p.dtype)
+                    meta = torch.empty_like(p, device="meta")
+                    state = kernel.initial_state(meta, values)
+                    for name, tensor in state.items():
+                        shapes[self.state_keys.get(name, name)] = tuple(tensor.shape)
+            return {**shapes, "step": None}
+
+        check_loaded(self, state_dict, expected, "step", first.t_start, every=False)
+        super().load_state_dict(state_dict)
 
     def values(self, group: Mapping, dtype: torch.dtype) -> dict:
         """A group's arguments and, by the spec's names, its hyperparameters and flags: tuples

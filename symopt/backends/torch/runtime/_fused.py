@@ -21,6 +21,7 @@ import array
 import ctypes
 import hashlib
 import importlib
+import operator
 import os
 import shlex
 import shutil
@@ -151,10 +152,31 @@ def unsupported(lists: list[list[torch.Tensor]], pointers: list[int], sizes: lis
     return None if contiguous else "non-contiguous tensors"
 
 
+def unshare(lists: list[list[torch.Tensor]], pointers: list[int], sizes: list[int]) -> None:
+    """The gradients (``lists[1]``) that overlap an array the kernel writes (the parameter or a
+    state of the same index) replaced by copies, in ``lists`` and ``pointers``: the kernel reads
+    an element after it wrote its neighbours. From the pointers :func:`unsupported` read (the
+    arrays of one index have one size: two spans of n elements overlap where they start less
+    than n elements apart). A column with no gradient that close costs one ``map``."""
+    count = len(sizes)
+    itemsize = lists[0][0].element_size()
+    grads = pointers[count : 2 * count]
+    largest = max(sizes) * itemsize
+    for k in (0, *range(2, len(lists))):
+        column = pointers[k * count : (k + 1) * count]
+        if min(map(abs, map(operator.sub, column, grads))) >= largest:
+            continue
+        for i, (start, grad, size) in enumerate(zip(column, grads, sizes, strict=True)):
+            if abs(start - grad) < size * itemsize:
+                lists[1][i] = lists[1][i].clone()
+                grads[i] = pointers[count + i] = lists[1][i].data_ptr()
+
+
 def run(name: str, lists: list[list[torch.Tensor]], scalars: tuple[float, ...]) -> str | None:
     """One fused step of kernel ``name`` over ``lists`` (the kernel's arrays in order, one list
-    of tensors each, all of one device and dtype), in place; ``scalars`` its ``_s0, _s1, ...``.
-    Returns None, or why the group was not run (the caller runs the foreach path)."""
+    of tensors each, all of one device and dtype: w, g, then the state), in place; ``scalars``
+    its ``_s0, _s1, ...``. Returns None, or why the group was not run (the caller runs the
+    foreach path)."""
     pointers: list[int] = []
     lengths: list[int] = []
     why = unsupported(lists, pointers, lengths)
@@ -164,6 +186,7 @@ def run(name: str, lists: list[list[torch.Tensor]], scalars: tuple[float, ...]) 
             _warned.add(key)
             warnings.warn(f"fused=True: {why} run the foreach path instead", stacklevel=4)
         return why
+    unshare(lists, pointers, lengths)
     first = lists[0][0]
     if first.is_cpu:
         tables = array.array(POINTER_CODE, pointers)

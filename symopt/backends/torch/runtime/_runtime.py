@@ -6,6 +6,18 @@ the update); this class runs them: param groups, hyperparameter checks, state in
 step counting, grouping of tensors by device, dtype and step count, scratch buffers kept between
 steps (so that a step allocates no memory), and the choice of the foreach or single-tensor path.
 
+The rules of every target (symopt_numpy's ``_runtime`` states them; here with torch's state):
+
+* aliasing: a gradient may share memory with its parameter or the parameter's state tensors,
+  and the step reads its values from before the step (it gets a copy); the parameters and the
+  state tensors are torch.optim's to keep apart (each its own memory);
+* step counters: the counter a step runs with is in [t_start, 2**63 - 1] (ValueError at the
+  step otherwise); a loaded state's counter (``state[p][step]``: the steps taken) must be a
+  whole number in [0, 2**63 - 1 - t_start] (TypeError, ValueError) when it is loaded;
+* ``load_state_dict`` checks, before anything changes, each parameter's state keys (another
+  optimizer's state names keys this one does not have: ValueError naming them), counters and
+  the shapes of the state tensors.
+
 Depends on torch only.
 """
 
@@ -24,6 +36,7 @@ __all__ = [
     "ElementwiseOptimizer",
     "advance",
     "check_fused",
+    "check_loaded",
     "evaluate",
     "gradients",
     "prepare_state",
@@ -31,6 +44,11 @@ __all__ = [
     "without_grad",
     "zero_dim",
 ]
+
+
+#: The largest step counter (the C target takes t as a 64-bit C long; every target refuses what
+#: one refuses).
+T_MAX = 2**63 - 1
 
 
 def zero_dim(like: torch.Tensor, *values: float) -> tuple[torch.Tensor, ...]:
@@ -112,6 +130,19 @@ class ElementwiseOptimizer(Optimizer):
         group = self.param_groups[-1]
         type(self).check_hyper(*(float(group[name]) for name in self.hyperparameters))
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        """torch.optim's, after :func:`check_loaded` (a parameter's state has all of this
+        optimizer's keys, shaped as it shapes them, or none)."""
+        cls = type(self)
+
+        def expected(p: torch.Tensor, group: dict) -> dict:
+            meta = torch.empty_like(p, device="meta")
+            state = cls.initial_state(meta, {h: group[h] for h in cls.hyperparameters})
+            return {**{k: tuple(v.shape) for k, v in state.items()}, cls.step_key: None}
+
+        check_loaded(self, state_dict, expected, cls.step_key, cls.t_start, every=True)
+        super().load_state_dict(state_dict)
+
     @torch.compiler.disable  # a compiled training step runs it eagerly (a graph break)
     @without_grad
     def step(self, closure=None):
@@ -171,9 +202,13 @@ class ElementwiseOptimizer(Optimizer):
         for (_, _, steps), rows in buckets.items():
             columns = list(zip(*rows, strict=True))
             lists = [list(columns[i]) for i in order]
-            scalars = cls.scalars(cls.t_start + steps - 1, *hyper)
+            t = cls.t_start + steps - 1
+            if not cls.t_start <= t <= T_MAX:
+                raise ValueError(f"the step counter t must be in [{cls.t_start}, {T_MAX}], got {t}")
+            scalars = cls.scalars(t, *hyper)
             if fused and _fused.run(cls.fused_kernel, lists, cls.fused_scalars(scalars)) is None:
-                continue
+                continue  # it copies a gradient that overlaps an array it writes
+            unshare(columns[1], columns[0], columns[2:], lists[order.index(1)])
             scratch = [cls.scratch_for(opt, p) for p in lists[0]]
             lists += [list(buffers) for buffers in zip(*scratch, strict=True)]
             if foreach:
@@ -217,6 +252,73 @@ class ElementwiseOptimizer(Optimizer):
             )
             store[p] = buffers
         return list(buffers)
+
+
+def unshare(grads: tuple, params: tuple, states: list[tuple], out: list[torch.Tensor]) -> None:
+    """``out`` (the gradients' list of a step) with a copy of each gradient that shares storage
+    with its parameter or one of its state tensors: in place, the step would read values it has
+    already written. One set test where no gradient shares storage with anything written."""
+    at = [g.untyped_storage().data_ptr() for g in grads]
+    written = [[t.untyped_storage().data_ptr() for t in column] for column in (params, *states)]
+    if set(at).isdisjoint([ptr for column in written for ptr in column]):
+        return
+    for column in written:
+        for i, (grad, ptr) in enumerate(zip(at, column, strict=True)):
+            if grad == ptr and out[i] is grads[i]:
+                out[i] = grads[i].clone()
+
+
+def steps_taken(where: str, value: object, t_start: int) -> int:
+    """A loaded step counter (the steps taken: an int, or torch.optim's 0-d float tensor) as an
+    int, once the next step's counter ``t_start + steps`` is one the steps take."""
+    number = value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise TypeError(f"{where} (steps taken) must be an integer, got {value!r}")
+    if not 0 <= number <= T_MAX - t_start:
+        raise ValueError(f"{where} (steps taken) must be in [0, {T_MAX - t_start}], got {number}")
+    return number
+
+
+def check_loaded(
+    opt: Optimizer,
+    state_dict: Mapping,
+    expected: Callable[[torch.Tensor, dict], Mapping[str, tuple | None]],
+    counter: str,
+    t_start: int,
+    *,
+    every: bool,
+) -> None:
+    """ValueError (TypeError for a counter that is no number) for a state_dict that
+    ``opt.load_state_dict`` would take but no step could run: a parameter's state with a key
+    ``expected(p, group)`` lacks (its keys -> the shape of the state tensor, None: unchecked; all
+    of them when ``every``), a state tensor of another shape, a bad step counter. Parameters are
+    matched as torch.optim matches them (in order); what torch.optim refuses is left to it."""
+    if not isinstance(state_dict, Mapping) or set(state_dict) != {"state", "param_groups"}:
+        keys = sorted(state_dict) if isinstance(state_dict, Mapping) else type(state_dict)
+        raise ValueError(f"state_dict has keys {keys}, expected ['param_groups', 'state']")
+    saved = [i for group in state_dict["param_groups"] for i in group["params"]]
+    ours = [(p, group) for group in opt.param_groups for p in group["params"]]
+    for i, (p, group) in zip(saved, ours, strict=False):
+        state = state_dict["state"].get(i)
+        if not state:
+            continue
+        shapes = expected(p, group)
+        missing = every and shapes.keys() - state.keys()
+        if missing or not state.keys() <= shapes.keys():
+            some = "" if every else "some of "
+            raise ValueError(
+                f"state[{i}] has keys {sorted(state)}, expected {some}{sorted(shapes)}"
+            )
+        for key, value in state.items():
+            if key == counter:
+                steps_taken(f"state[{i}][{key!r}]", value, t_start)
+            elif shapes[key] is not None and tuple(getattr(value, "shape", ())) != shapes[key]:
+                raise ValueError(
+                    f"state[{i}][{key!r}] has shape {tuple(getattr(value, 'shape', ()))}, "
+                    f"expected {shapes[key]}"
+                )
 
 
 def check_fused(name: str, foreach: bool | None, fused: bool | None) -> None:
