@@ -83,7 +83,7 @@ RUNTIME_IMPORTS = frozenset(
 #: from the templates.
 C_MACROS = frozenset(
     """
-    h t_start armijo auto backtrack cg cg_forcing converged exact exact_max_n fail gradient
+    h armijo auto backtrack cg cg_forcing converged exact exact_max_n fail gradient
     hyper_defaults k_easy k_hard max_backtracks max_factorisations max_iter minimize_work
     min_radius not_finite not_positive_definite on_indefinite out_of_memory psd_tol
     radius_collapsed saddle_point solve step_work stopped subproblem

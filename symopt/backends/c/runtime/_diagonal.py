@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _arrays, _lib
+from ._api import check_state_dict_keys
 
 _bound: dict = {}
 
@@ -164,9 +165,7 @@ class DiagonalOptimizer:
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a :meth:`state_dict` (checked before anything changes)."""
-        if not isinstance(state_dict, dict) or sorted(state_dict) != ["hyper", "steps"]:
-            keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict)
-            raise ValueError(f"state_dict has keys {keys}, expected ['hyper', 'steps']")
+        check_state_dict_keys(state_dict, ("steps", "hyper"))
         steps = _lib.check_steps(state_dict["steps"], 0)
         for name in state_dict["hyper"]:
             if name not in self.DEFAULTS:
