@@ -93,7 +93,8 @@ C_MACROS = frozenset(
 #: of that name would overwrite them.
 RUNTIME_MODULES = frozenset(
     """
-    api runtime fused triton triton_launch csrc tensor curvature second_order dense subproblem
+    api runtime runtime_internal runtime_dense runtime_newton runtime_radius fused triton
+    triton_launch csrc tensor curvature second_order dense subproblem
     arrays lib optimizer diagonal c_support numpy_support jax_support torch_support
     fused_support jax_problems conftest tests specs
     """.split()

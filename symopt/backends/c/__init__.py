@@ -40,6 +40,10 @@ from symopt.spec.tensor import CONDITIONAL, FIRST_GRADIENT, SCALAR_STATE, WHOLE_
 STATIC = (
     ("runtime.h", "c/include/symopt/runtime.h", "//"),
     ("runtime.c", "c/src/runtime.c", "//"),
+    ("runtime_internal.h", "c/src/runtime_internal.h", "//"),
+    ("runtime_dense.c", "c/src/runtime_dense.c", "//"),
+    ("runtime_newton.c", "c/src/runtime_newton.c", "//"),
+    ("runtime_radius.c", "c/src/runtime_radius.c", "//"),
     ("_lib.py", f"c/{PACKAGE}/_lib.py", "#"),
     ("_arrays.py", f"c/{PACKAGE}/_arrays.py", "#"),
     ("_optimizer.py", f"c/{PACKAGE}/_optimizer.py", "#"),

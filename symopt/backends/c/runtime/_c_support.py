@@ -104,7 +104,7 @@ def snapshot(opt):
 
 
 def sanitized_driver(name, folder, *, element_wise=True):
-    """tests/driver_NAME.c and src/NAME.c (with src/runtime.c) built with AddressSanitizer and
+    """tests/driver_NAME.c and src/NAME.c (with src/runtime*.c) built with AddressSanitizer and
     UndefinedBehaviorSanitizer into folder; skips where the compiler cannot.
 
     Element-wise drivers run every size on the parallel path (SYMOPT_PARALLEL_MIN=1), so with
@@ -118,7 +118,7 @@ def sanitized_driver(name, folder, *, element_wise=True):
         _lib.compile_c(folder / "probe", [probe], flags=_lib.SANITIZE_FLAGS, shared=False, cc=cc)
     except _lib.BuildError as exc:
         pytest.skip(f"the C compiler cannot build with sanitizers here: {exc}")
-    sources = [_lib.ROOT / "src" / f"{name}.c", _lib.ROOT / "src" / "runtime.c"]
+    sources = [_lib.ROOT / "src" / f"{name}.c", *sorted((_lib.ROOT / "src").glob("runtime*.c"))]
     sources.append(_lib.ROOT / "tests" / f"driver_{name}.c")
     driver = folder / f"driver_{name}"
     flags = _lib.SANITIZE_FLAGS

@@ -1,7 +1,7 @@
 """What the dense second-order modules of symopt_c (Newton, trust region) share: the ctypes
 structures of the C runtime (include/symopt/runtime.h), the bindings of a module's C functions,
 and the Python side of each function. A generated module binds its spec's prefix, constants and
-hyperparameters, and documents its functions; the algorithms are in src/runtime.c."""
+hyperparameters, and documents its functions; the algorithms are in src/runtime_*.c."""
 
 from __future__ import annotations
 

@@ -113,7 +113,8 @@ def objects(flags: tuple[str, ...], cc: list[str]) -> list[Path]:
     and flags (kept in the user's cache folder, else build/): regenerating or editing one
     kernel recompiles that kernel only, and copies of the package share the objects."""
     headers = b"".join(
-        p.name.encode() + b"\0" + p.read_bytes() for p in sorted((ROOT / "include").rglob("*.h"))
+        p.name.encode() + b"\0" + p.read_bytes()
+        for p in sorted([*(ROOT / "include").rglob("*.h"), *(ROOT / "src").glob("*.h")])
     )
     key = repr((cc, CFLAGS, flags, sys.platform)).encode() + headers
     candidates = (cache_folder() / "objects", ROOT / "build" / "objects")

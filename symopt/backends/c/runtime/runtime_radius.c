@@ -1,0 +1,580 @@
+// symopt's C runtime, the trust-region method with its More-Sorensen and Steihaug-CG subproblem
+// solvers (see include/symopt/runtime.h). The algorithm is the NumPy target's, line for line.
+#include "runtime_internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+// out = H v, the undamped curvature along v.
+static void rt_curvature(size_t n, const double *H, const double *v, double *out)
+{
+    size_t i;
+    size_t j;
+    for (i = 0; i < n; ++i) {
+        double s = 0.0;
+        for (j = 0; j < n; ++j) {
+            s += H[i * n + j] * v[j];
+        }
+        out[i] = s;
+    }
+}
+
+// out = A v for the system matrix A of the model (with damping lam).
+static void rt_system_times(
+    const symopt_runtime_model *model, size_t n, const double *H, double lam, const double *v, double *out)
+{
+    size_t i;
+    size_t j;
+    for (i = 0; i < n; ++i) {
+        double s = 0.0;
+        for (j = 0; j < n; ++j) {
+            s += model->system(n, H, lam, i, j) * v[j];
+        }
+        out[i] = s;
+    }
+}
+
+double symopt_runtime_radius_update(
+    const symopt_runtime_radius_hyper *hyper, double radius, double rho, double step_norm,
+    int on_boundary)
+{
+    const symopt_runtime_radius_hyper *h = hyper;
+    // rho < shrink_below: r <- shrink ||d||
+    if (rho < h->shrink_below) {
+        return h->shrink * step_norm;
+    }
+    // rho > expand_above, d on the boundary: r <- min(max(r, expand ||d||), max_radius)
+    if (rho > h->expand_above && on_boundary) {
+        return rt_min(rt_max(radius, h->expand * step_norm), h->max_radius);
+    }
+    return radius;
+}
+
+// A guess inside the bracket [lb, ub] (Conn, Gould & Toint 7.3.14):
+// max(sqrt(lb ub), lb + 0.01 (ub - lb)); a bracket collapsed onto -lam_min(H) (g ~ 0, or
+// rounding) is reopened by margin.
+static double rt_inside(double lb, double ub, double margin)
+{
+    if (ub <= lb) {
+        ub = lb + margin;
+    }
+    return rt_max(sqrt(fabs(lb * ub)), lb + 0.01 * (ub - lb));
+}
+
+// An upper bound on the smallest eigenvalue of A after its Cholesky factorisation failed at
+// column k with this pivot (More & Sorensen 1983): with l = L[k, :k], L_k the leading k x k block
+// and v = (-L_k^-T l, 1, 0, ...), v^T A v = pivot <= 0, so lam_min(A) <= pivot / ||v||^2.
+// w: k doubles of scratch.
+static double rt_negative_curvature_bound(
+    size_t n, const double *L, size_t k, double pivot, double *w)
+{
+    size_t j;
+    for (j = 0; j < k; ++j) {
+        w[j] = -L[k * n + j];
+    }
+    symopt_runtime_backward(k, n, L, w);
+    return pivot / (1.0 + rt_dot(k, w, w));
+}
+
+// An estimate s of the smallest singular value of L^T and a unit z with ||L^T z|| ~ s: the
+// LINPACK estimator (Cline, Moler, Stewart & Wilkinson 1979). Pick e in {+1, -1}^n making the
+// solution w of L w = e large, then solve L^T v = w; s = ||w|| / ||v||, z = v / ||v||. In the hard
+// case z is the direction of least curvature: z^T A z = ||L^T z||^2 ~ s^2. p: n doubles of scratch.
+static double rt_smallest_singular_pair(size_t n, const double *L, double *p, double *z)
+{
+    size_t i;
+    size_t k;
+    double w_norm;
+    double v_norm;
+    for (i = 0; i < n; ++i) {
+        p[i] = 0.0;
+    }
+    for (k = 0; k < n; ++k) {
+        // w_k = (+-1 - p_k) / L_kk, the sign with the larger |w_k| + sum_{i>k} |p_i + L_ik w_k|
+        const double wp = (1.0 - p[k]) / L[k * n + k];
+        const double wm = (-1.0 - p[k]) / L[k * n + k];
+        double sp = 0.0;
+        double sm = 0.0;
+        for (i = k + 1; i < n; ++i) {
+            sp += fabs(p[i] + L[i * n + k] * wp);
+            sm += fabs(p[i] + L[i * n + k] * wm);
+        }
+        z[k] = fabs(wp) + sp >= fabs(wm) + sm ? wp : wm;
+        // p_i += L_ik w_k, for i > k
+        for (i = k + 1; i < n; ++i) {
+            p[i] += L[i * n + k] * z[k];
+        }
+    }
+    w_norm = sqrt(rt_dot(n, z, z));
+    // L^T v = w
+    symopt_runtime_backward(n, n, L, z);
+    v_norm = sqrt(rt_dot(n, z, z));
+    for (i = 0; i < n; ++i) {
+        z[i] /= v_norm;
+    }
+    return w_norm / v_norm;
+}
+
+// The roots ta <= tb of ||z + t p|| = radius: (p^T p) t^2 + 2 (z^T p) t + z^T z - r^2 = 0, both
+// without cancellation.
+static void rt_boundary_taus(
+    size_t n, const double *z, const double *p, double radius, double *ta, double *tb)
+{
+    const double a = rt_dot(n, p, p);
+    const double b = 2.0 * rt_dot(n, z, p);
+    const double c = rt_dot(n, z, z) - radius * radius;
+    const double sq = sqrt(rt_max(b * b - 4.0 * a * c, 0.0));
+    const double aux = b + copysign(sq, b);
+    double lo;
+    double hi;
+    if (aux == 0.0) {
+        *ta = 0.0;
+        *tb = 0.0;
+        return;
+    }
+    lo = -aux / (2.0 * a);
+    hi = -2.0 * c / aux;
+    *ta = lo <= hi ? lo : hi;
+    *tb = lo <= hi ? hi : lo;
+}
+
+int symopt_runtime_radius_step(
+    const symopt_runtime_model *model, size_t n, const double *H, const double *g, double radius, double lam_lower, double k_easy,
+    double k_hard, int max_factorisations, double *d, double *lam_out, double *predicted,
+    double *work, symopt_runtime_radius_step_info *info)
+{
+    // Workspace: the Cholesky factor, then three vectors.
+    double *L = work;
+    double *w = L + n * n;
+    double *p = w + n;
+    double *z = p + n;
+    double *Ad = z + n;
+    const double g_norm = sqrt(rt_dot(n, g, g));
+    double gersh_lo = HUGE_VAL;
+    double gersh_hi = -HUGE_VAL;
+    double h_fro = 0.0;
+    double h_inf = -HUGE_VAL;
+    double min_diag = HUGE_VAL;
+    double lam_lb;
+    double lam_ub;
+    double margin;
+    double tiny_g;
+    double lam;
+    double lam_d = 0.0; // the multiplier d was computed with
+    double pivot = 0.0;
+    int fail;
+    int factorisations = 0;
+    int converged = 0;
+    int hard_case = 0;
+    size_t i;
+    size_t j;
+    for (i = 0; i < n; ++i) {
+        d[i] = 0.0;
+    }
+    if (n == 0) {
+        *lam_out = 0.0;
+        *predicted = 0.0;
+        if (info != NULL) {
+            info->lam_lower = 0.0;
+            info->on_boundary = 0;
+            info->hard_case = 0;
+            info->inner = 0;
+        }
+        return 0;
+    }
+    // Gershgorin's discs H_ii -+ sum_{j != i} |H_ij| hold the eigenvalues of H; ||H||_F and
+    // ||H||_inf bound them too.
+    for (i = 0; i < n; ++i) {
+        const double diag = H[i * n + i];
+        double row = 0.0;
+        double off;
+        for (j = 0; j < n; ++j) {
+            row += fabs(H[i * n + j]);
+            h_fro += H[i * n + j] * H[i * n + j];
+        }
+        off = row - fabs(diag);
+        gersh_lo = rt_min(gersh_lo, diag - off);
+        gersh_hi = rt_max(gersh_hi, diag + off);
+        h_inf = rt_max(h_inf, row);
+        min_diag = rt_min(min_diag, diag);
+    }
+    h_fro = sqrt(h_fro);
+    // CGT 7.3.8: ||g|| / r - lam_max(H) <= lam* <= ||g|| / r - lam_min(H), lam* >= -H_ii
+    lam_ub = rt_max(
+        0.0, g_norm / radius + rt_min(rt_min(-gersh_lo, h_fro), h_inf));
+    lam_lb = rt_max(rt_max(0.0, -min_diag),
+        g_norm / radius - rt_min(rt_min(gersh_hi, h_fro), h_inf));
+    lam_lb = rt_max(lam_lb, lam_lower);
+    margin = sqrt(DBL_EPSILON) * rt_max(1.0, h_inf);
+    lam = lam_lb == 0.0 ? 0.0 : rt_inside(lam_lb, lam_ub, margin);
+    tiny_g = (double)n * DBL_EPSILON * h_inf; // below this, L^-1 g is not reliable
+    fail = symopt_runtime_cholesky(model, n, H, lam, L, &pivot);
+    factorisations += 1;
+    for (;;) {
+        if (fail) {
+            // H + lam I is indefinite, so lam < -lam_min(H) <= lam*: raise the lower bound
+            const double bound
+                = rt_negative_curvature_bound(n, L, (size_t)(fail - 1), pivot, w);
+            lam_lb = rt_max(lam_lb, lam - bound);
+            lam = rt_inside(lam_lb, lam_ub, margin);
+        } else if (g_norm <= tiny_g) {
+            // g ~ 0: a boundary step along the least-curvature direction solves the subproblem
+            double s_min;
+            if (lam == 0.0) {
+                for (i = 0; i < n; ++i) {
+                    d[i] = 0.0;
+                }
+                converged = 1;
+                break;
+            }
+            s_min = rt_smallest_singular_pair(n, L, p, z);
+            for (i = 0; i < n; ++i) {
+                d[i] = radius * z[i];
+            }
+            lam_d = lam;
+            if (s_min * s_min <= k_hard * lam) {
+                hard_case = 1;
+                converged = 1;
+                break;
+            }
+            lam_ub = lam;
+            lam_lb = rt_max(lam_lb, lam - s_min * s_min);
+            lam = rt_inside(lam_lb, lam_ub, margin);
+        } else {
+            double d_norm;
+            double lam_newton;
+            // the derived system, with the factor of its matrix
+            symopt_runtime_solve(model, n, L, g, d);
+            lam_d = lam;
+            d_norm = sqrt(rt_dot(n, d, d));
+            if (d_norm <= radius && lam == 0.0) {
+                converged = 1; // interior: the Newton step itself
+                break;
+            }
+            // Newton on phi: lam+ = lam + (||d|| / ||w||)^2 (||d|| - r) / r, L w = d (N&W 4.44)
+            for (i = 0; i < n; ++i) {
+                w[i] = d[i];
+            }
+            symopt_runtime_forward(n, L, w);
+            lam_newton = lam
+                + (d_norm * d_norm / rt_dot(n, w, w)) * (d_norm - radius) / radius;
+            if (d_norm > radius) {
+                lam_lb = lam; // ||d(.)|| decreases in lam, so lam < lam*
+                if (d_norm - radius <= k_easy * radius) {
+                    converged = 1;
+                    break;
+                }
+                lam = lam_newton <= lam_ub ? lam_newton
+                                            : rt_inside(lam_lb, lam_ub, margin);
+            } else {
+                // lam too large, or the hard case: try to reach the boundary along z
+                double ta;
+                double tb;
+                double tau;
+                const double s_min = rt_smallest_singular_pair(n, L, p, z);
+                rt_boundary_taus(n, d, z, radius, &ta, &tb);
+                tau = fabs(ta) < fabs(tb) ? ta : tb;
+                // More-Sorensen: accept if tau^2 s^2 <= k_hard (d^T (H + lam I) d + lam r^2)
+                rt_system_times(model, n, H, lam, d, Ad);
+                if (tau * tau * s_min * s_min
+                    <= k_hard * (rt_dot(n, d, Ad) + lam * radius * radius)) {
+                    for (i = 0; i < n; ++i) {
+                        d[i] = d[i] + tau * z[i];
+                    }
+                    hard_case = 1;
+                    converged = 1;
+                    break;
+                }
+                lam_ub = lam;
+                lam_lb = rt_max(lam_lb, lam - s_min * s_min);
+                lam = lam_newton > lam_lb ? lam_newton
+                                           : rt_inside(lam_lb, lam_ub, margin);
+            }
+        }
+        if (factorisations >= max_factorisations) {
+            const double d_norm = sqrt(rt_dot(n, d, d));
+            if (d_norm > radius) {
+                // d = -(H + lam I)^-1 g with H + lam I > 0: m(t d) < m(0) for 0 < t <= 1
+                for (i = 0; i < n; ++i) {
+                    d[i] = d[i] * (radius / d_norm);
+                }
+            } else if (d_norm == 0.0 && g_norm > tiny_g) {
+                // no step yet: H + lam_ub I is positive definite (lam_ub >= -lam_min(H) + ||g|| / r
+                // by Gershgorin) and its step lies inside the region
+                lam_d = lam_ub;
+                symopt_runtime_cholesky(model, n, H, lam_d, L, NULL);
+                factorisations += 1;
+                symopt_runtime_solve(model, n, L, g, d);
+            }
+            break;
+        }
+        fail = symopt_runtime_cholesky(model, n, H, lam, L, &pivot);
+        factorisations += 1;
+    }
+    rt_curvature(n, H, d, Ad);
+    *lam_out = lam_d;
+    *predicted = model->predicted(n, g, d, Ad);
+    if (info != NULL) {
+        info->lam_lower = lam_lb;
+        info->on_boundary = !(lam_d == 0.0 && sqrt(rt_dot(n, d, d)) < radius);
+        info->hard_case = hard_case;
+        info->inner = factorisations;
+    }
+    return converged ? 0 : 1;
+}
+
+void symopt_runtime_radius_cg_step(
+    const symopt_runtime_model *model, size_t n, const double *H, const double *g, double radius, double tol, long max_iter, double *d,
+    double *predicted, double *work, symopt_runtime_radius_step_info *info)
+{
+    // Workspace: the residual r = H d + g, the direction p, H p and H d.
+    double *r = work;
+    double *p = r + n;
+    double *hp = p + n;
+    double *hd = hp + n;
+    double rr;
+    int on_boundary = 0;
+    long it;
+    long inner = max_iter;
+    size_t i;
+    for (i = 0; i < n; ++i) {
+        d[i] = 0.0;
+        r[i] = g[i];
+        p[i] = -g[i];
+    }
+    rr = rt_dot(n, r, r);
+    for (it = 0; it < max_iter; ++it) {
+        double php;
+        double alpha;
+        double ta;
+        double tb;
+        double zz = 0.0;
+        rt_curvature(n, H, p, hp);
+        php = rt_dot(n, p, hp);
+        if (php <= 0.0) {
+            // curvature <= 0 along p: to the boundary, at the root with the lower model value
+            double gd_a = 0.0;
+            double dhd_a = 0.0;
+            double gd_b = 0.0;
+            double dhd_b = 0.0;
+            double t;
+            rt_boundary_taus(n, d, p, radius, &ta, &tb);
+            for (i = 0; i < n; ++i) {
+                // m(d + t p) - m(0) = g^T (d + t p) + (d + t p)^T H (d + t p) / 2, with
+                // H (d + t p) = (r - g) + t H p
+                const double da = d[i] + ta * p[i];
+                const double db = d[i] + tb * p[i];
+                gd_a += g[i] * da;
+                dhd_a += da * ((r[i] - g[i]) + ta * hp[i]);
+                gd_b += g[i] * db;
+                dhd_b += db * ((r[i] - g[i]) + tb * hp[i]);
+            }
+            t = gd_b + 0.5 * dhd_b < gd_a + 0.5 * dhd_a ? tb : ta;
+            for (i = 0; i < n; ++i) {
+                d[i] = d[i] + t * p[i];
+                hd[i] = (r[i] - g[i]) + t * hp[i];
+            }
+            on_boundary = 1;
+            inner = it + 1;
+            break;
+        }
+        alpha = rr / php;
+        for (i = 0; i < n; ++i) {
+            const double zi = d[i] + alpha * p[i];
+            zz += zi * zi;
+        }
+        if (zz >= radius * radius) {
+            // the next iterate leaves the region: stop on the boundary along p
+            rt_boundary_taus(n, d, p, radius, &ta, &tb);
+            for (i = 0; i < n; ++i) {
+                d[i] = d[i] + tb * p[i];
+                hd[i] = (r[i] - g[i]) + tb * hp[i];
+            }
+            on_boundary = 1;
+            inner = it + 1;
+            break;
+        }
+        for (i = 0; i < n; ++i) {
+            d[i] = d[i] + alpha * p[i];
+            r[i] = r[i] + alpha * hp[i];
+        }
+        {
+            const double rr_next = rt_dot(n, r, r);
+            if (sqrt(rr_next) <= tol) {
+                inner = it + 1;
+                break;
+            }
+            // p = -r + beta p, beta = ||r+||^2 / ||r||^2
+            for (i = 0; i < n; ++i) {
+                p[i] = -r[i] + (rr_next / rr) * p[i];
+            }
+            rr = rr_next;
+        }
+    }
+    if (!on_boundary) {
+        for (i = 0; i < n; ++i) {
+            hd[i] = r[i] - g[i];
+        }
+    }
+    *predicted = model->predicted(n, g, d, hd);
+    if (info != NULL) {
+        info->lam_lower = 0.0;
+        info->on_boundary = on_boundary;
+        info->hard_case = 0;
+        info->inner = (int)inner;
+    }
+}
+
+int symopt_runtime_radius_minimize(
+    const symopt_runtime_model *model, size_t n, double *x, symopt_objective objective, void *user,
+    const symopt_runtime_radius_hyper *hyper, int subproblem, int check_second_order, double gtol,
+    long max_iter, double *work, symopt_runtime_radius_result *result)
+{
+    const symopt_runtime_radius_hyper *h = hyper;
+    double *own = NULL;
+    double *H;
+    double *g;
+    double *d;
+    double *x_new;
+    double *step_work;
+    double f = NAN;
+    double g0_norm;
+    double radius = h->radius0;
+    double lam_lower = 0.0; // after a rejection r shrinks and lam* only grows: keep the bound
+    int have_h = 0; // H holds the Hessian at x
+    int status = SYMOPT_RUNTIME_MAX_ITER;
+    long k = 0;
+    size_t i;
+    memset(result, 0, sizeof *result);
+    if (work == NULL) {
+        const size_t most = SIZE_MAX / sizeof(double);
+        if (n > most || n > most / 2 / (n + 7)) {
+            result->status = SYMOPT_RUNTIME_OUT_OF_MEMORY; // the size overflows
+            return result->status;
+        }
+        own = malloc(SYMOPT_RUNTIME_RADIUS_MINIMIZE_WORK(n) * sizeof(double) + 1);
+        if (own == NULL) {
+            result->status = SYMOPT_RUNTIME_OUT_OF_MEMORY;
+            return result->status;
+        }
+        work = own;
+    }
+    H = work;
+    g = H + n * n;
+    d = g + n;
+    x_new = d + n;
+    step_work = x_new + n;
+    if (subproblem == SYMOPT_RUNTIME_AUTO) {
+        subproblem = n <= model->exact_max_n ? SYMOPT_RUNTIME_EXACT
+                                                         : SYMOPT_RUNTIME_CG;
+    }
+    for (i = 0; i < n; ++i) {
+        g[i] = 0.0;
+    }
+    result->nfev = 1;
+    result->ngev = 1;
+    if (objective(n, x, &f, g, NULL, user) != 0) {
+        status = SYMOPT_RUNTIME_STOPPED;
+        goto done;
+    }
+    g0_norm = sqrt(rt_dot(n, g, g));
+    for (;;) {
+        const double g_norm = sqrt(rt_dot(n, g, g));
+        symopt_runtime_radius_step_info info;
+        double pred;
+        double f_new;
+        double rho;
+        double new_radius;
+        double x_scale;
+        if (!(isfinite(f) && isfinite(g_norm))) {
+            status = SYMOPT_RUNTIME_NOT_FINITE;
+            break;
+        }
+        if (g_norm <= gtol) {
+            status = SYMOPT_RUNTIME_CONVERGED;
+            break;
+        }
+        if (k >= max_iter) {
+            break;
+        }
+        // r < MIN_RADIUS max(1, ||x||): no representable progress
+        x_scale = rt_max(1.0, sqrt(rt_dot(n, x, x)));
+        if (radius < model->min_radius * x_scale) {
+            status = SYMOPT_RUNTIME_RADIUS_COLLAPSED;
+            break;
+        }
+        if (!have_h) {
+            // the Hessian at x, evaluated once per accepted point
+            result->nhev += 1;
+            if (objective(n, x, NULL, NULL, H, user) != 0) {
+                status = SYMOPT_RUNTIME_STOPPED;
+                break;
+            }
+            have_h = 1;
+        }
+        if (subproblem == SYMOPT_RUNTIME_EXACT) {
+            double lam;
+            symopt_runtime_radius_step(
+                model, n, H, g, radius, lam_lower, model->k_easy, model->k_hard,
+                model->max_factorisations, d, &lam, &pred, step_work, &info);
+        } else {
+            // CG's residual target min(CG_FORCING, sqrt(||g|| / ||g0||)) ||g||
+            const double tol
+                = rt_min(model->cg_forcing, sqrt(g_norm / g0_norm)) * g_norm;
+            symopt_runtime_radius_cg_step(
+                model, n, H, g, radius, tol, 2 * (long)n, d, &pred, step_work, &info);
+        }
+        for (i = 0; i < n; ++i) {
+            x_new[i] = x[i] + d[i];
+        }
+        result->nfev += 1;
+        if (objective(n, x_new, &f_new, NULL, NULL, user) != 0) {
+            status = SYMOPT_RUNTIME_STOPPED;
+            break;
+        }
+        // rho = (f(x) - f(x + d)) / (m(0) - m(d)); a non-finite f(x + d) counts as a failure
+        rho = pred > 0.0 && isfinite(f_new) ? (f - f_new) / pred : -HUGE_VAL;
+        new_radius = symopt_runtime_radius_update(
+            h, radius, rho, sqrt(rt_dot(n, d, d)), info.on_boundary);
+        if (rho > h->eta) {
+            memcpy(x, x_new, n * sizeof *x);
+            f = f_new;
+            result->ngev += 1;
+            if (objective(n, x, NULL, g, NULL, user) != 0) {
+                status = SYMOPT_RUNTIME_STOPPED;
+                k += 1;
+                break;
+            }
+            have_h = 0;
+            lam_lower = 0.0;
+        } else if (new_radius < radius) {
+            lam_lower = info.lam_lower;
+        }
+        radius = new_radius;
+        k += 1;
+    }
+    if (status == SYMOPT_RUNTIME_CONVERGED && check_second_order) {
+        // the second-order condition: H positive semidefinite, else a saddle point
+        if (!have_h) {
+            result->nhev += 1;
+            if (objective(n, x, NULL, NULL, H, user) != 0) {
+                status = SYMOPT_RUNTIME_STOPPED;
+                goto done;
+            }
+        }
+        if (!symopt_runtime_is_positive_semidefinite(model, n, H, 0, step_work)) {
+            status = SYMOPT_RUNTIME_SADDLE_POINT;
+        }
+    }
+done:
+    result->fun = f;
+    result->grad_norm = sqrt(rt_dot(n, g, g));
+    result->radius = radius;
+    result->nit = k;
+    result->status = status;
+    free(own);
+    return status;
+}
