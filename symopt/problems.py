@@ -7,6 +7,8 @@ can be checked and benchmarked against scipy.optimize on the same functions.
 Reference: J. J. Moré, B. S. Garbow, K. E. Hillstrom, "Testing unconstrained optimization
 software", ACM TOMS 7(1), 1981, problems 1 (Rosenbrock), 5 (Beale), 7 (helical valley),
 13 (Powell singular) and 14 (Wood). Rosenbrock is the chained form used by scipy.optimize.rosen.
+All 35 problems of the paper, and larger ones, are in symopt/mgh.py (mgh_problems(),
+benchmark_problems()), built on the Problem below.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ Array = np.ndarray
 
 @dataclass(frozen=True)
 class Problem:
-    """A smooth test function with derivatives, a start point and its known global minimum."""
+    """A smooth test function with derivatives, a start point and its known minimum."""
 
     name: str
     f: Callable[[Array], float]
@@ -30,8 +32,11 @@ class Problem:
     hess: Callable[[Array], Array]
     hessp: Callable[[Array, Array], Array]
     x0: Array
-    f_min: float  # known global minimum value
+    f_min: float | None  # the known (global) minimum value; None where the source gives none
     x_min: Array | None = None  # a global minimiser, where it is known in closed form
+    f_local: tuple[float, ...] = ()  # values at other minima the source notes (local, at infinity)
+    residuals: Callable[[Array], Array] | None = None  # r(x) where f = sum r_i^2
+    jacobian: Callable[[Array], Array] | None = None  # dr/dx, rows per residual
 
     @property
     def n(self) -> int:

@@ -44,6 +44,7 @@ from symopt_c.diag_newton import DiagNewton, diag_newton_step  # noqa: E402
 from symopt_c.trust_region import (  # noqa: E402
     EXACT_K_EASY,
     EXACT_K_HARD,
+    EXACT_MAX_ITER,
     cg_step,
     cholesky,
     is_positive_semidefinite,
@@ -308,16 +309,45 @@ def test_exact_step_at_tight_tolerances_is_the_global_minimiser(kind, seed, n):
 
 @pytest.mark.parametrize(("kind", "seed", "n"), cases())
 def test_exact_step_matches_the_numpy_version(kind, seed, n):
+    """With the default budget of factorisations, and with budgets of 1 and 2 (the step is then
+    the better of the last iterate and the Cauchy point; for g = 0 the NumPy version's Cauchy
+    length divides by ||g|| = 0 and raises, so those only with the default budget)."""
     reference = numpy_version("trust_region").exact_step
     H, g, radius = instance(kind, seed, n)
-    for hint in (0.0, 0.5):
-        step = trust_region_step(H, g, radius, lam_lb_hint=hint)
-        other = reference(g, H, radius, lam_lb_hint=hint)
+    budgets = ((0.0, EXACT_MAX_ITER), (0.5, EXACT_MAX_ITER), (0.0, 1), (0.5, 2))
+    for hint, budget in budgets[:2] if kind == "zero gradient" else budgets:
+        step = trust_region_step(H, g, radius, lam_lb_hint=hint, max_iter=budget)
+        other = reference(g, H, radius, lam_lb_hint=hint, max_iter=budget)
         scale = 1 + np.linalg.norm(other.d)
         assert np.linalg.norm(step.d - other.d) <= 1e-9 * scale
+        assert np.linalg.norm(step.hd - other.hd) <= 1e-9 * (1 + np.linalg.norm(other.hd))
         assert step.lam == pytest.approx(other.lam, rel=1e-9, abs=1e-12)
         assert step.lam_lb == pytest.approx(other.lam_lb, rel=1e-9, abs=1e-12)
         assert (step.on_boundary, step.inner) == (other.on_boundary, other.inner)
+
+
+def cauchy_decrease(H, g, radius):
+    """m(0) - m(-t g) at the best t in [0, r / ||g||] (the Cauchy point), from the quadratic
+    q(t) = -t g.g + t^2 g.H g / 2."""
+    gg, ghg = float(g @ g), float(g @ H @ g)
+    t_max = radius / math.sqrt(gg)
+    t = min(gg / ghg, t_max) if ghg > 0 else t_max
+    return t * gg - 0.5 * t * t * ghg
+
+
+@pytest.mark.parametrize(("kind", "seed", "n"), [c for c in cases() if c[0] != "zero gradient"])
+def test_exact_step_out_of_factorisations_is_no_worse_than_the_cauchy_point(kind, seed, n):
+    """The condition of the trust region's convergence theory, whatever the budget."""
+    H, g, radius = instance(kind, seed, n)
+    for budget in (1, 2, 3):
+        step = trust_region_step(H, g, radius, max_iter=budget)
+        assert step.inner <= budget
+        assert np.linalg.norm(step.d) <= radius * (1 + EXACT_K_EASY)
+        assert step.predicted == pytest.approx(-model(H, g, step.d), rel=1e-12, abs=1e-300)
+        assert step.predicted >= cauchy_decrease(H, g, radius) * (1 - 1e-12)
+        if not step.converged:
+            d_norm = float(np.linalg.norm(step.d))
+            assert step.on_boundary == (d_norm >= (1 - EXACT_K_EASY) * radius)
 
 
 @pytest.mark.parametrize(("kind", "seed", "n"), cases())
@@ -345,6 +375,14 @@ def test_cg_step(kind, seed, n):
     other = reference(g, lambda v: H @ v, radius, tol)
     assert np.linalg.norm(step.d - other.d) <= 1e-10 * (1 + np.linalg.norm(other.d))
     assert (step.on_boundary, step.inner) == (other.on_boundary, other.inner)
+
+
+def test_cg_step_stops_at_a_product_that_is_not_finite():
+    """p^T H p overflows for a finite H and g: no step (None), as the NumPy version's."""
+    H, g = np.diag([1e200, 1.0]), np.array([1e150, 1.0])
+    assert cg_step(H, g, 1.0, 1e-3) is None
+    assert numpy_version("trust_region").steihaug_step(g, lambda v: H @ v, 1.0, 1e-3) is None
+    assert cg_step(np.diag([1e100, 1.0]), np.array([1e100, 1.0]), 1.0, 1e-3) is not None  # 1e300
 
 
 @pytest.mark.parametrize("problem", [rosenbrock(2), beale_problem()])

@@ -120,8 +120,9 @@ def test_model_gradient_is_simplified(name):
     tex = derivation_latex(spec)["tex"]["gradient"]
     shown = CliRunner().invoke(main, ["show", name]).output
     if spec.damping:
-        assert tex == r"\nabla_d\, m(d) = \lambda d + H d + g"
-        assert "  gradient: lam*d + H*d + g\n" in shown
+        latex = r"\tau" if spec.damping == "tau" else r"\lambda"
+        assert tex == rf"\nabla_d\, m(d) = {latex} d + H d + g"
+        assert f"  gradient: {spec.damping}*d + H*d + g\n" in shown
     else:
         assert tex == r"\nabla_d\, m(d) = H d + g"
         assert "  gradient: H*d + g\n" in shown

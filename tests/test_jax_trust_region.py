@@ -1,25 +1,38 @@
-"""The JAX target's trust-region minimiser: the same iterates as the generated NumPy minimiser on
-``symopt.problems`` (exact hand-written derivatives there, JAX's here), f called only while JAX
-traces it, Hessian-vector products that are ``jax.jvp`` of ``jax.grad``, and the derived pieces
-really used (a wrong one changes the iterates).
+"""The JAX target's trust-region minimiser against the generated NumPy one (the reference
+algorithm): the same statuses, messages, counts and iterates, up to rounding, on every problem
+symopt ships (n <= 100) and where f, the gradient or the Hessian is NaN or inf
+(tests/trust_region_oracle.py says what "up to rounding" means and measures it); also with JAX's
+own derivatives; f called only while JAX traces it, Hessian-vector products that are ``jax.jvp``
+of ``jax.grad``, and the derived pieces really used (a wrong one changes the iterates).
 
-The JAX side is rendered into a temporary folder from the spec and the templates (with the
-runtime files), as ``symopt generate`` lays it out; the NumPy side is the committed
-``generated/numpy/symopt_numpy/trust_region.py``.
+Both packages are rendered into a temporary folder from the spec, the templates and the runtime
+files, as ``symopt generate`` lays them out. To give the JAX minimiser NumPy's exact derivatives,
+a problem's f, gradient, Hessian and Hessian-vector product are host callbacks tied together by
+``jax.custom_jvp`` (:func:`with_numpy_derivatives`): the same values reach both minimisers.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from trust_region_oracle import (
+    Run,
+    assert_same_run,
+    deviation,
+    non_finite_problems,
+    rounding_runs,
+    run_numpy,
+)
 
 from symopt import problems
+from symopt.backends.numpy import NumpyBackend
 from symopt.backends.render import render
 from symopt.files.format import format_python
 from symopt.resources import builtin_spec, data_dir
@@ -32,18 +45,31 @@ from symopt.backends.jax import second_order  # noqa: E402
 
 RUNTIME = Path(second_order.__file__).with_name("runtime")
 SPEC = load_spec(data_dir("specs") / "trust_region.toml")
-NUMPY_PROBLEMS = {p.name: p for p in problems.all_problems()}
-#: Rosenbrock n = 100 amplifies rounding: from iteration ~36 (CG) and ~103 (exact) on, the NumPy
-#: minimiser itself moves by more than 1e-10 when its gradient is scaled by (1 + 2^-52) (checked
-#: below), up to 1e-3 (CG) and 5e-7 (exact) before both reconverge to x* = 1. So only these
-#: leading iterates are compared to 1e-10 there; the counts and the final point everywhere.
-SENSITIVE = {("Rosen n=100", "cg"): 30, ("Rosen n=100", "exact"): 95}
-RTOL = 1e-10
+OWN = (second_order.PACKAGE, "symopt_numpy", "_jax_problems")
+MAX_N = 100  # larger problems are left to the benchmarks
 
 
-def write_package(root: Path) -> None:
-    """The generated module and test, the runtime and the tests' problems, as generated/jax."""
-    for f in format_python(second_order.files([SPEC])):
+def shipped_problems() -> dict[str, problems.Problem]:
+    """Every problem symopt ships with n <= MAX_N, by name, each once: symopt.problems' lists
+    and the Moré-Garbow-Hillstrom modules', whichever exist."""
+    makers = [getattr(problems, name, None) for name in ("all_problems", "mgh_problems")]
+    for module, name in (("mgh_fixed", "fixed_problems"), ("mgh_variable", "variable_problems")):
+        try:
+            makers.append(getattr(importlib.import_module(f"symopt.{module}"), name))
+        except (ImportError, AttributeError):
+            continue
+    found = {(p.f, p.x0.tobytes()): p for make in makers if make is not None for p in make()}
+    return {p.name: p for p in found.values() if p.n <= MAX_N}
+
+
+PROBLEMS = shipped_problems()
+NON_FINITE = non_finite_problems()
+
+
+def write_packages(root: Path) -> None:
+    """The generated JAX module and test with its runtime, and the NumPy package."""
+    files = second_order.files([SPEC]) + NumpyBackend().files([SPEC])
+    for f in format_python(files):
         (root / f.path).parent.mkdir(parents=True, exist_ok=True)
         (root / f.path).write_text(f.text, encoding="utf-8")
     package = root / "jax" / second_order.PACKAGE
@@ -55,79 +81,150 @@ def write_package(root: Path) -> None:
 
 
 def own_modules() -> list[str]:
-    return [m for m in sys.modules if m.split(".")[0] in (second_order.PACKAGE, "_jax_problems")]
+    return [m for m in sys.modules if m.split(".")[0] in OWN]
 
 
 @pytest.fixture(scope="module")
 def gen(tmp_path_factory):
-    """The rendered JAX package imported (float64 on), and the NumPy minimiser; sys.path,
-    sys.modules and jax's x64 flag are restored after."""
+    """The rendered JAX and NumPy packages imported (JAX's float64 on); sys.path, sys.modules
+    and jax's x64 flag are restored after."""
     root = tmp_path_factory.mktemp("generated")
-    write_package(root)
+    write_packages(root)
     before = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)
     with pytest.MonkeyPatch.context() as mp:
-        for name in own_modules():  # a generated/jax imported by other tests: put back after
+        for name in own_modules():  # generated/ packages imported by other tests: put back after
             mp.delitem(sys.modules, name)
-        mp.syspath_prepend(str(root / "jax" / "tests"))
-        mp.syspath_prepend(str(root / "jax"))
+        for folder in ("jax/tests", "jax", "numpy"):
+            mp.syspath_prepend(str(root / folder))
         yield SimpleNamespace(
             root=root,
             tr=importlib.import_module(f"{second_order.PACKAGE}.trust_region"),
+            runtime=importlib.import_module(f"{second_order.PACKAGE}._trust_region"),
             problems=importlib.import_module("_jax_problems"),
             numpy_tr=importlib.import_module("symopt_numpy.trust_region"),
+            numpy_runtime=importlib.import_module("symopt_numpy._trust_region"),
         )
         for name in own_modules():
             del sys.modules[name]
     jax.config.update("jax_enable_x64", before)
 
 
-def run_numpy(numpy_tr, p, subproblem, grad=None):
-    seen = []
-    options = {"hess": p.hess, "hessp": p.hessp, "subproblem": subproblem}
-    r = numpy_tr.minimize(p.f, grad or p.grad, p.x0, callback=seen.append, **options)
-    return r, seen
+def host(fn, shape: tuple[int, ...]):
+    """fn (NumPy, float64) as a JAX-traceable function."""
+    out = jax.ShapeDtypeStruct(shape, jnp.float64)
+
+    def call(*args):
+        return np.asarray(fn(*(np.asarray(a) for a in args)), dtype=np.float64)
+
+    return lambda *args: jax.pure_callback(call, out, *args, vmap_method="sequential")
 
 
-def run_jax(tr, q, subproblem):
-    seen = []
-    return tr.minimize(q.f, q.x0, subproblem=subproblem, callback=seen.append), seen
+def with_numpy_derivatives(p: problems.Problem):
+    """(f, hessp) for the JAX minimiser whose values are p's own: jax.grad(f) is p.grad,
+    jax.hessian(f) is p.hess (times the identity's columns: exact), hessp is p.hessp."""
+    n = p.n
+    value, gradient, hessian = host(p.f, ()), host(p.grad, (n,)), host(p.hess, (n, n))
+
+    @jax.custom_jvp
+    def grad(x):
+        return gradient(x)
+
+    grad.defjvp(lambda primals, tangents: (grad(*primals), hessian(*primals) @ tangents[0]))
+
+    @jax.custom_jvp
+    def f(x):
+        return value(x)
+
+    f.defjvp(lambda primals, tangents: (f(*primals), grad(*primals) @ tangents[0]))
+    return f, host(p.hessp, (n,))
 
 
-def deviation(a, b) -> float:
-    """max |a - b| relative to max(1, |b|)."""
-    a, b = np.asarray(a), np.asarray(b)
-    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
+def run_jax(tr, f, x0, subproblem: str, hessp=None) -> Run:
+    path: list = []
+    r = tr.minimize(f, jnp.asarray(x0), hessp=hessp, subproblem=subproblem, callback=path.append)
+    return Run(r, path)
 
 
-def counts(r) -> tuple:
-    return r.status, r.nit, r.nfev, r.ngev, r.nhev
+def compare(gen, p: problems.Problem, subproblem: str) -> tuple[Run, Run, str]:
+    """NumPy's and JAX's runs on p with the same derivatives, checked by the oracle."""
+    f, hessp = with_numpy_derivatives(p)
+    expected = run_numpy(gen.numpy_tr, p, subproblem)
+    got = run_jax(gen.tr, f, p.x0, subproblem, hessp)
+    how = assert_same_run(got, expected, lambda: rounding_runs(gen.numpy_tr, p, subproblem))
+    return expected, got, how
 
 
 @pytest.mark.parametrize("subproblem", ["exact", "cg"])
-@pytest.mark.parametrize("name", list(NUMPY_PROBLEMS))
-def test_same_iterates_as_the_numpy_minimiser(gen, name, subproblem):
-    p, q = NUMPY_PROBLEMS[name], gen.problems.BUILDERS[name]()
+@pytest.mark.parametrize("name", list(PROBLEMS))
+def test_same_run_as_numpy_on_every_problem(gen, name, subproblem):
+    compare(gen, PROBLEMS[name], subproblem)
+
+
+@pytest.mark.parametrize("subproblem", ["exact", "cg"])
+@pytest.mark.parametrize("name", list(NON_FINITE))
+def test_same_run_as_numpy_where_values_are_not_finite(gen, name, subproblem):
+    p, status = NON_FINITE[name]
+    expected, got, how = compare(gen, p, subproblem)
+    assert how == "same" and expected.result.status == status
+    if status == 0:  # trial points were rejected for their non-finite values: another path
+        baseline = run_numpy(gen.numpy_tr, problems.rosenbrock(2), subproblem).path
+        assert (
+            len(baseline) != len(expected.path)
+            or max(map(deviation, baseline, expected.path)) > 0.01
+        )
+
+
+@pytest.mark.parametrize("subproblem", ["exact", "cg"])
+@pytest.mark.parametrize("name", [p.name for p in problems.all_problems()])
+def test_same_run_as_numpy_with_jax_own_derivatives(gen, name, subproblem):
+    """JAX differentiates the jnp formulas of _jax_problems: NumPy's derivatives to rounding."""
+    p, q = {p.name: p for p in problems.all_problems()}[name], gen.problems.BUILDERS[name]()
     np.testing.assert_array_equal(np.asarray(q.x0), p.x0)
-    expected, expected_path = run_numpy(gen.numpy_tr, p, subproblem)
-    got, path = run_jax(gen.tr, q, subproblem)
-    assert counts(got) == counts(expected) and got.status == 0
-    assert len(path) == len(expected_path)
-    compared = SENSITIVE.get((name, subproblem), len(path))
-    for k in range(compared):
-        assert deviation(path[k], expected_path[k]) <= RTOL, f"iterate {k}"
-    assert deviation(got.x, expected.x) <= RTOL
-    assert got.fun == pytest.approx(expected.fun, rel=1e-8, abs=1e-20)
-    if (name, subproblem) in SENSITIVE:
-        # NumPy's own path under a rounding-level change of its gradient
-        grad = lambda x: p.grad(x) * (1 + 2.0**-52)  # noqa: E731
-        _, perturbed = run_numpy(gen.numpy_tr, p, subproblem, grad)
-        spread = [deviation(a, b) for a, b in zip(perturbed, expected_path, strict=False)]
-        assert max(spread[:compared]) <= RTOL < max(spread)
-    # CG stops when ||H d + g|| <= tol ~ ||g||: near x* (Powell's is singular) g is mostly
-    # rounding, different in the hand-written and in JAX's gradient, and a last CG solve may
-    # take one iteration more or less (without moving the iterates by 1e-10)
-    assert got.nhessp == pytest.approx(expected.nhessp, rel=0.02)
+    expected = run_numpy(gen.numpy_tr, p, subproblem)
+    got = run_jax(gen.tr, q.f, q.x0, subproblem)
+    assert_same_run(got, expected, lambda: rounding_runs(gen.numpy_tr, p, subproblem))
+
+
+def chosen(runtime, args: tuple) -> str:
+    """runtime.choose_subproblem(*args), or the message of its ValueError."""
+    try:
+        return runtime.choose_subproblem(*args)
+    except ValueError as error:
+        return str(error)
+
+
+def test_scalar_rules_are_numpys(gen):
+    """update_radius, ratio, cg_tolerance and choose_subproblem: NumPy's values and errors."""
+    ours, numpy_ = gen.runtime, gen.numpy_runtime
+    hyper = gen.tr.DEFAULTS
+    inf, nan = float("inf"), float("nan")
+    for rho in (-inf, 0.1, 0.5, 0.9):
+        for on_boundary in (True, False):
+            for x_scale in (1.0, 1e9):
+                args = (2.0, rho, 1.5, on_boundary, x_scale, hyper)
+                assert ours.update_radius(*args) == numpy_.update_radius(*args)
+    for f, f_new, pred in [
+        (1.0, 0.5, 0.6),
+        (1e8, 1e8, 1e-9),
+        (0.0, -1.0, 0.0),
+        (1.0, inf, 1.0),
+        (1.0, nan, 1.0),
+        (1.0, 0.5, nan),
+        (1.0, 0.5, inf),
+        (-3.0, -3.0, 1e-30),
+    ]:
+        assert ours.ratio(f, f_new, pred, 10.0) == numpy_.ratio(f, f_new, pred, 10.0)
+    assert ours.cg_tolerance(1e-4, 1.0, 0.5) == numpy_.cg_tolerance(1e-4, 1.0, 0.5)
+    for n in (2, 1442, 1443):
+        for subproblem in ("auto", "exact", "cg", "dogleg"):
+            for has in [(True, True), (True, False), (False, True), (False, False)]:
+                args = (subproblem, n, *has, gen.tr.EXACT_MAX_N)
+                assert chosen(ours, args) == chosen(numpy_, args)
+    assert gen.tr.EXACT_MAX_N == gen.numpy_tr.EXACT_MAX_N == 1442
+    assert ours.STATUS == numpy_.STATUS
+    with pytest.raises(ValueError, match="unknown subproblem"):
+        gen.tr.minimize(gen.problems.beale, jnp.ones(2), subproblem="dogleg")
 
 
 def random_instance(seed: int, hard: bool, n: int = 4):
@@ -150,21 +247,47 @@ def random_instance(seed: int, hard: bool, n: int = 4):
 INSTANCES = [(seed, False) for seed in (*range(12), 25, 60)] + [(seed, True) for seed in range(4)]
 
 
+def assert_same_step(got, expected) -> None:
+    assert (got.on_boundary, got.inner) == (expected.on_boundary, expected.inner)
+    for field in ("d", "hd", "lam"):
+        np.testing.assert_allclose(
+            getattr(got, field), getattr(expected, field), rtol=1e-10, atol=1e-12
+        )
+
+
 @pytest.mark.parametrize(("seed", "hard"), INSTANCES)
 def test_subproblem_solvers_take_numpy_steps(gen, seed, hard):
     h, g, radius = random_instance(seed, hard)
     h_, g_ = jnp.asarray(h), jnp.asarray(g)
-    for expected, got in (
-        (gen.numpy_tr.exact_step(g, h, radius), gen.tr.exact_step(g_, h_, radius)),
-        (
-            gen.numpy_tr.steihaug_step(g, h.__matmul__, radius, 0.01 * np.linalg.norm(g)),
-            gen.tr.steihaug_step(g_, jnp.matmul, h_, radius, 0.01 * np.linalg.norm(g)),
-        ),
-    ):
-        assert (got.on_boundary, got.inner) == (expected.on_boundary, expected.inner)
-        np.testing.assert_allclose(got.d, expected.d, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(got.hd, expected.hd, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(got.lam, expected.lam, rtol=1e-10, atol=1e-12)
+    # max_iter 1 and 2: the factorisations run out, and the last iterate (cut to the boundary)
+    # or the Cauchy point is taken, whichever has the lower model value
+    for max_iter in (None, 1, 2):
+        options = {} if max_iter is None else {"max_iter": max_iter}
+        expected = gen.numpy_tr.exact_step(g, h, radius, **options)
+        assert_same_step(gen.tr.exact_step(g_, h_, radius, **options), expected)
+    tol = 0.01 * np.linalg.norm(g)
+    expected = gen.numpy_tr.steihaug_step(g, h.__matmul__, radius, tol)
+    assert_same_step(gen.tr.steihaug_step(g_, jnp.matmul, h_, radius, tol), expected)
+
+
+def test_factorisations_running_out_take_the_cauchy_point_when_it_is_better(gen):
+    """Both outcomes of the comparison happen among the instances above (so the test above
+    checks the Cauchy length and the cut against NumPy's)."""
+    taken = set()
+    for seed, hard in INSTANCES:
+        h, g, radius = random_instance(seed, hard)
+        step = gen.tr.exact_step(jnp.asarray(g), jnp.asarray(h), radius, max_iter=1)
+        ghg = g @ h @ g
+        t = radius / np.linalg.norm(g) if ghg <= 0 else min(g @ g / ghg, radius / np.linalg.norm(g))
+        taken.add(bool(np.allclose(step.d, -t * g, rtol=1e-12)))
+    assert taken == {True, False}
+
+
+def test_cg_stops_on_a_non_finite_hessian_vector_product(gen):
+    h, g, radius = random_instance(3, False)
+    h[1, 2] = h[2, 1] = np.nan
+    assert gen.numpy_tr.steihaug_step(g, h.__matmul__, radius, 1e-3) is None
+    assert gen.tr.steihaug_step(jnp.asarray(g), jnp.matmul, jnp.asarray(h), radius, 1e-3) is None
 
 
 def test_f_is_only_traced_and_hessp_is_jvp_of_grad(gen):
@@ -175,10 +298,11 @@ def test_f_is_only_traced_and_hessp_is_jvp_of_grad(gen):
         return gen.problems.rosen(x)
 
     p = problems.rosenbrock(100)
-    r = gen.tr.minimize(rosen, jnp.asarray(p.x0))
+    r = gen.tr.minimize(rosen, jnp.asarray(p.x0), subproblem="cg")
     assert r.success and r.nfev > 100 and r.nhessp > 1000
-    # traced once each for f, its gradient, the CG loop's H v and the final check's Hessian
-    assert all(calls) and len(calls) <= 4
+    # traced once each for f, its gradient, the two CG loops' H v (the model's minimiser while
+    # the radius is unlimited, then Steihaug's) and the final check's Hessian
+    assert all(calls) and len(calls) <= 5
     x, v = jnp.asarray(p.x0), jnp.cos(jnp.arange(100.0))
     hvp = gen.tr.hessian_vector_product(gen.problems.rosen)
     reference = lambda x, v: jax.jvp(jax.grad(gen.problems.rosen), (x,), (v,))[1]  # noqa: E731
@@ -189,26 +313,40 @@ def test_f_is_only_traced_and_hessp_is_jvp_of_grad(gen):
     assert max(sizes) <= 100
 
 
+def wrong_pieces(name: str) -> str:
+    """Python redefining the derived scalar piece ``name`` as 1.5 times itself."""
+    right = f"_right_{name}"
+    return f"\n\n{right} = {name}\n\n\ndef {name}(*args):\n    return 1.5 * {right}(*args)\n"
+
+
 @pytest.mark.parametrize(
-    ("piece", "wrong", "subproblem"),
+    ("piece", "wrong", "problem", "subproblem"),
     [
-        ("predicted", "-d @ Hd - g @ d", "cg"),
-        ("matrix", "2*lam*jnp.eye(n) + H", "exact"),
+        ("predicted", "-d @ Hd - g @ d", "Beale", "cg"),
+        ("matrix", "2*lam*jnp.eye(n) + H", "Beale", "exact"),
+        ("scalar_pieces", "secular_newton", "Beale", "exact"),
+        ("scalar_pieces", "boundary_tau_max", "Beale", "cg"),
+        ("scalar_pieces", "boundary_tau_min", "Wood", "exact"),
     ],
 )
-def test_a_wrong_derived_piece_changes_the_iterates(gen, piece, wrong, subproblem):
+def test_a_wrong_derived_piece_changes_the_iterates(gen, piece, wrong, problem, subproblem):
     data = second_order.data(SPEC)
-    data["code"] = {**data["code"], piece: wrong}
-    module = gen.root / "jax" / second_order.PACKAGE / f"wrong_{piece}.py"
+    if piece == "scalar_pieces":
+        data["scalar_pieces"] += wrong_pieces(wrong)
+    else:
+        data["code"] = {**data["code"], piece: wrong}
+    stem = "wrong_" + re.sub(r"\W", "_", wrong)
+    module = gen.root / "jax" / second_order.PACKAGE / f"{stem}.py"
     module.write_text(render("jax/second_order/trust_region.py.jinja", **data), encoding="utf-8")
-    wrong_tr = importlib.import_module(f"{second_order.PACKAGE}.wrong_{piece}")
-    p, q = NUMPY_PROBLEMS["Beale"], gen.problems.BUILDERS["Beale"]()
-    expected, expected_path = run_numpy(gen.numpy_tr, p, subproblem)
-    got, path = run_jax(wrong_tr, q, subproblem)
-    same_counts = counts(got) == counts(expected) and len(path) == len(expected_path)
-    assert not (same_counts and max(map(deviation, path, expected_path)) <= 1e-6)
-    right, _ = run_jax(gen.tr, q, subproblem)  # the right pieces, same runtime: NumPy's run
-    assert counts(right) == counts(expected)
+    wrong_tr = importlib.import_module(f"{second_order.PACKAGE}.{module.stem}")
+    p = PROBLEMS[problem]
+    f, hessp = with_numpy_derivatives(p)
+    expected = run_numpy(gen.numpy_tr, p, subproblem)
+    got = run_jax(wrong_tr, f, p.x0, subproblem, hessp)
+    same = got.outcome() == expected.outcome() and len(got.path) == len(expected.path)
+    assert not (same and max(map(deviation, got.path, expected.path)) <= 1e-6)
+    right = run_jax(gen.tr, f, p.x0, subproblem, hessp)  # the right pieces: NumPy's run
+    assert right.outcome() == expected.outcome()
 
 
 def test_files_are_the_trust_region_module_and_its_test():
@@ -220,6 +358,8 @@ def test_files_are_the_trust_region_module_and_its_test():
     module = files[0].text
     assert "return lam*jnp.eye(n) + H" in module and "return -0.5*d @ Hd - g @ d" in module
     assert "def minimize(\n    f: Callable" in module
+    for name in ("secular_newton", "boundary_tau_min", "boundary_tau_max", "cauchy_length"):
+        assert f"def {name}(" in module
     for name in [*second_order.RUNTIME, *second_order.TEST_RUNTIME]:
         assert (RUNTIME / name).is_file()
 

@@ -853,7 +853,14 @@ def test_load_spec_errors_name_the_path(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 SPEC_DIR = data_dir("specs")
-SECOND_ORDER_NAMES = ["block_newton", "diag_newton", "kfac", "newton", "trust_region"]
+SECOND_ORDER_NAMES = [
+    "block_newton",
+    "diag_newton",
+    "kfac",
+    "newton",
+    "newton_armijo",
+    "trust_region",
+]
 #: Every built-in element-wise spec: each file in specs/ that is not second-order.
 BUILTIN_NAMES = sorted(p.stem for p in SPEC_DIR.glob("*.toml") if p.stem not in SECOND_ORDER_NAMES)
 

@@ -56,10 +56,10 @@ PROBLEMS = {
 }
 
 
-def torch_run(fun, x0, steps_until_done: int = 10_000):
-    """TrustRegion on x0 with the spec's defaults: the accepted iterates and the state."""
+def torch_run(fun, x0, subproblem: str, steps_until_done: int = 10_000):
+    """TrustRegion.step on x0 with the spec's defaults: the accepted iterates and the state."""
     w = torch.nn.Parameter(torch.tensor(x0, dtype=torch.float64))
-    opt = torch_tr.TrustRegion([w])
+    opt = torch_tr.TrustRegion([w], subproblem=subproblem)
     accepted_points, state = [], opt._state()
     for _ in range(steps_until_done):
         accepted = state["accepted"]
@@ -74,8 +74,11 @@ def torch_run(fun, x0, steps_until_done: int = 10_000):
 # --- trust region: the same sequence as the NumPy code -----------------------------------------
 
 
+@pytest.mark.parametrize("subproblem", ["exact", "cg"])
 @pytest.mark.parametrize("name", sorted(PROBLEMS))
-def test_trust_region_takes_the_steps_of_the_generated_numpy_code(name):
+def test_trust_region_takes_the_steps_of_the_generated_numpy_code(name, subproblem):
+    """The optimizer's step(closure) on a parameter (tests/test_trust_region_torch.py compares
+    minimize on every problem, and the non-finite cases)."""
     numpy_tr = pytest.importorskip("symopt_numpy.trust_region")
     problem, fun = PROBLEMS[name]
     theirs = []
@@ -83,13 +86,16 @@ def test_trust_region_takes_the_steps_of_the_generated_numpy_code(name):
         problem.f,
         problem.grad,
         problem.x0,
-        hessp=problem.hessp,
-        subproblem="cg",
+        problem.hess,
+        problem.hessp,
+        subproblem=subproblem,
         callback=theirs.append,
     )
-    ours, state = torch_run(fun, problem.x0)
+    ours, state = torch_run(fun, problem.x0, subproblem)
     assert result.success and state["status"] == 0
     assert state["iteration"] == result.nit and state["nhessp"] == result.nhessp
+    assert state["nfev"] == result.nfev and state["ngev"] == result.ngev
+    assert state["nhev"] == (result.nhev - 1 if subproblem == "exact" else 0)  # no final check
     assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
@@ -252,7 +258,7 @@ from symopt_torch.trust_region import (  # noqa: E402
     loss_and_gradient,
     minimize,
     predicted_reduction,
-    steihaug,
+    steihaug_step,
 )
 
 #: name -> (function, start, global minimiser, most iterations allowed)
@@ -337,8 +343,8 @@ def test_each_cg_iterate_decreases_the_model_and_stays_inside_the_radius(name, r
     hvp = hessian_vector_product(g_graph, [w])
     previous = 0.0
     for k in range(1, 2 * len(x0) + 2):
-        step = steihaug(g, hvp, radius, tol=0.0, max_iter=k)
-        assert step.iterations <= k
+        step = steihaug_step(g, hvp, radius, 0.0, max_iter=k)
+        assert step.inner <= k
         norm = float(step.d.norm())
         assert norm <= radius * (1 + 1e-12)
         if step.on_boundary:
@@ -347,7 +353,7 @@ def test_each_cg_iterate_decreases_the_model_and_stays_inside_the_radius(name, r
         decrease = float(predicted_reduction(g, step.d, H @ step.d))
         assert decrease >= previous - 1e-12 * abs(previous) and decrease > 0.0
         previous = decrease
-        if step.iterations < k:  # stopped on the boundary (or converged): no more iterates
+        if step.inner < k:  # stopped on the boundary (or converged): no more iterates
             break
 
 
@@ -357,7 +363,7 @@ def test_the_first_step_at_beales_start_meets_negative_curvature():
     assert float(torch.linalg.eigvalsh(dense_hessian(beale, x))[0]) < 0
     w = x.clone().requires_grad_(True)
     _, g = loss_and_gradient(lambda: beale(w), [w])
-    step = steihaug(g.detach(), hessian_vector_product(g, [w]), 1.0, tol=0.0, max_iter=10)
+    step = steihaug_step(g.detach(), hessian_vector_product(g, [w]), 1.0, 0.0, max_iter=10)
     assert step.on_boundary and float(step.d.norm()) == pytest.approx(1.0, rel=1e-12)
 
 
@@ -389,10 +395,11 @@ def test_rejected_steps_restore_the_parameters_exactly_and_accepted_ones_decreas
     assert rejected > 0
 
 
-def test_state_dict_round_trip_continues_identically():
+@pytest.mark.parametrize("subproblem", ["exact", "cg"])
+def test_state_dict_round_trip_continues_identically(subproblem):
     fun, x0, _, _ = TR_PROBLEMS["rosenbrock10"]
     w = torch.nn.Parameter(tensor(x0))
-    opt = TrustRegion([w], max_cg_iter=6)
+    opt = TrustRegion([w], subproblem=subproblem, max_cg_iter=6)
     for _ in range(9):
         opt.step(lambda: fun(w))
     assert opt.radius != DEFAULTS["radius0"]
@@ -405,10 +412,16 @@ def test_state_dict_round_trip_continues_identically():
     opt2 = TrustRegion([w2])
     opt2.load_state_dict(saved)
     assert opt2.param_groups[0]["max_cg_iter"] == 6
+    assert opt2.param_groups[0]["subproblem"] == subproblem
     for expected in ours:
         opt2.step(lambda: fun(w2))
         assert torch.equal(w2.detach(), expected)
-    assert opt2.state[w2] == opt.state[w]
+    ours_state, theirs = dict(opt.state[w]), dict(opt2.state[w2])
+    assert torch.equal(theirs.pop("grad"), ours_state.pop("grad"))
+    # the resumed optimizer rebuilt the graph of g at the loaded point: one closure call more
+    ours_state["nfev"] += 1
+    ours_state["ngev"] += 1
+    assert theirs == ours_state
 
 
 # --- a real model ------------------------------------------------------------------------------
@@ -448,8 +461,10 @@ def test_misuse_is_a_clear_error():
 
     with pytest.raises(RuntimeError, match="backward"):
         opt.step(calls_backward)
-    with pytest.raises(FloatingPointError, match="not finite"):
+    with pytest.raises(FloatingPointError, match="non-finite f or gradient at iteration 0"):
         opt.step(lambda: rosenbrock(w) * float("nan"))
+    with pytest.raises(ValueError, match="unknown subproblem 'dense'"):
+        TrustRegion([w], subproblem="dense")
 
 
 # --- the Newton runtime (_newton.py), once for every Newton spec ------------------------------

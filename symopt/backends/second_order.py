@@ -18,6 +18,7 @@ from symopt.backends.base import generated, hyper_rows
 from symopt.backends.render import render
 from symopt.files.writer import GeneratedFile
 from symopt.lowering.derive import damping_symbol, derive
+from symopt.lowering.line_search import slope
 from symopt.spec.model import ModelSpec
 
 #: The solvers' constants, the same in every target (as source text, so that every target
@@ -30,12 +31,25 @@ TRUST_REGION = {
     "k_easy": "0.1",
     "k_hard": "0.2",
     "max_factorisations": "25",
-    "max_n": "4",
+    "max_n": "1442",
     "cg_forcing": "0.5",
     "min_radius": "1e-14",
     "psd_tol": "1e-8",
+    "rounding": "10.0",
 }
-NEWTON = {"psd_tol": "1e-8", "armijo": "1e-4", "backtrack": "0.5", "max_backtracks": "60"}
+NEWTON = {
+    "psd_tol": "1e-8",
+    "armijo": "1e-4",
+    "backtrack": "0.5",
+    "max_backtracks": "60",
+    # the line-search rule's shift tau of an indefinite H (Nocedal & Wright, Algorithm 3.3)
+    # doubles at most this many times: enough to take the smallest positive double past the
+    # largest; and its line search takes a step whose predicted change |g^T d| is below
+    # rounding eps max(1, |f|) once f is finite there (f cannot measure it; the trust region's
+    # guard, Conn, Gould & Toint 2000, 17.4.2)
+    "max_shifts": "2100",
+    "rounding": "10.0",
+}
 
 #: The Hessian-vector product H d, as generated code names it.
 HD = "Hd"
@@ -76,13 +90,14 @@ class MatrixCodePrinter(NumPyPrinter):
 def derived_pieces(spec: ModelSpec) -> dict[str, sympy.Basic]:
     """The derivation's matrix, right-hand side and the predicted decrease of the (undamped)
     model, ``m(0) - m(d)``, with ``H d`` as a vector ``Hd`` so it works with Hessian-vector
-    products too."""
+    products too; and the model's slope along d, ``d/dt m(t d)`` at ``t = 0`` (``g^T d``), which
+    a line search's Armijo test needs."""
     d = derive(spec, None)
     s = d.symbols
     undamped = d.model.xreplace({damping_symbol(spec.damping): 0}).doit()
     hd = sympy.MatrixSymbol(HD, *s["d"].shape)
     predicted = (-undamped).subs(s["H"] * s["d"], hd)
-    return {"matrix": d.matrix, "rhs": d.rhs, "predicted": predicted}
+    return {"matrix": d.matrix, "rhs": d.rhs, "predicted": predicted, "slope": slope(spec)}
 
 
 def equations(spec: ModelSpec) -> dict[str, str]:
@@ -125,6 +140,7 @@ def template_data(spec: ModelSpec) -> dict:
 #: framework's notion of layers and parameter tensors, so C does not generate them).
 KINDS = {
     ("newton", "dense"): "newton",
+    ("line_search", "dense"): "newton",  # Newton's templates, with the line search
     ("radius", "dense"): "trust_region",
     ("damped", "diagonal"): "diagonal",
     ("damped", "block_diagonal"): "block_diagonal",

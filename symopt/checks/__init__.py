@@ -12,7 +12,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from symopt.checks import budget, generic, properties, relations, second_order
+from symopt.checks import budget, generic, line_search, properties, relations, second_order
 from symopt.checks.cache import CheckCache, run_portable
 from symopt.checks.result import CheckResult, unfinished
 from symopt.spec import AnySpec, Spec
@@ -23,7 +23,7 @@ Check = Callable[[Spec, Mapping[str, Spec]], Iterable[CheckResult]]
 
 def all_checks(spec: AnySpec) -> list[Check]:
     if spec.kind == "second_order":
-        return list(second_order.CHECKS)
+        return [*second_order.CHECKS, *line_search.CHECKS]
     return [*generic.CHECKS, *relations.CHECKS, *properties.CHECKS]
 
 

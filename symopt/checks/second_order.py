@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import sympy
 
+from symopt.checks import solver_pieces as pieces
 from symopt.checks.curvature import run_curvature_checks, stated
 from symopt.checks.result import CheckResult
 from symopt.lowering.derive import Derivation, damping_symbol, derive, is_zero_matrix, model_symbols
@@ -175,18 +176,22 @@ def check_gradient_limit(spec: ModelSpec, others: Mapping[str, object]) -> Itera
 
 
 def check_norm_decreasing(spec: ModelSpec, others: Mapping[str, object]) -> Iterator[CheckResult]:
-    """d'(lam) = -(H + lam I)^-1 d, so (||d||^2)' = -2 d^T (H + lam I)^-1 d < 0 for PD H + lam I."""
+    """(||d||^2)' = -2 d^T (H + lam I)^-1 d, SymPy's derivative of ||d(lam)||^2 at n = 2 and 3
+    (decided over polynomials, symopt.checks.solver_pieces.norm_derivative): negative for
+    positive definite H + lam I and d != 0, so ||d|| decreases in lam there."""
     if not spec.damping:
         return
-    lam = damping_symbol(spec.damping)
-
-    def residual(D: Derivation, d: sympy.Matrix) -> sympy.Matrix:
-        damped = D.symbols["H"] + lam * D.symbols["I"]
-        return damped * d.diff(lam) + d
-
-    result = _identity("||d(lam)|| is decreasing in lam", spec, residual)
-    detail = "d'(lam) = -(H + lam I)^-1 d, so (||d||^2)' = -2 d^T (H + lam I)^-1 d < 0; "
-    yield CheckResult(result.name, result.passed, result.method, detail + result.detail)
+    name = "||d(lam)|| decreases in lam where H + lam I is positive definite"
+    for n in DIMENSIONS:
+        if not pieces.norm_derivative_identity(spec, n, step_at(spec, n)):
+            detail = f"at n = {n}, (||d||^2)' is not -2 d^T (H + lam I)^-1 d"
+            yield CheckResult(name, False, "symbolic", detail)
+            return
+    detail = (
+        "(||d||^2)' = -2 d^T (H + lam I)^-1 d, an exact identity at n = 2 and n = 3 (SymPy's "
+        "derivative of ||d||^2); < 0 for positive definite H + lam I and d != 0"
+    )
+    yield CheckResult(name, True, "symbolic", detail)
 
 
 def check_quadratic_one_step(
@@ -203,7 +208,7 @@ def check_quadratic_one_step(
         b = g - A * w  # the quadratic whose gradient at w is g and whose Hessian is H
         return b + A * (w + d.xreplace({lam: 0}))
 
-    name = "Newton's step minimises a quadratic in exactly one step"
+    name = "Newton's step reaches a quadratic's stationary point in one step"
     yield _identity(name + (" (lam = 0)" if spec.damping else ""), spec, residual)
 
 
@@ -287,15 +292,24 @@ def check_curvature(spec: ModelSpec, others: Mapping[str, object]) -> Iterator[C
         yield stated(name, result)
 
 
-def _once_per_model(check: Check) -> Check:
-    """``check`` run once per process for each (damping, step formula): it reads nothing else of
-    the spec, and the damped specs (trust region, diagonal, block-diagonal Newton, K-FAC) share
-    one model."""
-    results: dict[tuple[str | None, str | None], list[CheckResult]] = {}
+def _model_key(spec: ModelSpec) -> tuple[str | None, ...]:
+    return (spec.damping, spec.step_text)
+
+
+def _pieces_key(spec: ModelSpec) -> tuple[str | None, ...]:
+    return (spec.damping, spec.rule)
+
+
+def _once_per_model(check: Check, key_of: Callable = _model_key) -> Check:
+    """``check`` run once per process for each ``key_of(spec)``: by default (damping, step
+    formula), as a check reads nothing else of the spec, and the damped specs (trust region,
+    diagonal, block-diagonal Newton, K-FAC) share one model; the solvers' formulas need the
+    rule too (:func:`_pieces_key`)."""
+    results: dict[tuple[str | None, ...], list[CheckResult]] = {}
 
     @functools.wraps(check)
     def cached(spec: ModelSpec, others: Mapping[str, object]) -> list[CheckResult]:
-        key = (spec.damping, spec.step_text)
+        key = key_of(spec)
         if key not in results:
             results[key] = list(check(spec, others))
         return list(results[key])
@@ -317,6 +331,15 @@ CHECKS = [
             check_quadratic_one_step,
             check_first_order_model,
         ],
+    ),
+    *(
+        _once_per_model(check, _pieces_key)
+        for check in [
+            pieces.check_predicted_decrease_any_step,
+            pieces.check_secular_newton,
+            pieces.check_boundary_taus,
+            pieces.check_cauchy_length,
+        ]
     ),
     check_curvature,
 ]

@@ -50,6 +50,10 @@ RULES: dict[str, dict[str, str]] = {
     },
     # A fixed damping lam (a hyperparameter) and a step size: w <- w - lr (C + lam I)^-1 g.
     "damped": {"lr": "positive"},
+    # Newton's step of the model with the smallest shift tau that makes H + tau I positive
+    # definite (Nocedal & Wright, Algorithm 3.3, beta in units of max_ij |H_ij|), then Armijo
+    # backtracking, t <- rho t, until L(w + t d) <= L(w) + c1 t g^T d.
+    "line_search": {"c1": "unit_open", "rho": "unit_open", "beta": "positive"},
 }
 #: Extra hyperparameters the "damped" rule needs for a structure (running averages of the
 #: Kronecker factors, how often their eigendecompositions are refreshed, KL clipping).
@@ -62,6 +66,9 @@ STRUCTURE_HYPERS: dict[str, dict[str, str]] = {
 }
 SUBPROBLEMS = ("exact", "cg", "auto")
 ON_INDEFINITE = ("fail", "gradient", "solve")
+#: What the line-search rule does where H is not positive definite: shift it by tau I (the only
+#: choice, and its default; the "newton" rule's choices are ON_INDEFINITE).
+MODIFY = "modify"
 #: Names of the model's matrices and vectors, as the step formula may use them.
 MODEL_NAMES = {"g": "the gradient", "H": "the curvature matrix", "I": "the identity"}
 
@@ -84,7 +91,7 @@ class ModelSpec(HyperparameterOwner):
     step_text: str | None  # the step as the spec writes it (checked against the derivation)
     rule: str
     subproblem: str
-    on_indefinite: str
+    on_indefinite: str  # ON_INDEFINITE for the "newton" rule, MODIFY for "line_search"
     source: str = "<python>"
     text: str = ""
 
@@ -187,9 +194,7 @@ class _ModelLoader(Loader):
         subproblem = self.get(control, "subproblem", "control", str, "auto")
         if subproblem not in SUBPROBLEMS:
             raise self.fail("control.subproblem", f"expected one of {', '.join(SUBPROBLEMS)}")
-        on_indefinite = self.get(control, "on_indefinite", "control", str, "fail")
-        if on_indefinite not in ON_INDEFINITE:
-            raise self.fail("control.on_indefinite", f"expected one of {', '.join(ON_INDEFINITE)}")
+        on_indefinite = self.on_indefinite(control, rule)
         if (rule == "damped") != (structure != "dense"):
             raise self.fail(
                 "control.rule",
@@ -214,6 +219,22 @@ class _ModelLoader(Loader):
         )
         self.check_step(spec)
         return spec
+
+    def on_indefinite(self, control: dict, rule: str) -> str:
+        """The "newton" rule's choice where H is not positive definite; the line-search rule
+        always shifts H (``MODIFY``)."""
+        if rule == "line_search":
+            value = self.get(control, "on_indefinite", "control", str, MODIFY)
+            if value != MODIFY:
+                raise self.fail(
+                    "control.on_indefinite",
+                    f"the 'line_search' rule shifts an indefinite Hessian: only {MODIFY!r}",
+                )
+            return value
+        value = self.get(control, "on_indefinite", "control", str, "fail")
+        if value not in ON_INDEFINITE:
+            raise self.fail("control.on_indefinite", f"expected one of {', '.join(ON_INDEFINITE)}")
+        return value
 
     def rule_hypers(
         self, rule: str, structure: str, damping: str | None, hypers: tuple[Hyper, ...]

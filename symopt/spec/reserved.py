@@ -74,7 +74,9 @@ RUNTIME_IMPORTS = frozenset(
     solve_upper_t update_radius exact_step hessian_vector_product require_x64 solve_damped
     cg_tolerance dense_hessian evaluate ggn_blocks ggn_diagonal loss_and_gradient
     loss_hessian_factors loss_hessians parameter_names per_example_jacobians
-    positive_semidefinite steihaug steihaug_step
+    positive_semidefinite steihaug steihaug_step secular_newton boundary_tau_min
+    boundary_tau_max cauchy_length choose_subproblem closure_loss model_minimiser
+    parameters_copied_when_saved steihaug_run flat
     """.split()
 )
 #: The suffixes of the C headers' own macros, ``SYMOPT_<SPEC>_H`` (the include guard),
@@ -86,7 +88,7 @@ C_MACROS = frozenset(
     h armijo auto backtrack cg cg_forcing converged exact exact_max_n fail gradient
     hyper_defaults k_easy k_hard max_backtracks max_factorisations max_iter minimize_work
     min_radius not_finite not_positive_definite on_indefinite out_of_memory psd_tol
-    radius_collapsed saddle_point solve step_work stopped subproblem
+    radius_collapsed saddle_point solve step_work stopped subproblem max_shifts no_step rounding
     """.split()
 )
 #: File and module names of each target's runtime (``_runtime.py``, ``runtime.h``, ...): a spec
@@ -109,7 +111,7 @@ DAMPING = frozenset("a b c d f h k nu s u x lr layer one".split())
 CLASS_NAMES = frozenset(
     """
     DEFAULTS STATE SCRATCH T_START OPTIMIZERS Optimizer ApiOptimizer TensorOptimizer Tensor
-    ModelOptimizer Any Callable Sequence Mapping
+    ModelOptimizer Any Callable Sequence Mapping METHOD STATUS ROUNDING
     """.split()
 )
 

@@ -45,6 +45,7 @@ from symopt.backends.c.elementwise import (
     wrap_call,
 )
 from symopt.backends.c.elementwise import template_data as elementwise_data
+from symopt.backends.c.scalar_pieces import c_scalar_functions
 from symopt.backends.render import render
 from symopt.backends.second_order import derived_pieces, kind, supported, template_data
 from symopt.errors import SpecError
@@ -94,33 +95,45 @@ def _dot_name(left: sympy.Basic, right: sympy.Basic) -> str:
     return f"{left.name}{right.name}"
 
 
+def _dot_products(spec: ModelSpec, what: str, expr: sympy.Basic) -> tuple[list, sympy.Expr]:
+    """A scalar matrix expression as a combination of named dot products ``u^T v`` of two
+    n-vectors: the products, and the combination over their names."""
+    dots, scalar = [], sympy.Integer(0)
+    terms = expr.args if isinstance(expr, sympy.MatAdd) else []
+    for term in terms or (expr,):
+        coeff, product = term.as_coeff_mmul()
+        left, right = product.args
+        left = left.arg if isinstance(left, sympy.Transpose) else left
+        if left.shape[1] != 1 or right.shape[1] != 1:
+            raise SpecError(f"{spec.name}: the {what} is not a sum of dot products")
+        name = _dot_name(left, right)
+        dots.append({"name": name, "left": left.name, "right": right.name})
+        scalar += coeff * sympy.Symbol(name)
+    return sorted(dots, key=lambda d: d["name"]), scalar
+
+
 def c_pieces(spec: ModelSpec) -> dict:
     """The derived pieces as C: the system entry A_ij, the right-hand side b_i, and the predicted
-    decrease as a combination of named dot products (each ``u^T v`` of two n-vectors)."""
+    decrease and the slope as combinations of named dot products (each ``u^T v`` of two
+    n-vectors)."""
     pieces = derived_pieces(spec)
     i, j = sympy.symbols("i j", integer=True, nonnegative=True)
     names = {spec.damping: LAM} if spec.damping else {}
     printer = EntryPrinter(names)
     entry = pieces["matrix"][i, j]
     rhs = pieces["rhs"][i, 0]
-    dots, scalar = [], sympy.Integer(0)
-    terms = pieces["predicted"].args if isinstance(pieces["predicted"], sympy.MatAdd) else []
-    for term in terms or (pieces["predicted"],):
-        coeff, product = term.as_coeff_mmul()
-        left, right = product.args
-        left = left.arg if isinstance(left, sympy.Transpose) else left
-        if left.shape[1] != 1 or right.shape[1] != 1:
-            raise SpecError(f"{spec.name}: the predicted decrease is not a sum of dot products")
-        name = _dot_name(left, right)
-        dots.append({"name": name, "left": left.name, "right": right.name})
-        scalar += coeff * sympy.Symbol(name)
+    dots, predicted = _dot_products(spec, "predicted decrease", pieces["predicted"])
+    slope_dots, slope = _dot_products(spec, "slope", pieces["slope"])
     return {
         "entry": printer.doprint(entry),
         "entry_math": _comment(EntryMathPrinter().doprint(entry)),
         "rhs": printer.doprint(rhs),
         "rhs_math": _comment(EntryMathPrinter().doprint(rhs)),
-        "dots": sorted(dots, key=lambda d: d["name"]),
-        "predicted": printer.doprint(scalar),
+        "dots": dots,
+        "predicted": printer.doprint(predicted),
+        "slope_dots": slope_dots,
+        "slope": printer.doprint(slope),
+        "slope_math": _comment(sympy.sstr(pieces["slope"])),
     }
 
 
@@ -157,9 +170,9 @@ def diagonal_data(spec: ModelSpec) -> dict:
 
 def spec_data(spec: ModelSpec) -> dict:
     base = template_data(spec)
-    if kind(spec) == "trust_region":
-        # the runtime's symopt_runtime_radius_hyper has the rule's order
-        order = list(RULES["radius"])
+    if spec.rule in ("radius", "line_search"):
+        # the runtime's symopt_runtime_radius_hyper (_line_search_hyper) has the rule's order
+        order = list(RULES[spec.rule])
         base["hypers"] = sorted(base["hypers"], key=lambda row: order.index(row["name"]))
     upper = spec.name.upper()
     hypers = [
@@ -183,6 +196,11 @@ def spec_data(spec: ModelSpec) -> dict:
         "comment": comment_block,
         "parallel_min": PARALLEL_MIN,
         "diagonal": diagonal_data(spec) if kind(spec) == "diagonal" else None,
+        # the trust region's scalar formulas (Newton's step on the secular equation, the roots
+        # of ||p + tau d|| = r, the Cauchy length), printed from their derivation
+        "scalar_pieces": (
+            c_scalar_functions(spec, spec.name) if kind(spec) == "trust_region" else None
+        ),
     }
 
 
@@ -227,6 +245,9 @@ SOLVERS = {
     "H + lam I, More-Sorensen) or by Steihaug's truncated conjugate gradient",
     "diagonal": "a fused element-wise kernel over float and double arrays, each coordinate's own "
     "Newton step from the diagonal of the curvature (no matrix, no factorisation)",
+    # Newton's templates with the "line_search" rule
+    "line_search": "shifts H by the smallest multiple of I that makes it positive definite (a "
+    "Cholesky factorisation per shift tried), then backtracks along the step (Armijo)",
 }
 
 
@@ -240,7 +261,7 @@ def shared_data(specs: Sequence[ModelSpec]) -> list[dict]:
             "class_name": s.class_name,
             "fn": f"{s.name}_step",
             "imports": f"{s.class_name}, {s.name}_step",
-            "solver": SOLVERS[kind(s)],
+            "solver": SOLVERS["line_search" if s.rule == "line_search" else kind(s)],
         }
         for s in supported(specs, TEMPLATES)
     ]

@@ -61,6 +61,11 @@ def derivation_latex(spec) -> dict:
         "backtracking line search instead.",
         "solve": "The step solves H d = -g by Gaussian elimination whatever the curvature, so "
         "it can converge to a saddle point, which is reported.",
+        "modify": "H is shifted by the smallest multiple tau of the identity (doubling from beta "
+        "times its largest entry) that makes H + tau I positive definite (Nocedal & Wright, "
+        "Algorithm 3.3), and a backtracking line search takes w <- w + t d*, t = 1, rho, "
+        "rho^2, ..., once L(w + t d*) <= L(w) + c1 t g^T d* (Armijo), so the loss decreases at "
+        "every step.",
     }[spec.on_indefinite]
     words = {**latex, "lambda": damping} if spec.damping else latex  # the prose's maths
     curvature = f"{CURVATURES[spec.curvature]} at w"

@@ -42,6 +42,7 @@ STATIC = {
     "_second_order.py": f"numpy/{PACKAGE}/_second_order.py",
     "_dense.py": f"numpy/{PACKAGE}/_dense.py",
     "_trust_region.py": f"numpy/{PACKAGE}/_trust_region.py",
+    "_subproblem.py": f"numpy/{PACKAGE}/_subproblem.py",
     "_newton.py": f"numpy/{PACKAGE}/_newton.py",
     "_block_newton.py": f"numpy/{PACKAGE}/_block_newton.py",
     "_kfac.py": f"numpy/{PACKAGE}/_kfac.py",

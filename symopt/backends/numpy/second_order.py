@@ -29,6 +29,7 @@ import sympy
 
 from symopt.backends.numpy import elementwise
 from symopt.backends.numpy.elementwise import ScalarPrinter
+from symopt.backends.scalar_pieces import python_scalar_functions
 from symopt.backends.second_order import (
     MatrixCodePrinter,
     kind,
@@ -57,6 +58,8 @@ def data(spec: ModelSpec) -> dict:
     # the damped rule's block solve keeps the block's dtype: the identity is made in it
     eye_args = ", dtype=H.dtype" if spec.rule == "damped" else ""
     out["code"] = python_code(spec, MatrixCodePrinter("np", eye_args))
+    if spec.rule == "radius":
+        out["scalar_pieces"] = python_scalar_functions(spec)
     if spec.rule == "damped":
         printer = ScalarPrinter()
         out["entry"] = {

@@ -37,6 +37,8 @@ RUNTIME = {
     "_runtime.py": f"torch/{PACKAGE}",
     "_second_order.py": f"torch/{PACKAGE}",
     "_trust_region.py": f"torch/{PACKAGE}",
+    "_subproblem.py": f"torch/{PACKAGE}",
+    "_dense.py": f"torch/{PACKAGE}",
     "_newton.py": f"torch/{PACKAGE}",
     "_kfac.py": f"torch/{PACKAGE}",
     "_curvature.py": f"torch/{PACKAGE}",

@@ -1,12 +1,13 @@
 """PyTorch target for second-order specs: a ``torch.optim.Optimizer`` that takes a closure.
 
 The kind of the spec (its control rule and curvature structure) picks the templates
-(``templates/torch/second_order/``): the trust-region rule ("radius") gets Steihaug's truncated
-conjugate gradients with Hessian-vector products from autograd (double backward, no dense
-Hessian), the Newton rule a dense Hessian and a Cholesky solve. The "damped" rule's structured
-curvatures need the model, not only its parameters: the diagonal and block-diagonal GGN come
-from per-example Jacobians by ``torch.func`` (or from the user), K-FAC hooks the model's
-``torch.nn.Linear`` layers. All print the derived system (and the predicted decrease) from
+(``templates/torch/second_order/``): the trust-region rule ("radius") gets the NumPy target's
+solvers (Moré-Sorensen on the dense Hessian from autograd, Steihaug's truncated conjugate
+gradients on Hessian-vector products by double backward), the Newton rule a dense Hessian and a
+Cholesky solve. The "damped" rule's structured curvatures need the model, not only its
+parameters: the diagonal and block-diagonal GGN come from per-example Jacobians by
+``torch.func`` (or from the user), K-FAC hooks the model's ``torch.nn.Linear`` layers. All print
+the derived system (and the predicted decrease) from
 :func:`symopt.backends.second_order.python_code`, and each module stands alone (torch only).
 Tests are generated next to them, as for the element-wise specs.
 """
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from symopt import __version__
 from symopt.backends.base import isort_key
 from symopt.backends.numpy.elementwise import ScalarPrinter
+from symopt.backends.scalar_pieces import python_scalar_functions
 from symopt.backends.second_order import (
     MatrixCodePrinter,
     kind,
@@ -100,6 +102,10 @@ def module_data(spec: ModelSpec) -> dict:
     }
     if kind(spec) == "diagonal":
         data["update"] = elementwise_update(spec)
+    if kind(spec) == "trust_region":
+        # the scalar formulas of the subproblem solvers (Python floats, as NumPy's): the NumPy
+        # target's hand-written text until the printed derivation replaces it there
+        data["scalar_pieces"] = python_scalar_functions(spec)
     return data
 
 

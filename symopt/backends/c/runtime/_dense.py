@@ -37,9 +37,9 @@ SIGNATURES = {
         "solve": (None, [_size, _ptr, _ptr, _ptr]),
         "is_positive_semidefinite": (_int, [_size, _ptr, _int, _ptr]),
         "predicted": (_dbl, [_size, _ptr, _ptr, _ptr]),
-        "update_radius": (_dbl, [_ptr, _dbl, _dbl, _dbl, _int]),
+        "update_radius": (_dbl, [_ptr, _dbl, _dbl, _dbl, _int, _dbl]),
         "step": (_int, [_size, _ptr, _ptr, _dbl, _dbl, _dbl, _dbl, _int, *[_ptr] * 5]),
-        "cg_step": (None, [_size, _ptr, _ptr, _dbl, _dbl, _long, _ptr, _ptr, _ptr, _ptr]),
+        "cg_step": (_int, [_size, _ptr, _ptr, _dbl, _dbl, _long, _ptr, _ptr, _ptr, _ptr]),
         "minimize": (_int, [_size, _ptr, _ptr, _ptr, _ptr, _int, _int, _dbl, _long, _ptr, _ptr]),
     },
 }
@@ -105,7 +105,12 @@ class RadiusResultC(ctypes.Structure):
         ("ngev", _long),
         ("nhev", _long),
         ("status", _int),
+        ("not_finite", _int),
     ]
+
+
+#: The trust region's status 3 messages by symopt_runtime_radius_result.not_finite.
+NOT_FINITE = {1: "f or gradient", 2: "Hessian", 3: "Hessian-vector product"}
 
 
 @dataclass
@@ -222,7 +227,7 @@ def exact_step(c, H, g, radius, lam_lb_hint, k_easy, k_hard, max_iter) -> Step:
     )  # fmt: skip
 
 
-def cg_step(c, H, g, radius, tol, max_iter) -> Step:
+def cg_step(c, H, g, radius, tol, max_iter) -> Step | None:
     H = matrix("H", H)
     g = vector("g", g, H.shape[0])
     radius = _radius(radius)
@@ -231,10 +236,12 @@ def cg_step(c, H, g, radius, tol, max_iter) -> Step:
     d = np.empty(n)
     predicted, info = ctypes.c_double(), StepInfo()
     work = np.empty(n * n + 4 * n + 1)  # kept alive through the call
-    c["cg_step"](
+    failed = c["cg_step"](
         *(n, pointer(H), pointer(g), radius, float(tol), max_iter, pointer(d)),
         *(ctypes.byref(predicted), pointer(work), ctypes.byref(info)),
     )
+    if failed:
+        return None  # a product p^T H p was not finite, as symopt_numpy's steihaug_step
     on_boundary = bool(info.on_boundary)
     return Step(d, H @ d, on_boundary, math.nan, 0.0, info.inner, predicted.value, False, True)
 
@@ -292,6 +299,8 @@ def newton_minimize(c, fun, grad, x0, hess, gtol, max_iter, mode, check, callbac
 def radius_minimize(c, fun, grad, x0, hess, gtol, max_iter, mode, check, callback, hyper):
     """The trust region's minimize; mode is the subproblem code (0 auto, 1 exact, 2 cg)."""
     what = "the C trust-region method"
+    if callback is not None:
+        grad, callback = _accepted_only(grad, callback)
     x, max_iter, objective = _start(fun, grad, x0, hess, callback, max_iter, what)
     out = RadiusResultC()
     status = c["minimize"](
@@ -304,7 +313,7 @@ def radius_minimize(c, fun, grad, x0, hess, gtol, max_iter, mode, check, callbac
         0: f"gradient norm {out.grad_norm:.2e} <= gtol after {k} iterations",
         1: f"maximum number of iterations ({max_iter}) reached",
         2: f"trust radius collapsed to {out.radius:.1e} at iteration {k} (f = {out.fun:.6g})",
-        3: f"non-finite f or gradient at iteration {k}",
+        3: f"non-finite {NOT_FINITE.get(out.not_finite)} at iteration {k}",
         4: (
             f"stopped at a saddle point after {k} iterations: the gradient vanishes "
             "but the Hessian is not positive semidefinite"
@@ -314,12 +323,28 @@ def radius_minimize(c, fun, grad, x0, hess, gtol, max_iter, mode, check, callbac
     return RadiusResult(x, out.fun, out.grad_norm, *counts, status == 0, status, message)
 
 
-def update_radius(c, defaults, radius, rho, step_norm, on_boundary, hyper) -> float:
+def _accepted_only(grad, callback):
+    """(grad, callback) for the C trust region, which asks for g at a trial point before it
+    accepts it (only where g is finite): callback(x) then runs for accepted points only."""
+    finite = [True]
+
+    def grad_seen(x):
+        g = grad(x)
+        finite[0] = bool(np.isfinite(g).all())
+        return g
+
+    def accepted(x):
+        if finite[0]:
+            callback(x)
+
+    return grad_seen, accepted
+
+
+def update_radius(c, defaults, radius, rho, step_norm, on_boundary, x_scale, hyper) -> float:
     values = {**defaults, **(hyper or {})}
     c_hyper = RadiusHyper(**{name: float(values[name]) for name in defaults})
-    boundary = int(bool(on_boundary))
-    rule = c["update_radius"]
-    return float(rule(ctypes.byref(c_hyper), float(radius), float(rho), float(step_norm), boundary))
+    args = (float(radius), float(rho), float(step_norm), int(bool(on_boundary)), float(x_scale))
+    return float(c["update_radius"](ctypes.byref(c_hyper), *args))
 
 
 def predicted(c, g, d, Hd) -> float:

@@ -22,57 +22,256 @@ static double rt_negated_shifted(size_t n, const double *H, double s, size_t i, 
     return -H[i * n + j] + (i == j ? s : 0.0);
 }
 
-// The Cholesky factorisation A = L L^T of the matrix with entries entry(n, H, s, i, j).
-static int rt_factor(
-    size_t n, const double *H, double s, rt_entry entry, double *L, double *pivot)
+// The blocked Cholesky factorisation: columns per block, and the register tile (rows x columns)
+// of its block update. Each entry is computed in a fixed order whatever the vector width or the
+// number of threads, so results are the same on every machine.
+#define RT_BLOCK 64
+#define RT_TILE_ROWS 4
+#define RT_TILE_COLS 8
+// Block updates of fewer than this many row x depth products run in the calling thread.
+#define RT_PARALLEL_MIN 16384
+
+// The tile kernel is compiled for AVX-512, AVX2 and the SSE2 baseline on x86-64 Linux (the
+// loader picks one, as for the generated kernels; SYMOPT_NO_CLONES: the baseline only). GCC's
+// loop vectoriser would vectorise its depth loop with gathers: it is switched off there, so that
+// the basic-block vectoriser turns each tile row into vector operations kept in registers.
+#if defined(__has_attribute) && defined(__x86_64__) && defined(__GLIBC__)
+#if __has_attribute(target_clones) && !defined(SYMOPT_NO_CLONES)
+#define RT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef RT_CLONES
+#define RT_CLONES
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#define RT_TILE_VECTORISE __attribute__((optimize("no-tree-loop-vectorize")))
+#else
+#define RT_TILE_VECTORISE
+#endif
+
+// A[i.., c..] -= L[i.., :depth] U[:depth, c..] on the tile at rows i, columns c of L, where
+// U[q, c] = L[c, q] is stored in the upper triangle (row q, columns c > q).
+RT_CLONES RT_TILE_VECTORISE static void rt_update_tile(
+    size_t n, double *L, size_t i, size_t c, size_t depth)
 {
-    size_t i;
-    size_t j;
+    double acc[RT_TILE_ROWS][RT_TILE_COLS];
+    size_t q;
+    size_t r;
     size_t k;
-    for (i = 0; i < n * n; ++i) {
-        L[i] = 0.0;
-    }
-    for (k = 0; k < n; ++k) {
-        // L_kk^2 = A_kk - sum_{j<k} L_kj^2
-        double sum = 0.0;
-        double p;
-        for (j = 0; j < k; ++j) {
-            sum += L[k * n + j] * L[k * n + j];
+    for (r = 0; r < RT_TILE_ROWS; ++r) {
+        for (k = 0; k < RT_TILE_COLS; ++k) {
+            acc[r][k] = L[(i + r) * n + c + k];
         }
-        p = entry(n, H, s, k, k) - sum;
+    }
+    for (q = 0; q < depth; ++q) {
+        const double *u = L + q * n + c;
+        for (r = 0; r < RT_TILE_ROWS; ++r) {
+            const double a = L[(i + r) * n + q];
+            for (k = 0; k < RT_TILE_COLS; ++k) {
+                acc[r][k] -= a * u[k];
+            }
+        }
+    }
+    for (r = 0; r < RT_TILE_ROWS; ++r) {
+        for (k = 0; k < RT_TILE_COLS; ++k) {
+            L[(i + r) * n + c + k] = acc[r][k];
+        }
+    }
+}
+
+// The same update of row i, columns c0..c1-1, one row of U at a time (the edges of the tiling).
+RT_CLONES static void rt_update_row(
+    size_t n, double *L, size_t i, size_t c0, size_t c1, size_t depth)
+{
+    double *row = L + i * n;
+    size_t q;
+    size_t c;
+    for (q = 0; q < depth; ++q) {
+        const double a = row[q];
+        const double *u = L + q * n;
+        for (c = c0; c < c1; ++c) {
+            row[c] -= a * u[c];
+        }
+    }
+}
+
+// Left-looking step of block j0..j1-1: A[i, j0:j1] -= L[i, :j0] L[j0:j1, :j0]^T for every row
+// i >= j0 (in the diagonal block also above the diagonal, where nothing is read), with
+// L[j0:j1, :j0]^T first copied into the upper triangle so that both operands are rows.
+static void rt_update_block(size_t n, double *L, size_t j0, size_t j1)
+{
+    const size_t tiles = (n - j0) / RT_TILE_ROWS;
+    const size_t wide = j0 + (j1 - j0) / RT_TILE_COLS * RT_TILE_COLS;
+    size_t t;
+    size_t i;
+    size_t q;
+    for (i = j0; i < j1; ++i) {
+        for (q = 0; q < j0; ++q) {
+            L[q * n + i] = L[i * n + q];
+        }
+    }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if ((n - j0) * j0 >= RT_PARALLEL_MIN)
+#endif
+    for (t = 0; t < tiles; ++t) {
+        const size_t row = j0 + t * RT_TILE_ROWS;
+        size_t c;
+        size_t r;
+        for (c = j0; c < wide; c += RT_TILE_COLS) {
+            rt_update_tile(n, L, row, c, j0);
+        }
+        for (r = 0; r < RT_TILE_ROWS && wide < j1; ++r) {
+            rt_update_row(n, L, row + r, wide, j1, j0);
+        }
+    }
+    for (i = j0 + tiles * RT_TILE_ROWS; i < n; ++i) {
+        rt_update_row(n, L, i, j0, j1, j0);
+    }
+}
+
+// y[0:m] -= a x[0:m].
+RT_CLONES static void rt_axpy(size_t m, double a, const double *x, double *y)
+{
+    size_t k;
+    for (k = 0; k < m; ++k) {
+        y[k] -= a * x[k];
+    }
+}
+
+// Columns j0..j1-1 of L, right-looking inside the block, every row below included: column k's
+// pivot is then A_kk - sum_{j<k} L_kj^2. Returns k + 1 for the first pivot that is not positive
+// (also NaN), with *pivot set, else 0. Row k's columns k+1..j1-1 keep L[k+1:j1, k] (a row).
+static size_t rt_factor_block(size_t n, double *L, size_t j0, size_t j1, double *pivot)
+{
+    size_t k;
+    size_t i;
+    for (k = j0; k < j1; ++k) {
+        double *row = L + k * n;
+        const double p = row[k];
+        double d;
         if (!(p > 0.0)) { // also catches NaN
-            if (pivot != NULL) {
-                *pivot = p;
-            }
-            return (int)(k + 1);
+            *pivot = p;
+            return k + 1;
         }
-        L[k * n + k] = sqrt(p);
-        // L_ik = (A_ik - sum_{j<k} L_ij L_kj) / L_kk, for i > k
+        // L_kk = sqrt(pivot), L_ik = A_ik / L_kk, then A[i, k+1:j1] -= L_ik L[k+1:j1, k]^T
+        d = sqrt(p);
+        row[k] = d;
+        for (i = k + 1; i < j1; ++i) {
+            L[i * n + k] /= d;
+            row[i] = L[i * n + k];
+        }
         for (i = k + 1; i < n; ++i) {
-            sum = 0.0;
-            for (j = 0; j < k; ++j) {
-                sum += L[i * n + j] * L[k * n + j];
+            double *other = L + i * n;
+            if (i >= j1) {
+                other[k] /= d;
             }
-            L[i * n + k] = (entry(n, H, s, i, k) - sum) / L[k * n + k];
+            rt_axpy(j1 - k - 1, other[k], row + k + 1, other + k + 1);
         }
-    }
-    if (pivot != NULL) {
-        *pivot = 0.0;
     }
     return 0;
 }
 
-// Forward substitution in place: y with L y = b, column by column (b comes in y).
+// L's lower triangle <- that of the matrix with entries entry(n, H, s, i, j).
+static void rt_fill(size_t n, const double *H, double s, rt_entry entry, double *L)
+{
+    size_t i;
+    size_t j;
+    for (i = 0; i < n; ++i) {
+        for (j = 0; j <= i; ++j) {
+            L[i * n + j] = entry(n, H, s, i, j);
+        }
+    }
+}
+
+#ifdef SYMOPT_LAPACK
+// Optional: the factorisation by LAPACK's dpotrf where it succeeds. Build with -DSYMOPT_LAPACK
+// and link a LAPACK (SYMOPT_C_CFLAGS="-DSYMOPT_LAPACK -Wl,--no-as-needed -llapack" for symopt_c).
+// Results then depend on that library (rounding), no longer the same on every machine. A library
+// with other names: -DSYMOPT_LAPACK_DPOTRF=name, -DSYMOPT_LAPACK_INT=type (e.g. ILP64).
+#include <limits.h>
+#ifndef SYMOPT_LAPACK_DPOTRF
+#define SYMOPT_LAPACK_DPOTRF dpotrf_
+#endif
+#ifndef SYMOPT_LAPACK_INT
+#define SYMOPT_LAPACK_INT int
+#endif
+// The Fortran interface, with the hidden length of the character argument.
+void SYMOPT_LAPACK_DPOTRF(
+    const char *uplo, const SYMOPT_LAPACK_INT *n, double *a, const SYMOPT_LAPACK_INT *lda,
+    SYMOPT_LAPACK_INT *info, size_t uplo_length);
+
+// Factors the lower triangle of L (row-major: the column-major upper triangle, A = U^T U with
+// U = L^T) in place. Returns whether every pivot was positive (dpotrf lets NaN through).
+static int rt_lapack_factor(size_t n, double *L)
+{
+    const SYMOPT_LAPACK_INT order = (SYMOPT_LAPACK_INT)n;
+    SYMOPT_LAPACK_INT info = 0;
+    size_t k;
+    if (n == 0 || n > (size_t)INT_MAX) {
+        return 0;
+    }
+    SYMOPT_LAPACK_DPOTRF("U", &order, L, &order, &info, 1);
+    for (k = 0; k < n && info == 0; ++k) {
+        if (!(L[k * n + k] > 0.0)) {
+            info = 1;
+        }
+    }
+    return info == 0;
+}
+#endif
+
+// The Cholesky factorisation A = L L^T of the matrix with entries entry(n, H, s, i, j): its lower
+// triangle is read into L, then factored in place by blocks of RT_BLOCK columns (left-looking:
+// block j is updated by all columns before it, then factored). Returns 0, or k + 1 with *pivot
+// when column k fails; then L holds columns 0..k-1. The upper triangle is left zero. With
+// SYMOPT_LAPACK, LAPACK factors first, and the blocks find the failing column where it fails.
+static int rt_factor(
+    size_t n, const double *H, double s, rt_entry entry, double *L, double *pivot)
+{
+    double p = 0.0;
+    size_t fail = 0;
+    size_t i;
+    size_t j0;
+    rt_fill(n, H, s, entry, L);
+#ifdef SYMOPT_LAPACK
+    if (rt_lapack_factor(n, L)) {
+        j0 = n; // done
+    } else {
+        rt_fill(n, H, s, entry, L);
+        j0 = 0;
+    }
+#else
+    j0 = 0;
+#endif
+    for (; j0 < n && fail == 0; j0 += RT_BLOCK) {
+        const size_t j1 = j0 + RT_BLOCK < n ? j0 + RT_BLOCK : n;
+        rt_update_block(n, L, j0, j1);
+        fail = rt_factor_block(n, L, j0, j1, &p);
+    }
+    // zero the upper triangle (scratch above) and, after a failure at k, the columns from k on
+    for (i = 0; i < n; ++i) {
+        const size_t from = fail == 0 || i + 1 < fail ? i + 1 : fail - 1;
+        memset(L + i * n + from, 0, (n - from) * sizeof *L);
+    }
+    if (pivot != NULL) {
+        *pivot = p;
+    }
+    return (int)fail;
+}
+
+// Forward substitution in place: y with L y = b, row by row (b comes in y).
 void symopt_runtime_forward(size_t n, const double *L, double *y)
 {
     size_t i;
-    size_t k;
-    for (k = 0; k < n; ++k) {
-        // y_k = b_k / L_kk, then b_i -= L_ik y_k for i > k
-        y[k] /= L[k * n + k];
-        for (i = k + 1; i < n; ++i) {
-            y[i] -= L[i * n + k] * y[k];
+    size_t j;
+    for (i = 0; i < n; ++i) {
+        // y_i = (b_i - sum_{j<i} L_ij y_j) / L_ii, the sum in order j = 0, 1, ...
+        const double *row = L + i * n;
+        double s = y[i];
+        for (j = 0; j < i; ++j) {
+            s -= row[j] * y[j];
         }
+        y[i] = s / row[i];
     }
 }
 
@@ -80,17 +279,15 @@ void symopt_runtime_forward(size_t n, const double *L, double *y)
 // (y comes in x).
 void symopt_runtime_backward(size_t m, size_t n, const double *L, double *x)
 {
-    size_t i;
     size_t k;
     for (k = m; k-- > 0;) {
-        // x_k = (y_k - sum_{i>k} L_ik x_i) / L_kk, for k = m-1, ..., 0
-        double s = 0.0;
-        for (i = k + 1; i < m; ++i) {
-            s += L[i * n + k] * x[i];
-        }
-        x[k] = (x[k] - s) / L[k * n + k];
+        // x_k = y_k / L_kk once rows k+1.. are done, then y_i -= L_ki x_k for i < k (row k of L)
+        const double *row = L + k * n;
+        x[k] /= row[k];
+        rt_axpy(k, x[k], row, x);
     }
 }
+
 int symopt_runtime_cholesky(
     const symopt_runtime_model *model, size_t n, const double *H, double lam, double *L,
     double *pivot)

@@ -28,7 +28,7 @@ static inline double rt_dot(size_t n, const double *a, const double *b)
     return s;
 }
 
-// Forward substitution in place: y with L y = b, column by column (b comes in y).
+// Forward substitution in place: y with L y = b, row by row (b comes in y).
 void symopt_runtime_forward(size_t n, const double *L, double *y);
 
 // Back substitution in place on the leading m x m block of L (row stride n): x with L^T x = y

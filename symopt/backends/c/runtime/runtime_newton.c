@@ -1,5 +1,5 @@
-// symopt's C runtime, Newton's method with its fallbacks (see include/symopt/runtime.h). The
-// algorithm is the NumPy target's, line for line.
+// symopt's C runtime, Newton's method with its fallbacks, and with a line search (see
+// include/symopt/runtime.h). The algorithms are the NumPy target's, line for line.
 #include "runtime_internal.h"
 
 #include <float.h>
@@ -199,6 +199,203 @@ int symopt_runtime_newton_minimize(
         result->nfev += 1;
         result->ngev += 1;
         if (objective(n, x, &f, g, NULL, user) != 0) {
+            status = SYMOPT_RUNTIME_STOPPED;
+            break;
+        }
+    }
+    if (status == SYMOPT_RUNTIME_CONVERGED && check_second_order) {
+        // the second-order condition at the final x: H positive semidefinite
+        result->nhev += 1;
+        if (objective(n, x, NULL, NULL, H, user) != 0) {
+            status = SYMOPT_RUNTIME_STOPPED;
+        } else if (!symopt_runtime_is_positive_semidefinite(model, n, H, 0, L)) {
+            status = SYMOPT_RUNTIME_SADDLE_POINT;
+            result->maximum = symopt_runtime_is_positive_semidefinite(model, n, H, 1, L);
+        }
+    }
+done:
+    result->fun = f;
+    result->grad_norm = sqrt(rt_dot(n, g, g));
+    result->nit = k;
+    result->status = status;
+    free(own);
+    return status;
+}
+
+int symopt_runtime_shifted_step(
+    const symopt_runtime_model *model, size_t n, const double *H, const double *g, double beta,
+    long max_shifts, double *d, double *work, double *tau)
+{
+    double scale = 0.0;
+    double smallest = n > 0 ? H[0] : 0.0;
+    double shift;
+    double s;
+    long k;
+    size_t i;
+    for (i = 0; i < n * n; ++i) {
+        scale = rt_max(scale, fabs(H[i]));
+    }
+    for (i = 1; i < n; ++i) {
+        smallest = rt_min(smallest, H[i * n + i]);
+    }
+    // the smallest shift beta max_ij |H_ij| (beta when H = 0), and the first tau to try
+    shift = beta * (scale > 0.0 ? scale : 1.0);
+    s = smallest > 0.0 ? 0.0 : shift - smallest;
+    for (k = 0; k < max_shifts; ++k) {
+        if (symopt_runtime_cholesky(model, n, H, s, work, NULL) == 0) {
+            // d = (L L^T)^-1 b: the step of the shifted model
+            symopt_runtime_solve(model, n, work, g, d);
+            *tau = s;
+            return 0;
+        }
+        s = rt_max(2.0 * s, shift);
+    }
+    return 1;
+}
+
+// Whether all count entries of a are finite.
+static int rt_finite(size_t count, const double *a)
+{
+    size_t i;
+    for (i = 0; i < count; ++i) {
+        if (!isfinite(a[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+// One backtracking line search from x along d (f = f(x), slope = g^T d): t = 1, rho, ... until
+// f(x + t d) is finite and passes Armijo (or is finite, where |slope| is below f's rounding);
+// x_new and *f_new get the point accepted. Returns 0, a SYMOPT_RUNTIME_LINE_SEARCH_TRIALS or
+// _ROUNDING when no t passed, or -1 when the objective stopped it.
+static int rt_backtrack(
+    const symopt_runtime_model *model, const symopt_runtime_line_search_hyper *hyper,
+    double rounding, size_t n, const double *x, double f, const double *d, double slope,
+    symopt_objective objective, void *user, double *x_new, double *f_new,
+    symopt_runtime_line_search_result *result)
+{
+    // |g^T d| below f's rounding: the Armijo test cannot be decided, a finite f(x + t d) does
+    const int unmeasurable = -slope <= rounding * DBL_EPSILON * rt_max(1.0, fabs(f));
+    double t = 1.0;
+    int trial;
+    size_t i;
+    for (trial = 0; trial < model->max_backtracks; ++trial) {
+        int same = 1;
+        if (trial > 0) {
+            t *= hyper->rho;
+        }
+        result->t = t;
+        for (i = 0; i < n; ++i) {
+            x_new[i] = x[i] + t * d[i];
+            same = same && x_new[i] == x[i];
+        }
+        if (same) {
+            return SYMOPT_RUNTIME_LINE_SEARCH_ROUNDING; // so would every smaller t
+        }
+        result->nfev += 1;
+        if (objective(n, x_new, f_new, NULL, NULL, user) != 0) {
+            return -1;
+        }
+        // Armijo: f(x + t d) <= f + c1 t g^T d, where f(x + t d) is finite
+        if (isfinite(*f_new) && (unmeasurable || *f_new <= f + hyper->c1 * t * slope)) {
+            return 0;
+        }
+        result->n_backtracks += 1;
+    }
+    return SYMOPT_RUNTIME_LINE_SEARCH_TRIALS;
+}
+
+int symopt_runtime_line_search_minimize(
+    const symopt_runtime_model *model, symopt_runtime_slope slope,
+    const symopt_runtime_line_search_hyper *hyper, long max_shifts, double rounding, size_t n,
+    double *x, symopt_objective objective, void *user, int check_second_order, double gtol,
+    long max_iter, double *work, symopt_runtime_line_search_result *result)
+{
+    double *own = NULL;
+    double *H;
+    double *L;
+    double *g;
+    double *d;
+    double *x_new;
+    double f = NAN;
+    int status = SYMOPT_RUNTIME_MAX_ITER;
+    long k = 0;
+    size_t i;
+    memset(result, 0, sizeof *result);
+    if (work == NULL) {
+        const size_t most = SIZE_MAX / sizeof(double);
+        if (n > most || n > most / 2 / (n + 3)) {
+            result->status = SYMOPT_RUNTIME_OUT_OF_MEMORY; // the size overflows
+            return result->status;
+        }
+        own = malloc(SYMOPT_RUNTIME_LINE_SEARCH_MINIMIZE_WORK(n) * sizeof(double) + 1);
+        if (own == NULL) {
+            result->status = SYMOPT_RUNTIME_OUT_OF_MEMORY;
+            return result->status;
+        }
+        work = own;
+    }
+    H = work;
+    L = H + n * n;
+    g = L + n * n;
+    d = g + n;
+    x_new = d + n;
+    for (i = 0; i < n; ++i) {
+        g[i] = 0.0;
+    }
+    result->nfev = 1;
+    result->ngev = 1;
+    if (objective(n, x, &f, g, NULL, user) != 0) {
+        status = SYMOPT_RUNTIME_STOPPED;
+        goto done;
+    }
+    for (;;) {
+        const double g_norm = sqrt(rt_dot(n, g, g));
+        double tau = 0.0;
+        double f_new = NAN;
+        int why;
+        if (!(isfinite(f) && isfinite(g_norm))) {
+            result->not_finite = SYMOPT_RUNTIME_LINE_SEARCH_F_OR_G;
+            status = SYMOPT_RUNTIME_NOT_FINITE;
+            break;
+        }
+        if (g_norm <= gtol) {
+            status = SYMOPT_RUNTIME_CONVERGED;
+            break;
+        }
+        if (k >= max_iter) {
+            break;
+        }
+        result->nhev += 1;
+        if (objective(n, x, NULL, NULL, H, user) != 0) {
+            status = SYMOPT_RUNTIME_STOPPED;
+            break;
+        }
+        if (!rt_finite(n * n, H)) {
+            result->not_finite = SYMOPT_RUNTIME_LINE_SEARCH_HESSIAN;
+            status = SYMOPT_RUNTIME_NOT_FINITE;
+            break;
+        }
+        if (symopt_runtime_shifted_step(model, n, H, g, hyper->beta, max_shifts, d, L, &tau)) {
+            result->no_step = SYMOPT_RUNTIME_LINE_SEARCH_SHIFTS;
+            status = SYMOPT_RUNTIME_NO_STEP;
+            break;
+        }
+        result->n_fallback += tau > 0.0;
+        why = rt_backtrack(model, hyper, rounding, n, x, f, d, slope(n, g, d), objective, user,
+            x_new, &f_new, result);
+        if (why != 0) {
+            result->no_step = why > 0 ? why : 0;
+            status = why > 0 ? SYMOPT_RUNTIME_NO_STEP : SYMOPT_RUNTIME_STOPPED;
+            break;
+        }
+        // x <- x + t d, with f there known; then g there
+        memcpy(x, x_new, n * sizeof *x);
+        f = f_new;
+        k += 1;
+        result->ngev += 1;
+        if (objective(n, x, NULL, g, NULL, user) != 0) {
             status = SYMOPT_RUNTIME_STOPPED;
             break;
         }

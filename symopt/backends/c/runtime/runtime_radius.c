@@ -23,8 +23,8 @@ static void rt_curvature(size_t n, const double *H, const double *v, double *out
 }
 
 // out = A v for the system matrix A of the model (with damping lam).
-static void rt_system_times(
-    const symopt_runtime_model *model, size_t n, const double *H, double lam, const double *v, double *out)
+static void rt_system_times(const symopt_runtime_model *model, size_t n, const double *H,
+    double lam, const double *v, double *out)
 {
     size_t i;
     size_t j;
@@ -39,18 +39,39 @@ static void rt_system_times(
 
 double symopt_runtime_radius_update(
     const symopt_runtime_radius_hyper *hyper, double radius, double rho, double step_norm,
-    int on_boundary)
+    int on_boundary, double x_scale)
 {
     const symopt_runtime_radius_hyper *h = hyper;
     // rho < shrink_below: r <- shrink ||d||
     if (rho < h->shrink_below) {
         return h->shrink * step_norm;
     }
-    // rho > expand_above, d on the boundary: r <- min(max(r, expand ||d||), max_radius)
+    // rho > expand_above, d on the boundary: r <- min(max(r, expand ||d||), max_radius x_scale)
     if (rho > h->expand_above && on_boundary) {
-        return rt_min(rt_max(radius, h->expand * step_norm), h->max_radius);
+        return rt_min(rt_max(radius, h->expand * step_norm), h->max_radius * x_scale);
     }
     return radius;
+}
+
+// rho = (f(x) - f(x + d) + delta) / (m(0) - m(d) + delta), delta = rounding eps |f| (Conn,
+// Gould & Toint 2000, 17.4.2: near a minimiser both differences fall to the rounding error of
+// f, and delta makes rho tend to 1 there instead of collapsing the radius; relative to |f| it is
+// invariant to the scale of f); -inf (rejected) without a positive finite predicted decrease or
+// for a non-finite f(x + d).
+static double rt_ratio(double f, double f_new, double predicted, double rounding)
+{
+    double delta;
+    if (!(predicted > 0.0 && isfinite(predicted) && isfinite(f_new))) {
+        return -HUGE_VAL;
+    }
+    delta = rounding * DBL_EPSILON * fabs(f);
+    return ((f - f_new) + delta) / (predicted + delta);
+}
+
+// m(d) - m(0) = g^T d + d^T H d / 2, given hd = H d.
+static double rt_model_value(size_t n, const double *g, const double *d, const double *hd)
+{
+    return rt_dot(n, g, d) + 0.5 * rt_dot(n, d, hd);
 }
 
 // A guess inside the bracket [lb, ub] (Conn, Gould & Toint 7.3.14):
@@ -118,35 +139,59 @@ static double rt_smallest_singular_pair(size_t n, const double *L, double *p, do
     return w_norm / v_norm;
 }
 
-// The roots ta <= tb of ||z + t p|| = radius: (p^T p) t^2 + 2 (z^T p) t + z^T z - r^2 = 0, both
-// without cancellation.
-static void rt_boundary_taus(
-    size_t n, const double *z, const double *p, double radius, double *ta, double *tb)
+// The roots ta <= tb of ||z + t p|| = radius, from the model's derived formulas; (0, 0) when
+// p = 0.
+static void rt_boundary_taus(const symopt_runtime_model *model, size_t n, const double *z,
+    const double *p, double radius, double *ta, double *tb)
 {
-    const double a = rt_dot(n, p, p);
-    const double b = 2.0 * rt_dot(n, z, p);
-    const double c = rt_dot(n, z, z) - radius * radius;
-    const double sq = sqrt(rt_max(b * b - 4.0 * a * c, 0.0));
-    const double aux = b + copysign(sq, b);
-    double lo;
-    double hi;
-    if (aux == 0.0) {
+    const double pp = rt_dot(n, z, z);
+    const double pd = rt_dot(n, z, p);
+    const double dd = rt_dot(n, p, p);
+    if (dd == 0.0) {
         *ta = 0.0;
         *tb = 0.0;
         return;
     }
-    lo = -aux / (2.0 * a);
-    hi = -2.0 * c / aux;
-    *ta = lo <= hi ? lo : hi;
-    *tb = lo <= hi ? hi : lo;
+    *ta = model->boundary_tau_min(pp, pd, dd, radius);
+    *tb = model->boundary_tau_max(pp, pd, dd, radius);
 }
 
-int symopt_runtime_radius_step(
-    const symopt_runtime_model *model, size_t n, const double *H, const double *g, double radius, double lam_lower, double k_easy,
-    double k_hard, int max_factorisations, double *d, double *lam_out, double *predicted,
-    double *work, symopt_runtime_radius_step_info *info)
+// When the factorisations ran out: d (with hd = H d on return) becomes the better, by the model,
+// of itself cut back to the boundary and the Cauchy point -t g, so that the step decreases the
+// model at least as much as the Cauchy point (the condition of the convergence theory). hg and
+// dc: n doubles of scratch each. Returns whether d ends on the boundary: ||d|| >= (1 - k_easy) r.
+static int rt_better_than_cauchy(const symopt_runtime_model *model, size_t n, const double *H,
+    const double *g, double radius, double k_easy, double *d, double *hd, double *hg, double *dc)
 {
-    // Workspace: the Cholesky factor, then three vectors.
+    const double d_norm = sqrt(rt_dot(n, d, d));
+    double t;
+    size_t i;
+    if (d_norm > radius) {
+        // d = -(H + lam I)^-1 g with H + lam I > 0: m(t d) < m(0) for 0 < t <= 1
+        for (i = 0; i < n; ++i) {
+            d[i] = d[i] * (radius / d_norm);
+        }
+    }
+    rt_curvature(n, H, d, hd);
+    rt_curvature(n, H, g, hg);
+    t = model->cauchy_length(rt_dot(n, g, g), rt_dot(n, g, hg), radius);
+    for (i = 0; i < n; ++i) {
+        dc[i] = -t * g[i];
+        hg[i] = -t * hg[i]; // H dc
+    }
+    if (rt_model_value(n, g, dc, hg) < rt_model_value(n, g, d, hd)) {
+        memcpy(d, dc, n * sizeof *d);
+        memcpy(hd, hg, n * sizeof *hd);
+    }
+    return sqrt(rt_dot(n, d, d)) >= (1.0 - k_easy) * radius;
+}
+
+int symopt_runtime_radius_step(const symopt_runtime_model *model, size_t n, const double *H,
+    const double *g, double radius, double lam_lower, double k_easy, double k_hard,
+    int max_factorisations, double *d, double *lam_out, double *predicted, double *work,
+    symopt_runtime_radius_step_info *info)
+{
+    // Workspace: the Cholesky factor, then four vectors.
     double *L = work;
     double *w = L + n * n;
     double *p = w + n;
@@ -161,7 +206,6 @@ int symopt_runtime_radius_step(
     double lam_lb;
     double lam_ub;
     double margin;
-    double tiny_g;
     double lam;
     double lam_d = 0.0; // the multiplier d was computed with
     double pivot = 0.0;
@@ -169,6 +213,7 @@ int symopt_runtime_radius_step(
     int factorisations = 0;
     int converged = 0;
     int hard_case = 0;
+    int on_boundary = 0;
     size_t i;
     size_t j;
     for (i = 0; i < n; ++i) {
@@ -210,7 +255,6 @@ int symopt_runtime_radius_step(
     lam_lb = rt_max(lam_lb, lam_lower);
     margin = sqrt(DBL_EPSILON) * rt_max(1.0, h_inf);
     lam = lam_lb == 0.0 ? 0.0 : rt_inside(lam_lb, lam_ub, margin);
-    tiny_g = (double)n * DBL_EPSILON * h_inf; // below this, L^-1 g is not reliable
     fail = symopt_runtime_cholesky(model, n, H, lam, L, &pivot);
     factorisations += 1;
     for (;;) {
@@ -220,8 +264,8 @@ int symopt_runtime_radius_step(
                 = rt_negative_curvature_bound(n, L, (size_t)(fail - 1), pivot, w);
             lam_lb = rt_max(lam_lb, lam - bound);
             lam = rt_inside(lam_lb, lam_ub, margin);
-        } else if (g_norm <= tiny_g) {
-            // g ~ 0: a boundary step along the least-curvature direction solves the subproblem
+        } else if (g_norm == 0.0) {
+            // g = 0: a boundary step along the least-curvature direction solves the subproblem
             double s_min;
             if (lam == 0.0) {
                 for (i = 0; i < n; ++i) {
@@ -254,13 +298,12 @@ int symopt_runtime_radius_step(
                 converged = 1; // interior: the Newton step itself
                 break;
             }
-            // Newton on phi: lam+ = lam + (||d|| / ||w||)^2 (||d|| - r) / r, L w = d (N&W 4.44)
+            // Newton on the secular equation (the derived formula), with L w = d
             for (i = 0; i < n; ++i) {
                 w[i] = d[i];
             }
             symopt_runtime_forward(n, L, w);
-            lam_newton = lam
-                + (d_norm * d_norm / rt_dot(n, w, w)) * (d_norm - radius) / radius;
+            lam_newton = model->secular_newton(lam, d_norm, rt_dot(n, w, w), radius);
             if (d_norm > radius) {
                 lam_lb = lam; // ||d(.)|| decreases in lam, so lam < lam*
                 if (d_norm - radius <= k_easy * radius) {
@@ -275,7 +318,7 @@ int symopt_runtime_radius_step(
                 double tb;
                 double tau;
                 const double s_min = rt_smallest_singular_pair(n, L, p, z);
-                rt_boundary_taus(n, d, z, radius, &ta, &tb);
+                rt_boundary_taus(model, n, d, z, radius, &ta, &tb);
                 tau = fabs(ta) < fabs(tb) ? ta : tb;
                 // More-Sorensen: accept if tau^2 s^2 <= k_hard (d^T (H + lam I) d + lam r^2)
                 rt_system_times(model, n, H, lam, d, Ad);
@@ -295,40 +338,30 @@ int symopt_runtime_radius_step(
             }
         }
         if (factorisations >= max_factorisations) {
-            const double d_norm = sqrt(rt_dot(n, d, d));
-            if (d_norm > radius) {
-                // d = -(H + lam I)^-1 g with H + lam I > 0: m(t d) < m(0) for 0 < t <= 1
-                for (i = 0; i < n; ++i) {
-                    d[i] = d[i] * (radius / d_norm);
-                }
-            } else if (d_norm == 0.0 && g_norm > tiny_g) {
-                // no step yet: H + lam_ub I is positive definite (lam_ub >= -lam_min(H) + ||g|| / r
-                // by Gershgorin) and its step lies inside the region
-                lam_d = lam_ub;
-                symopt_runtime_cholesky(model, n, H, lam_d, L, NULL);
-                factorisations += 1;
-                symopt_runtime_solve(model, n, L, g, d);
-            }
+            on_boundary = rt_better_than_cauchy(model, n, H, g, radius, k_easy, d, Ad, w, p);
             break;
         }
         fail = symopt_runtime_cholesky(model, n, H, lam, L, &pivot);
         factorisations += 1;
     }
-    rt_curvature(n, H, d, Ad);
+    if (converged) {
+        rt_curvature(n, H, d, Ad);
+        on_boundary = !(lam_d == 0.0 && sqrt(rt_dot(n, d, d)) < radius);
+    }
     *lam_out = lam_d;
     *predicted = model->predicted(n, g, d, Ad);
     if (info != NULL) {
         info->lam_lower = lam_lb;
-        info->on_boundary = !(lam_d == 0.0 && sqrt(rt_dot(n, d, d)) < radius);
+        info->on_boundary = on_boundary;
         info->hard_case = hard_case;
         info->inner = factorisations;
     }
     return converged ? 0 : 1;
 }
 
-void symopt_runtime_radius_cg_step(
-    const symopt_runtime_model *model, size_t n, const double *H, const double *g, double radius, double tol, long max_iter, double *d,
-    double *predicted, double *work, symopt_runtime_radius_step_info *info)
+int symopt_runtime_radius_cg_step(const symopt_runtime_model *model, size_t n, const double *H,
+    const double *g, double radius, double tol, long max_iter, double *d, double *predicted,
+    double *work, symopt_runtime_radius_step_info *info)
 {
     // Workspace: the residual r = H d + g, the direction p, H p and H d.
     double *r = work;
@@ -337,6 +370,7 @@ void symopt_runtime_radius_cg_step(
     double *hd = hp + n;
     double rr;
     int on_boundary = 0;
+    int not_finite = 0;
     long it;
     long inner = max_iter;
     size_t i;
@@ -354,6 +388,11 @@ void symopt_runtime_radius_cg_step(
         double zz = 0.0;
         rt_curvature(n, H, p, hp);
         php = rt_dot(n, p, hp);
+        if (!isfinite(php)) {
+            not_finite = 1;
+            inner = it + 1;
+            break;
+        }
         if (php <= 0.0) {
             // curvature <= 0 along p: to the boundary, at the root with the lower model value
             double gd_a = 0.0;
@@ -361,7 +400,7 @@ void symopt_runtime_radius_cg_step(
             double gd_b = 0.0;
             double dhd_b = 0.0;
             double t;
-            rt_boundary_taus(n, d, p, radius, &ta, &tb);
+            rt_boundary_taus(model, n, d, p, radius, &ta, &tb);
             for (i = 0; i < n; ++i) {
                 // m(d + t p) - m(0) = g^T (d + t p) + (d + t p)^T H (d + t p) / 2, with
                 // H (d + t p) = (r - g) + t H p
@@ -388,7 +427,7 @@ void symopt_runtime_radius_cg_step(
         }
         if (zz >= radius * radius) {
             // the next iterate leaves the region: stop on the boundary along p
-            rt_boundary_taus(n, d, p, radius, &ta, &tb);
+            rt_boundary_taus(model, n, d, p, radius, &ta, &tb);
             for (i = 0; i < n; ++i) {
                 d[i] = d[i] + tb * p[i];
                 hd[i] = (r[i] - g[i]) + tb * hp[i];
@@ -419,13 +458,88 @@ void symopt_runtime_radius_cg_step(
             hd[i] = r[i] - g[i];
         }
     }
-    *predicted = model->predicted(n, g, d, hd);
+    *predicted = not_finite ? NAN : model->predicted(n, g, d, hd);
     if (info != NULL) {
         info->lam_lower = 0.0;
         info->on_boundary = on_boundary;
         info->hard_case = 0;
         info->inner = (int)inner;
     }
+    return not_finite;
+}
+
+// A minimiser of the model without a radius (while the radius is unlimited): with the dense
+// solver (cholesky != 0), Newton's step where the damped matrix at lam = 0 has a Cholesky factor;
+// otherwise conjugate gradients on H d = -g from 0 to the residual tol, at most 2 n iterations,
+// which converge where g lies in the range of a positive semidefinite H. Returns 0 where the
+// model is taken as unbounded below: CG met curvature <= 0 (or a product that is not finite) or
+// did not converge. work: SYMOPT_RUNTIME_RADIUS_STEP_WORK(n) doubles.
+static int rt_model_minimiser(const symopt_runtime_model *model, size_t n, const double *H,
+    const double *g, int cholesky, double tol, double *d, double *predicted, double *work,
+    symopt_runtime_radius_step_info *info)
+{
+    double *r = work;
+    double *p = r + n;
+    double *hp = p + n;
+    double rr = rt_dot(n, g, g);
+    long it;
+    size_t i;
+    info->lam_lower = 0.0;
+    info->on_boundary = 0;
+    info->hard_case = 0;
+    if (cholesky && symopt_runtime_cholesky(model, n, H, 0.0, work, NULL) == 0) {
+        symopt_runtime_solve(model, n, work, g, d);
+        rt_curvature(n, H, d, r);
+        *predicted = model->predicted(n, g, d, r);
+        info->inner = 1;
+        return 1;
+    }
+    for (i = 0; i < n; ++i) {
+        d[i] = 0.0;
+        r[i] = g[i];
+        p[i] = -g[i];
+    }
+    for (it = 0; it < 2 * (long)n; ++it) {
+        double php;
+        double alpha;
+        double rr_next;
+        rt_curvature(n, H, p, hp);
+        php = rt_dot(n, p, hp);
+        if (!(php > 0.0)) { // curvature <= 0 (or not finite): no bounded minimiser found
+            return 0;
+        }
+        alpha = rr / php;
+        for (i = 0; i < n; ++i) {
+            d[i] = d[i] + alpha * p[i];
+            r[i] = r[i] + alpha * hp[i];
+        }
+        rr_next = rt_dot(n, r, r);
+        if (sqrt(rr_next) <= tol) {
+            for (i = 0; i < n; ++i) {
+                hp[i] = r[i] - g[i]; // H d
+            }
+            *predicted = model->predicted(n, g, d, hp);
+            info->inner = (int)(it + 1);
+            return 1;
+        }
+        for (i = 0; i < n; ++i) {
+            p[i] = -r[i] + (rr_next / rr) * p[i];
+        }
+        rr = rr_next;
+    }
+    return 0;
+}
+
+// Whether all count values are finite.
+static int rt_all_finite(size_t count, const double *a)
+{
+    size_t i;
+    for (i = 0; i < count; ++i) {
+        if (!isfinite(a[i])) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 int symopt_runtime_radius_minimize(
@@ -439,10 +553,13 @@ int symopt_runtime_radius_minimize(
     double *g;
     double *d;
     double *x_new;
+    double *g_new;
     double *step_work;
     double f = NAN;
     double g0_norm;
-    double radius = h->radius0;
+    // The radius is unlimited until the model is unbounded below (then radius0 max(1, ||x||)) or
+    // a step fails (then shrink ||d||): while Newton's steps work they are taken whole.
+    double radius = HUGE_VAL;
     double lam_lower = 0.0; // after a rejection r shrinks and lam* only grows: keep the bound
     int have_h = 0; // H holds the Hessian at x
     int status = SYMOPT_RUNTIME_MAX_ITER;
@@ -451,7 +568,7 @@ int symopt_runtime_radius_minimize(
     memset(result, 0, sizeof *result);
     if (work == NULL) {
         const size_t most = SIZE_MAX / sizeof(double);
-        if (n > most || n > most / 2 / (n + 7)) {
+        if (n > most || n > most / 2 / (n + 8)) {
             result->status = SYMOPT_RUNTIME_OUT_OF_MEMORY; // the size overflows
             return result->status;
         }
@@ -466,10 +583,12 @@ int symopt_runtime_radius_minimize(
     g = H + n * n;
     d = g + n;
     x_new = d + n;
-    step_work = x_new + n;
+    g_new = x_new + n;
+    step_work = g_new + n;
+    // auto: exact, as with only the dense Hessian CG's products cost at least as much as the few
+    // factorisations of the exact solver, which takes fewer iterations
     if (subproblem == SYMOPT_RUNTIME_AUTO) {
-        subproblem = n <= model->exact_max_n ? SYMOPT_RUNTIME_EXACT
-                                                         : SYMOPT_RUNTIME_CG;
+        subproblem = SYMOPT_RUNTIME_EXACT;
     }
     for (i = 0; i < n; ++i) {
         g[i] = 0.0;
@@ -489,8 +608,12 @@ int symopt_runtime_radius_minimize(
         double rho;
         double new_radius;
         double x_scale;
+        double tol;
+        int accept = 0;
+        int found = 0;
         if (!(isfinite(f) && isfinite(g_norm))) {
             status = SYMOPT_RUNTIME_NOT_FINITE;
+            result->not_finite = SYMOPT_RUNTIME_RADIUS_F_OR_G;
             break;
         }
         if (g_norm <= gtol) {
@@ -514,18 +637,34 @@ int symopt_runtime_radius_minimize(
                 break;
             }
             have_h = 1;
+            if (!rt_all_finite(n * n, H)) {
+                status = SYMOPT_RUNTIME_NOT_FINITE;
+                result->not_finite = SYMOPT_RUNTIME_RADIUS_HESSIAN;
+                break;
+            }
         }
-        if (subproblem == SYMOPT_RUNTIME_EXACT) {
+        // CG's residual target min(CG_FORCING, sqrt(||g|| / ||g0||)) ||g||
+        tol = rt_min(model->cg_forcing, sqrt(g_norm / g0_norm)) * g_norm;
+        if (radius == HUGE_VAL) {
+            // no radius yet: the model's minimiser while the model is bounded below
+            found = rt_model_minimiser(model, n, H, g, subproblem == SYMOPT_RUNTIME_EXACT, tol, d,
+                &pred, step_work, &info);
+            if (!found) {
+                radius = h->radius0 * x_scale;
+            }
+        }
+        if (!found && subproblem == SYMOPT_RUNTIME_EXACT) {
             double lam;
             symopt_runtime_radius_step(
                 model, n, H, g, radius, lam_lower, model->k_easy, model->k_hard,
                 model->max_factorisations, d, &lam, &pred, step_work, &info);
-        } else {
-            // CG's residual target min(CG_FORCING, sqrt(||g|| / ||g0||)) ||g||
-            const double tol
-                = rt_min(model->cg_forcing, sqrt(g_norm / g0_norm)) * g_norm;
-            symopt_runtime_radius_cg_step(
-                model, n, H, g, radius, tol, 2 * (long)n, d, &pred, step_work, &info);
+        } else if (!found) {
+            if (symopt_runtime_radius_cg_step(
+                    model, n, H, g, radius, tol, 2 * (long)n, d, &pred, step_work, &info)) {
+                status = SYMOPT_RUNTIME_NOT_FINITE;
+                result->not_finite = SYMOPT_RUNTIME_RADIUS_PRODUCT;
+                break;
+            }
         }
         for (i = 0; i < n; ++i) {
             x_new[i] = x[i] + d[i];
@@ -535,19 +674,25 @@ int symopt_runtime_radius_minimize(
             status = SYMOPT_RUNTIME_STOPPED;
             break;
         }
-        // rho = (f(x) - f(x + d)) / (m(0) - m(d)); a non-finite f(x + d) counts as a failure
-        rho = pred > 0.0 && isfinite(f_new) ? (f - f_new) / pred : -HUGE_VAL;
-        new_radius = symopt_runtime_radius_update(
-            h, radius, rho, sqrt(rt_dot(n, d, d)), info.on_boundary);
+        rho = rt_ratio(f, f_new, pred, model->rounding);
         if (rho > h->eta) {
-            memcpy(x, x_new, n * sizeof *x);
-            f = f_new;
+            // the gradient at the trial point before accepting it: a non-finite one rejects it
             result->ngev += 1;
-            if (objective(n, x, NULL, g, NULL, user) != 0) {
+            if (objective(n, x_new, NULL, g_new, NULL, user) != 0) {
                 status = SYMOPT_RUNTIME_STOPPED;
-                k += 1;
                 break;
             }
+            accept = rt_all_finite(n, g_new);
+            if (!accept) {
+                rho = -HUGE_VAL;
+            }
+        }
+        new_radius = symopt_runtime_radius_update(
+            h, radius, rho, sqrt(rt_dot(n, d, d)), info.on_boundary, x_scale);
+        if (accept) {
+            memcpy(x, x_new, n * sizeof *x);
+            memcpy(g, g_new, n * sizeof *g);
+            f = f_new;
             have_h = 0;
             lam_lower = 0.0;
         } else if (new_radius < radius) {

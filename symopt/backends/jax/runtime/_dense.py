@@ -2,9 +2,9 @@
 pivot, triangular solves, and the estimates the Moré-Sorensen subproblem solver needs. Every
 function is traceable (``jax.jit``-able, shapes static, indices dynamic). Depends on JAX only.
 
-The NumPy runtime (``symopt_numpy/_dense.py``) factorises by its own column loop; here the
-factor and the solves are LAPACK's, through ``jnp.linalg.cholesky`` and
-``jax.scipy.linalg.solve_triangular``. They agree with the column loops to rounding, so the
+The NumPy runtime (``symopt_numpy/_dense.py``) factorises by blocks (LAPACK on the diagonal
+blocks, matmuls on the rest); here the factor and the solves are LAPACK's, through
+``jnp.linalg.cholesky`` and ``jax.scipy.linalg.solve_triangular``. They agree to rounding, so the
 iterates agree to rounding (not bit for bit). Two things LAPACK does not give are kept as loops
 with the NumPy runtime's arithmetic: where a factorisation fails (``jnp.linalg.cholesky`` only
 returns NaN), the failing column and its pivot, which bound the lowest eigenvalue; and the
@@ -117,17 +117,3 @@ def smallest_singular_pair(low: Array) -> tuple[Array, Array]:
     v = solve_upper_t(low, w)
     v_norm = jnp.sqrt(v @ v)
     return jnp.sqrt(w @ w) / v_norm, v / v_norm
-
-
-def boundary_taus(z: Array, d: Array, radius: Array) -> tuple[Array, Array]:
-    """Roots ta <= tb of ||z + t d|| = radius, i.e. (d.d) t^2 + 2 (z.d) t + z.z - r^2 = 0."""
-    a = d @ d
-    b = 2.0 * (z @ d)
-    c = z @ z - radius * radius
-    sq = jnp.sqrt(jnp.maximum(b * b - 4.0 * a * c, 0.0))
-    aux = b + jnp.copysign(sq, b)  # the two roots without cancellation
-    degenerate = aux == 0.0
-    aux = jnp.where(degenerate, 1.0, aux)
-    ta = jnp.where(degenerate, 0.0, -aux / (2.0 * a))
-    tb = jnp.where(degenerate, 0.0, -2.0 * c / aux)
-    return jnp.minimum(ta, tb), jnp.maximum(ta, tb)

@@ -1,9 +1,11 @@
 """Newton's method shared by the generated PyTorch Newton optimizers: the dense Hessian by
 double backward, a Cholesky solve of the derived system, and the fallbacks where the Hessian is
-not positive definite (fail, an LU solve, or steepest descent with Armijo backtracking).
+not positive definite (fail, an LU solve, or steepest descent with Armijo backtracking); and the
+line-search variant, which shifts H until it is positive definite and backtracks along the step.
 
 A generated subclass binds what is derived from its spec (the hyperparameters' domains, the
-system ``newton_system(g, H) -> (A, b)`` and ``predicted_reduction``) and the constants.
+system ``newton_system(g, H) -> (A, b)``, or ``newton_system(g, H, tau)`` and the slope
+``model_slope(g, d)`` for the line search, and ``predicted_reduction``) and the constants.
 
 Depends on torch only.
 """
@@ -27,9 +29,11 @@ from ._second_order import (
 )
 
 __all__ = ["STATUS", "NewtonOptimizer", "NotPositiveDefiniteError", "Result", "minimize"]
+__all__ += ["LineSearchError", "LineSearchOptimizer", "LineSearchResult"]
 
-#: What to do where H is not positive definite.
+#: What to do where H is not positive definite; the line search always shifts it (MODIFY).
 ON_INDEFINITE = ("fail", "gradient", "solve")
+MODIFY = "modify"
 #: Most parameters the optimizer accepts by default: H has n^2 entries (32 MB in float64 here).
 MAX_PARAMS = 2000
 #: step() takes no step once ||g|| <= gtol; the gtol option overrides it.
@@ -51,19 +55,30 @@ class Result:
     x: torch.Tensor  # the last point (detached, dtype and device of x0)
     fun: float  # the loss there
     grad_norm: float  # ||g|| there
-    nit: int  # Newton (or fallback) steps taken
-    nfev: int  # loss evaluations (closure calls)
+    nit: int  # steps taken
+    nfev: int  # loss evaluations (closure calls: one per step, and the line search's trials)
     ngev: int  # gradient evaluations
     nhev: int  # dense Hessian evaluations (the check at a stationary point included)
     nhessp: int  # always 0: the Hessian is formed densely
     success: bool
-    status: int  # see STATUS
+    status: int  # see STATUS (the line search's in its generated module)
     message: str
-    n_fallback: int = 0  # steps that took the on_indefinite fallback
+    n_fallback: int = 0  # steps that took the on_indefinite fallback (line search: tau > 0)
+
+
+@dataclass
+class LineSearchResult(Result):
+    """Outcome of :func:`minimize` for the line search."""
+
+    n_backtracks: int = 0  # trial step lengths the Armijo test rejected, in all
 
 
 class NotPositiveDefiniteError(ArithmeticError):
     """The Hessian is not positive definite where the Newton step needs it to be."""
+
+
+class LineSearchError(ArithmeticError):
+    """No step length passed the Armijo test (or no shift made H + tau I positive definite)."""
 
 
 def stationary_kind(H: torch.Tensor, psd_tol: float) -> str | None:
@@ -90,6 +105,10 @@ class NewtonOptimizer(Optimizer):
     armijo_c1: float = 1e-4
     backtrack: float = 0.5
     max_backtracks: int = 60
+    #: the choices of on_indefinite, and the counters the state keeps besides the evaluations
+    choices: tuple[str, ...] = ON_INDEFINITE
+    counters: tuple[str, ...] = ("n_fallback",)
+    result_type: type = Result
 
     def __init__(
         self,
@@ -125,21 +144,12 @@ class NewtonOptimizer(Optimizer):
         """The optimizer's state: one per instance, kept with the first parameter (as LBFGS)."""
         state = self.state[self.param_groups[0]["params"][0]]
         if not state:
-            state.update(
-                iteration=0,
-                nfev=0,
-                ngev=0,
-                nhev=0,
-                n_fallback=0,
-                loss=math.nan,
-                grad_norm=math.nan,
-                status=1,
-            )
+            state.update(iteration=0, nfev=0, ngev=0, nhev=0, **dict.fromkeys(self.counters, 0))
+            state.update(loss=math.nan, grad_norm=math.nan, status=1)
         return state
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One Newton iteration; returns the loss at the point it started from."""
+    def _evaluate(self, closure) -> tuple[torch.Tensor, tuple | None]:
+        """L(w), and (g, H, L(w), ||g||^2) or None once ||g|| <= gtol (status 0, or 4)."""
         if closure is None:
             raise ValueError(f"{type(self).__name__}.step needs a closure that returns the loss")
         group = self.param_groups[0]
@@ -167,7 +177,7 @@ class NewtonOptimizer(Optimizer):
             kind = stationary_kind(H, self.psd_tol)
             if kind is None:
                 state["status"] = 0
-                return loss.detach()
+                return loss, None
             state["status"] = 4
             if group["on_indefinite"] == "fail":
                 raise NotPositiveDefiniteError(
@@ -175,8 +185,21 @@ class NewtonOptimizer(Optimizer):
                     f"gradient vanishes (||g|| = {g_norm:.3g} <= gtol) but the Hessian is not "
                     "positive semidefinite"
                 )
-            return loss.detach()
+            return loss, None
         state["status"] = 1
+        return loss, (g, H, f, gg)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One Newton iteration; returns the loss at the point it started from."""
+        loss, point = self._evaluate(closure)
+        if point is None:
+            return loss.detach()
+        g, H, f, gg = point
+        group = self.param_groups[0]
+        params = group["params"]
+        state = self._state()
+        k, g_norm = state["iteration"], math.sqrt(gg)
         A, b = self.newton_system(g, H)  # the derived system A d = b
         factor, info = torch.linalg.cholesky_ex(A)  # A = L L^T, where A is positive definite
         if int(info) == 0:
@@ -226,15 +249,84 @@ class NewtonOptimizer(Optimizer):
         return loss.detach()
 
     def _check_options(self, group: dict) -> None:
-        if group["on_indefinite"] not in ON_INDEFINITE:
+        if group["on_indefinite"] not in self.choices:
             raise ValueError(
-                f"on_indefinite must be one of {ON_INDEFINITE}, not {group['on_indefinite']!r}"
+                f"on_indefinite must be one of {self.choices}, not {group['on_indefinite']!r}"
             )
         self.check_hyper(*(float(group[name]) for name in self.hyperparameters))
         if not group["gtol"] >= 0.0:
             raise ValueError(f"gtol must be >= 0, got {group['gtol']!r}")
         if not (isinstance(group["max_params"], int) and group["max_params"] >= 1):
             raise ValueError(f"max_params must be an int >= 1, got {group['max_params']!r}")
+
+
+def shifted_cholesky(system, g: torch.Tensor, H: torch.Tensor, beta: float, max_shifts: int):
+    """Algorithm 3.3 (the generated module's (1)): (L, b, tau), L L^T = H + tau I, or None."""
+    scale, smallest = host_scalars(H.abs().max(), H.diagonal().min())  # s = max_ij |H_ij|
+    shift = beta * (scale if scale > 0.0 else 1.0)
+    tau = 0.0 if smallest > 0.0 else shift - smallest
+    for _ in range(max_shifts):
+        A, b = system(g, H, tau)  # the derived system (H + tau I) d = -g
+        factor, info = torch.linalg.cholesky_ex(A)
+        if int(info) == 0:
+            return factor, b, tau
+        tau = max(2.0 * tau, shift)
+    return None
+
+
+class LineSearchOptimizer(NewtonOptimizer):
+    """Newton's method with a line search, one iteration per ``step(closure)``; the generated
+    subclass sets NewtonOptimizer's attributes (c1, rho, beta; newton_system(g, H, tau)),
+    model_slope(g, d), max_shifts and rounding (|g^T d| <= rounding eps max(1, |L|): too small)."""
+
+    on_indefinite = MODIFY
+    max_shifts: int = 2100
+    rounding: float = 10.0
+    choices = (MODIFY,)
+    counters = ("n_fallback", "n_backtracks")
+    result_type = LineSearchResult
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One iteration; returns the loss at the point it started from."""
+        loss, point = self._evaluate(closure)
+        if point is None:
+            return loss.detach()
+        g, H, f, _ = point
+        group, state, name = self.param_groups[0], self._state(), type(self).__name__
+        params, k = group["params"], state["iteration"]
+        if not bool(torch.isfinite(H).all()):
+            state["status"] = 3
+            raise FloatingPointError(f"{name}: the Hessian is not finite at step {k}'s parameters")
+        shifted = shifted_cholesky(self.newton_system, g, H, group["beta"], self.max_shifts)
+        if shifted is None:
+            state["status"] = 2
+            raise LineSearchError(f"{name} step {k}: no shift made H + tau I positive definite")
+        factor, b, tau = shifted
+        state["n_fallback"] += tau > 0.0  # H itself was not used: shifted
+        d = torch.cholesky_solve(b.unsqueeze(1), factor).squeeze(1)  # d = -(H + tau I)^-1 g
+        (slope,) = host_scalars(self.model_slope(g, d))  # g^T d < 0: a descent direction
+        unmeasurable = -slope <= self.rounding * torch.finfo(g.dtype).eps * max(1.0, abs(f))
+        saved = [p.clone() for p in params]  # w
+        t, why = 1.0, f"none of {self.max_backtracks} trials passed"
+        for trial in range(self.max_backtracks):
+            t *= group["rho"] if trial else 1.0
+            for p, s in zip(params, saved, strict=True):  # back to w (at first: it is there)
+                p.copy_(s)
+            add_flat(params, t * d)  # w <- w + t d
+            if all(torch.equal(p, s) for p, s in zip(params, saved, strict=True)):
+                why = f"t d fell below the rounding of w at t = {t:.3g}"
+                break
+            (f_new,) = host_scalars(closure())  # L(w + t d), under no_grad
+            state["nfev"] += 1
+            if math.isfinite(f_new) and (unmeasurable or f_new <= f + group["c1"] * t * slope):
+                state["iteration"] += 1
+                return loss.detach()
+            state["n_backtracks"] += 1
+        for p, s in zip(params, saved, strict=True):  # no step: back to w
+            p.copy_(s)
+        state["status"] = 2
+        raise LineSearchError(f"{name} step {k}: no step length passed the Armijo test ({why})")
 
 
 def minimize(
@@ -246,19 +338,19 @@ def minimize(
     max_iter: int | None = None,
     on_indefinite: str | None = None,
     max_params: int = MAX_PARAMS,
-) -> Result:
+    **hyper: float,
+) -> Result | LineSearchResult:
     """Minimise fun (a tensor x -> a scalar tensor, differentiable twice) from x0 with
     ``cls`` (a generated Newton optimizer) until ||g|| <= gtol.
 
     x keeps the dtype and device of x0; max_iter defaults to 200 n, on_indefinite to the
-    spec's (``cls.on_indefinite``). Status: STATUS; success
-    only for status 0.
+    spec's (``cls.on_indefinite``), the hyperparameters to the spec's. Status: STATUS (the
+    line search's: in its module); success only for status 0.
     """
     x = x0.detach().clone().requires_grad_(True)
     max_iter = 200 * x.numel() if max_iter is None else max_iter
-    if on_indefinite is None:
-        on_indefinite = cls.on_indefinite
-    opt = cls([x], on_indefinite=on_indefinite, gtol=gtol, max_params=max_params)
+    on_indefinite = cls.on_indefinite if on_indefinite is None else on_indefinite
+    opt = cls([x], **hyper, on_indefinite=on_indefinite, gtol=gtol, max_params=max_params)
     state = opt._state()
 
     def closure() -> torch.Tensor:
@@ -269,7 +361,7 @@ def minimize(
     while status is None:
         try:
             opt.step(closure)
-        except (NotPositiveDefiniteError, FloatingPointError) as exc:
+        except (NotPositiveDefiniteError, FloatingPointError, LineSearchError) as exc:
             if state["status"] == 1:
                 raise
             status, message = state["status"], str(exc)
@@ -292,7 +384,7 @@ def minimize(
             4: f"stopped at a saddle point or maximum after {state['iteration']} iterations: "
             "the gradient vanishes but the Hessian is not positive semidefinite",
         }[status]
-    return Result(
+    return cls.result_type(
         x=x.detach(),
         fun=state["loss"],
         grad_norm=state["grad_norm"],
@@ -304,5 +396,5 @@ def minimize(
         success=status == 0,
         status=status,
         message=message,
-        n_fallback=state["n_fallback"],
+        **{name: state[name] for name in cls.counters},
     )

@@ -1,30 +1,30 @@
 """What the generated second-order PyTorch optimizers share: flat vectors over a model's
-parameters, the loss and its differentiable gradient from a closure, Hessian-vector products
-and the dense Hessian by double backward, a positive-semidefiniteness check, and truncated
-conjugate gradients in a ball (Steihaug).
+parameters, the loss and its differentiable gradient from a closure (with graphs that survive
+in-place updates of the parameters), Hessian-vector products and the dense Hessian by double
+backward, and a positive-semidefiniteness check.
 
 Depends on torch only.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 
 __all__ = [
-    "CGStep",
     "add_flat",
     "check_params",
+    "closure_loss",
     "dense_hessian",
     "flat",
+    "gradient",
     "hessian_vector_product",
     "host_scalars",
     "loss_and_gradient",
+    "parameters_copied_when_saved",
     "positive_semidefinite",
-    "steihaug",
 ]
 
 #: Rows of H computed per batched backward pass.
@@ -63,31 +63,58 @@ def add_flat(params: list[torch.Tensor], d: torch.Tensor) -> None:
         p.add_(piece.view_as(p))
 
 
-def loss_and_gradient(
-    closure, params: list[torch.Tensor], name: str = "loss_and_gradient"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The loss L(w) from the closure and its gradient g with its graph (create_graph=True), so
-    that differentiating g once more gives Hessian-vector products."""
+def closure_loss(closure, params: list[torch.Tensor], name: str = "closure_loss") -> torch.Tensor:
+    """The loss L(w) from the closure, with its graph (grad enabled), checked: a one-element
+    tensor that depends on the parameters, the closure not having called backward()."""
     for p in params:
         p.grad = None
     with torch.enable_grad():
         loss = closure()
-        if any(p.grad is not None for p in params):
-            raise RuntimeError(
-                f"{name}: the closure called backward(); it must only return the loss (the "
-                "optimizer differentiates it twice itself, and calls it under no_grad for trial "
-                "points)"
-            )
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise TypeError(f"{name}: the closure must return the loss as a one-element tensor")
-        if not loss.requires_grad:
-            raise ValueError(
-                f"{name}: the loss does not depend on the parameters (or was computed under "
-                "no_grad)"
-            )
-        # g = dL/dw, itself differentiable: H v = d(g . v)/dw
+    if any(p.grad is not None for p in params):
+        raise RuntimeError(
+            f"{name}: the closure called backward(); it must only return the loss (the "
+            "optimizer differentiates it twice itself)"
+        )
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise TypeError(f"{name}: the closure must return the loss as a one-element tensor")
+    if not loss.requires_grad:
+        raise ValueError(
+            f"{name}: the loss does not depend on the parameters (or was computed under no_grad)"
+        )
+    return loss
+
+
+def gradient(loss: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+    """The flat gradient g = dL/dw with its graph (create_graph=True), so that differentiating
+    g once more gives Hessian-vector products."""
+    with torch.enable_grad():
         grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-        return loss, flat(grads, params)  # recorded too: g is one differentiable vector
+        return flat(grads, params)  # recorded too: g is one differentiable vector
+
+
+def loss_and_gradient(
+    closure, params: list[torch.Tensor], name: str = "loss_and_gradient"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss L(w) from the closure and its gradient g with its graph (create_graph=True)."""
+    loss = closure_loss(closure, params, name)
+    return loss, gradient(loss, params)
+
+
+@contextmanager
+def parameters_copied_when_saved(params: list[torch.Tensor]) -> Iterator[None]:
+    """Graphs recorded inside save copies of the parameters (and of views of them) instead of
+    the parameters themselves: the graph of g at w still gives H v at w after the parameters
+    were moved in place to a trial point and restored (autograd would refuse the modified
+    tensors). Costs one copy of each parameter per use the graph saves."""
+    storages = {p.untyped_storage().data_ptr() for p in params}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.layout == torch.strided and t.untyped_storage().data_ptr() in storages:
+            return t.detach().clone()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield
 
 
 def host_scalars(*values: torch.Tensor) -> list[float]:
@@ -148,75 +175,3 @@ def hessian_vector_product(
         return flat(parts, params)
 
     return hvp
-
-
-@dataclass
-class CGStep:
-    """A trust-region step from :func:`steihaug`."""
-
-    d: torch.Tensor  # the step
-    hd: torch.Tensor  # H d, for the predicted decrease (no extra product)
-    on_boundary: bool  # ||d|| = r (lam > 0), or an interior Newton step (lam = 0)
-    iterations: int  # CG iterations = Hessian-vector products
-
-
-def _boundary_taus(z: torch.Tensor, p: torch.Tensor, radius: float) -> tuple[float, float]:
-    """The roots ta <= tb of ||z + t p|| = r, i.e. a t^2 + b t + c = 0 (z inside the ball)."""
-    a, zp, zz = host_scalars(p.dot(p), z.dot(p), z.dot(z))
-    b, c = 2.0 * zp, zz - radius * radius  # b = 2 z.p, c = z.z - r^2
-    sq = math.sqrt(max(b * b - 4.0 * a * c, 0.0))  # sqrt(b^2 - 4 a c)
-    aux = b + math.copysign(sq, b)  # b + sign(b) sqrt(...): no cancellation
-    if aux == 0.0:
-        return 0.0, 0.0
-    ta, tb = -aux / (2.0 * a), -2.0 * c / aux  # the roots -aux / 2a and 2c / -aux
-    return (ta, tb) if ta <= tb else (tb, ta)
-
-
-def steihaug(
-    g: torch.Tensor,
-    hvp: Callable[[torch.Tensor], torch.Tensor],
-    radius: float,
-    tol: float,
-    max_iter: int,
-    predicted_reduction: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
-) -> CGStep:
-    """Truncated conjugate gradients on the model in ||d|| <= r (Steihaug 1983; Nocedal & Wright
-    Algorithm 7.2).
-
-    CG on H d = -g from d = 0 decreases the model at every iteration and moves away from 0, so
-    the first iterate outside the ball is cut at the boundary; a direction of curvature <= 0
-    goes to the boundary too (to the root with the larger decrease); CG stops inside once the
-    residual ||H d + g|| <= tol. H d is carried along as r - g, so the predicted decrease (the
-    derived ``predicted_reduction(g, d, Hd)``) costs no extra product.
-    """
-    z = torch.zeros_like(g)  # d_0 = 0
-    r = g.clone()  # r_0 = H d_0 + g = g: the residual of (H + lam I) d = -g at lam = 0
-    p = -r  # p_0 = -r_0
-    rr = r.dot(r)  # ||r_0||^2
-    for i in range(max_iter):
-        hp = hvp(p)  # H p_j
-        php = p.dot(hp)  # p_j^T H p_j, the curvature along p_j
-        alpha = rr / php  # alpha_j = ||r_j||^2 / p_j^T H p_j
-        z_next = z + alpha * p  # d_{j+1} = d_j + alpha_j p_j
-        r_next = r + alpha * hp  # r_{j+1} = r_j + alpha_j H p_j
-        rr_next = r_next.dot(r_next)  # ||r_{j+1}||^2
-        curvature, zz, rr_host = host_scalars(php, z_next.dot(z_next), rr_next)
-        if not curvature > 0.0:  # p_j^T H p_j <= 0: the model is unbounded along p_j
-            best = None
-            for t in _boundary_taus(z, p, radius):  # ||d_j + t p_j|| = r
-                d = z + t * p  # d = d_j + t p_j
-                hd = (r - g) + t * hp  # H d = H d_j + t H p_j, with H d_j = r_j - g
-                decrease = float(predicted_reduction(g, d, hd))  # m(0) - m(d)
-                if best is None or decrease > best[0]:
-                    best = (decrease, d, hd)
-            return CGStep(best[1], best[2], True, i + 1)
-        if zz >= radius * radius:  # ||d_{j+1}|| >= r: stop where d_j + t p_j leaves the ball
-            _, tb = _boundary_taus(z, p, radius)  # tb > 0: the root ahead
-            return CGStep(z + tb * p, (r - g) + tb * hp, True, i + 1)  # d, H d = H d_j + t H p_j
-        z, r = z_next, r_next
-        if math.sqrt(rr_host) <= tol:  # ||r_{j+1}|| <= tol: d_{j+1} solves H d = -g well enough
-            return CGStep(z, r - g, False, i + 1)  # H d = r - g
-        # p_{j+1} = -r_{j+1} + beta_j p_j,  beta_j = ||r_{j+1}||^2 / ||r_j||^2
-        p = -r + (rr_next / rr) * p
-        rr = rr_next
-    return CGStep(z, r - g, False, max_iter)  # out of iterations: the last (interior) iterate
