@@ -296,7 +296,7 @@ def _verify(target, name, spec_file, hypers, maps, steps, seeds, long, dtype):
     if spec.kind != "elementwise":
         raise Unsupported(
             f"{spec.name} is a second-order spec; verify compares element-wise optimizers "
-            "(compare second-order methods with scipy: benchmarks/bench_scipy_trust_region.py)",
+            "(compare second-order methods with scipy: benchmarks/bench_mgh.py)",
             key="--against",
         )
     implementation = v.load_target(target)

@@ -169,7 +169,9 @@ typedef struct symopt_runtime_radius_result {
 #define SYMOPT_RUNTIME_RADIUS_PRODUCT 3 // p^T H p in CG (H finite, the product overflowed)
 
 // The lower Cholesky factor L (n x n, row-major, upper triangle zero) of the system matrix A with
-// damping lam, column by column (left-looking); reads the lower triangle of H. Returns 0 (and
+// damping lam, by blocks of 64 columns (the trailing updates threaded under OpenMP, with the same
+// result for any thread count; -DSYMOPT_LAPACK calls LAPACK's dpotrf_ instead, linked by the
+// user); reads the lower triangle of H. Returns 0 (and
 // *pivot = 0), or k + 1 when the pivot of column k (0-based) is not positive: A is not positive
 // definite, *pivot gets that pivot (pivot may be NULL) and L holds columns 0..k-1.
 int symopt_runtime_cholesky(

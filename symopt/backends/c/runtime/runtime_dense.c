@@ -339,3 +339,18 @@ int symopt_runtime_newton_step(
     symopt_runtime_solve(model, n, work, g, d);
     return 0;
 }
+
+double *symopt_runtime_workspace(double *work, size_t n, size_t vectors, double **own)
+{
+    const size_t most = SIZE_MAX / sizeof(double);
+    *own = NULL;
+    if (work != NULL) {
+        return work;
+    }
+    // 2 n^2 + vectors n <= 2 n (n + vectors): refused when that overflows
+    if (n > most || (n > 0 && n + vectors > most / 2 / n)) {
+        return NULL;
+    }
+    *own = malloc((2 * n * n + vectors * n) * sizeof(double) + 1);
+    return *own;
+}

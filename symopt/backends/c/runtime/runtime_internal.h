@@ -35,4 +35,9 @@ void symopt_runtime_forward(size_t n, const double *L, double *y);
 // (y comes in x).
 void symopt_runtime_backward(size_t m, size_t n, const double *L, double *x);
 
+// The workspace of a minimize function: work itself, or, when work is NULL, 2 n^2 + vectors n
+// doubles from malloc, also stored in *own for the caller to free. NULL when that count overflows
+// or malloc fails.
+double *symopt_runtime_workspace(double *work, size_t n, size_t vectors, double **own);
+
 #endif

@@ -83,18 +83,10 @@ int symopt_runtime_newton_minimize(
     long k = 0;
     size_t i;
     memset(result, 0, sizeof *result);
+    work = symopt_runtime_workspace(work, n, 3, &own); // SYMOPT_RUNTIME_NEWTON_MINIMIZE_WORK(n)
     if (work == NULL) {
-        const size_t most = SIZE_MAX / sizeof(double);
-        if (n > most || n > most / 2 / (n + 3)) {
-            result->status = SYMOPT_RUNTIME_OUT_OF_MEMORY; // the size overflows
-            return result->status;
-        }
-        own = malloc(SYMOPT_RUNTIME_NEWTON_MINIMIZE_WORK(n) * sizeof(double) + 1);
-        if (own == NULL) {
-            result->status = SYMOPT_RUNTIME_OUT_OF_MEMORY;
-            return result->status;
-        }
-        work = own;
+        result->status = SYMOPT_RUNTIME_OUT_OF_MEMORY;
+        return result->status;
     }
     H = work;
     L = H + n * n;
@@ -323,18 +315,10 @@ int symopt_runtime_line_search_minimize(
     long k = 0;
     size_t i;
     memset(result, 0, sizeof *result);
+    work = symopt_runtime_workspace(work, n, 3, &own); // SYMOPT_RUNTIME_LINE_SEARCH_MINIMIZE_WORK(n)
     if (work == NULL) {
-        const size_t most = SIZE_MAX / sizeof(double);
-        if (n > most || n > most / 2 / (n + 3)) {
-            result->status = SYMOPT_RUNTIME_OUT_OF_MEMORY; // the size overflows
-            return result->status;
-        }
-        own = malloc(SYMOPT_RUNTIME_LINE_SEARCH_MINIMIZE_WORK(n) * sizeof(double) + 1);
-        if (own == NULL) {
-            result->status = SYMOPT_RUNTIME_OUT_OF_MEMORY;
-            return result->status;
-        }
-        work = own;
+        result->status = SYMOPT_RUNTIME_OUT_OF_MEMORY;
+        return result->status;
     }
     H = work;
     L = H + n * n;

@@ -566,18 +566,10 @@ int symopt_runtime_radius_minimize(
     long k = 0;
     size_t i;
     memset(result, 0, sizeof *result);
+    work = symopt_runtime_workspace(work, n, 8, &own); // SYMOPT_RUNTIME_RADIUS_MINIMIZE_WORK(n)
     if (work == NULL) {
-        const size_t most = SIZE_MAX / sizeof(double);
-        if (n > most || n > most / 2 / (n + 8)) {
-            result->status = SYMOPT_RUNTIME_OUT_OF_MEMORY; // the size overflows
-            return result->status;
-        }
-        own = malloc(SYMOPT_RUNTIME_RADIUS_MINIMIZE_WORK(n) * sizeof(double) + 1);
-        if (own == NULL) {
-            result->status = SYMOPT_RUNTIME_OUT_OF_MEMORY;
-            return result->status;
-        }
-        work = own;
+        result->status = SYMOPT_RUNTIME_OUT_OF_MEMORY;
+        return result->status;
     }
     H = work;
     g = H + n * n;

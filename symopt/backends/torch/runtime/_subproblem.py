@@ -44,7 +44,6 @@ class TrustRegion:
     boundary_tau_max: Scalar4  # p.p, p.d, d.d, r -> the larger root
     cauchy_length: Callable[[float, float, float], float]  # g.g, g.H g, r -> t, d = -t g
     min_radius: float
-    exact_max_n: int
     k_easy: float
     k_hard: float
     max_factorisations: int
@@ -72,14 +71,15 @@ def cg_tolerance(g_norm: float, g0_norm: float, forcing: float) -> float:
     return min(forcing, math.sqrt(g_norm / g0_norm)) * g_norm
 
 
-def choose_subproblem(subproblem: str, n: int, exact_max_n: int) -> str:
-    """ "exact" or "cg"; "auto" by cost: autograd gives both the dense Hessian and cheap
-    Hessian-vector products, so exact while a factorisation stays small (n <= exact_max_n)."""
+def choose_subproblem(subproblem: str) -> str:
+    """ "exact" or "cg"; "auto" by cost is "cg": autograd builds the dense Hessian from n
+    Hessian-vector products (a batched backward pass per block of rows), and truncated CG needs
+    at most 2 n of them, usually far fewer, without the factorisations. (The NumPy minimiser,
+    given a dense Hessian, takes "exact" for n <= EXACT_MAX_N; pass subproblem="exact" for the
+    same iterates.)"""
     if subproblem not in ("exact", "cg", "auto"):
         raise ValueError(f"unknown subproblem {subproblem!r}; use 'exact', 'cg' or 'auto'")
-    if subproblem != "auto":
-        return subproblem
-    return "exact" if n <= exact_max_n else "cg"
+    return "cg" if subproblem == "auto" else subproblem
 
 
 def _dot(a: Tensor, b: Tensor) -> float:

@@ -244,7 +244,7 @@ class TrustRegionOptimizer(Optimizer):
         if self._point is None:  # resumed from a state_dict: the graph at the loaded point
             self._evaluate(closure)
         point, g = self._point, state["grad"]
-        exact = choose_subproblem(group["subproblem"], g.numel(), method.exact_max_n) == "exact"
+        exact = choose_subproblem(group["subproblem"]) == "exact"
         if exact:
             if point.h is None:
                 point.h = dense_hessian(point.g_graph, params).double()
@@ -323,7 +323,7 @@ class TrustRegionOptimizer(Optimizer):
 
     def _check_options(self, group: dict) -> None:
         self.check_hyper(*(float(group[name]) for name in self.hyperparameters))
-        choose_subproblem(group["subproblem"], 0, 0)  # a known name
+        choose_subproblem(group["subproblem"])  # a known name
         max_cg = group["max_cg_iter"]
         if max_cg is not None and not (isinstance(max_cg, int) and max_cg >= 1):
             raise ValueError(f"max_cg_iter must be None or an int >= 1, got {max_cg!r}")
@@ -352,7 +352,7 @@ def minimize(
 
     x keeps the dtype and device of x0. max_iter defaults to 200 n; subproblem: "exact"
     (Moré-Sorensen on the dense Hessian, in float64), "cg" (Steihaug on Hessian-vector
-    products) or "auto" (exact iff n <= EXACT_MAX_N). check_second_order: at convergence, for
+    products) or "auto" (cg: see choose_subproblem). check_second_order: at convergence, for
     at most CHECK_MAX_PARAMS parameters, report a saddle point (status 4) where H is not
     positive semidefinite. callback(x) after every accepted step. The hyperparameters are the
     spec's (``cls.hyperparameters``). Status: STATUS.
