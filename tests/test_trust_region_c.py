@@ -22,14 +22,20 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-import sys
 from functools import partial
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from trust_region_oracle import RTOL, Run, assert_same_run, deviation, half_ulp_noise, horizon
+from trust_region_oracle import (
+    RTOL,
+    Run,
+    assert_same_run,
+    deviation,
+    half_ulp_noise,
+    horizon,
+    rendered,
+)
 
 from symopt import problems
 from symopt.backends import numpy as numpy_backend
@@ -51,39 +57,19 @@ STATUS_BY_ROUNDING = {
 }
 
 
-def write_packages(root: Path) -> None:
-    """The C and NumPy trust-region modules with their runtimes, as generated."""
+@pytest.fixture(scope="module")
+def gen(tmp_path_factory):
+    """The C and NumPy trust-region modules with their runtimes, as generated, imported."""
     spec = builtin_spec("trust_region")
     files = c_second_order.files([spec]) + c_static_files()
     files += numpy_second_order.files([spec])
     files += static_files(numpy_backend.RUNTIME, numpy_backend.STATIC.items())
-    for f in files:
-        (root / f.path).parent.mkdir(parents=True, exist_ok=True)
-        (root / f.path).write_text(f.text, encoding="utf-8")
-    for target, package in zip(("c", "numpy"), PACKAGES, strict=True):
-        (root / target / package / "__init__.py").write_text("", encoding="utf-8")
-
-
-def own_modules() -> list[str]:
-    return [m for m in sys.modules if m.split(".")[0] in PACKAGES]
-
-
-@pytest.fixture(scope="module")
-def gen(tmp_path_factory):
-    """Both rendered modules imported; sys.path and sys.modules are restored after."""
-    root = tmp_path_factory.mktemp("generated")
-    write_packages(root)
-    with pytest.MonkeyPatch.context() as mp:
-        for name in own_modules():  # the committed generated/ packages: put back after
-            mp.delitem(sys.modules, name)
-        mp.syspath_prepend(str(root / "c"))
-        mp.syspath_prepend(str(root / "numpy"))
+    packages = dict(zip(("c", "numpy"), PACKAGES, strict=True))
+    with rendered(tmp_path_factory.mktemp("generated"), files, packages):
         yield SimpleNamespace(
             c=importlib.import_module(f"{C_PACKAGE}.trust_region"),
             numpy=importlib.import_module(f"{numpy_second_order.PACKAGE}.trust_region"),
         )
-        for name in own_modules():
-            del sys.modules[name]
 
 
 def problem_set() -> dict[str, problems.Problem]:

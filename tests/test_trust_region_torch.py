@@ -18,12 +18,12 @@ import importlib
 import math
 import re
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import sympy
+from trust_region_oracle import rendered
 
 from symopt import problems
 from symopt.backends import numpy as numpy_backend
@@ -45,39 +45,18 @@ RTOL = 1e-9  # iterates, relative to max(1, ||x||_inf)
 EPS = 2.0**-52
 
 
-def write_package(root: Path) -> None:
-    """The generated NumPy and PyTorch trust-region modules with their runtimes."""
-    torch_files = torch_second_order.files([SPEC]) + torch_backend.runtime_files()
-    numpy_files = numpy_second_order.files([SPEC]) + static_files(
-        numpy_backend.RUNTIME, numpy_backend.STATIC.items()
-    )
-    for f in numpy_files + torch_files:
-        (root / f.path).parent.mkdir(parents=True, exist_ok=True)
-        (root / f.path).write_text(f.text, encoding="utf-8")
-    for target, package in zip(("numpy", "torch"), PACKAGES, strict=True):
-        (root / target / package / "__init__.py").write_text("", encoding="utf-8")
-
-
-def own_modules() -> list[str]:
-    return [m for m in sys.modules if m.split(".")[0] in PACKAGES]
-
-
 @pytest.fixture(scope="module")
 def gen(tmp_path_factory):
-    """Both rendered modules imported; sys.path and sys.modules are restored after."""
-    root = tmp_path_factory.mktemp("generated")
-    write_package(root)
-    with pytest.MonkeyPatch.context() as mp:
-        for name in own_modules():  # the committed generated/ packages: put back after
-            mp.delitem(sys.modules, name)
-        mp.syspath_prepend(str(root / "torch"))
-        mp.syspath_prepend(str(root / "numpy"))
+    """The generated NumPy and PyTorch trust-region modules with their runtimes, imported."""
+    files = torch_second_order.files([SPEC]) + torch_backend.runtime_files()
+    files += numpy_second_order.files([SPEC])
+    files += static_files(numpy_backend.RUNTIME, numpy_backend.STATIC.items())
+    packages = dict(zip(("numpy", "torch"), PACKAGES, strict=True))
+    with rendered(tmp_path_factory.mktemp("generated"), files, packages):
         yield SimpleNamespace(
             tr=importlib.import_module(f"{torch_second_order.PACKAGE}.trust_region"),
             numpy_tr=importlib.import_module(f"{numpy_second_order.PACKAGE}.trust_region"),
         )
-        for name in own_modules():
-            del sys.modules[name]
 
 
 # --- the problems in torch ---------------------------------------------------------------------

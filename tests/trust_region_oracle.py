@@ -17,18 +17,47 @@ or the Hessian NaN or inf near a few points of its path, or at the start.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import re
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from symopt import problems
 
 RTOL = 1e-9  # iterates agree to RTOL relative to max(1, |x|)
 SEEDS = (0, 1, 2)  # rounding perturbations: each seed once on g, once on H and H v
+
+
+@contextlib.contextmanager
+def rendered(root: Path, files: Iterable, packages: dict[str, str]) -> Iterator[None]:
+    """Generated ``files`` written under ``root``, with an empty ``__init__.py`` in the package
+    of each folder (``packages``: folder -> package), importable while the context lasts: the
+    committed generated/ packages of those names leave sys.modules, and come back after."""
+    for f in files:
+        (root / f.path).parent.mkdir(parents=True, exist_ok=True)
+        (root / f.path).write_text(f.text, encoding="utf-8")
+    for folder, package in packages.items():
+        (root / folder / package / "__init__.py").write_text("", encoding="utf-8")
+    names = {p.split("/")[-1] for p in packages.values()}
+
+    def own() -> list[str]:
+        return [m for m in sys.modules if m.split(".")[0] in names]
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in own():
+            mp.delitem(sys.modules, name)
+        for folder in packages:
+            mp.syspath_prepend(str(root / folder))
+        yield
+        for name in own():
+            del sys.modules[name]
 
 
 @dataclass

@@ -49,8 +49,9 @@ def derivation_latex(spec) -> dict:
         "H + lambda I and Newton's method on the secular equation, including the hard case).",
         "cg": "The subproblem is solved by truncated conjugate gradients with Hessian-vector "
         "products (Steihaug), which never forms H.",
-        "auto": "The subproblem is solved exactly (More-Sorensen, with the hard case) when H is "
-        "given as a small dense matrix, and by truncated conjugate gradients with "
+        "auto": "The subproblem is solved exactly (More-Sorensen, with the hard case, never "
+        "worse than the Cauchy point) when the dense H is given and a factorisation is cheap "
+        "next to Hessian-vector products, and by truncated conjugate gradients with "
         "Hessian-vector products (Steihaug) otherwise.",
     }[spec.subproblem]
     indefinite = {
@@ -61,11 +62,12 @@ def derivation_latex(spec) -> dict:
         "backtracking line search instead.",
         "solve": "The step solves H d = -g by Gaussian elimination whatever the curvature, so "
         "it can converge to a saddle point, which is reported.",
-        "modify": "H is shifted by the smallest multiple tau of the identity (doubling from beta "
-        "times its largest entry) that makes H + tau I positive definite (Nocedal & Wright, "
-        "Algorithm 3.3), and a backtracking line search takes w <- w + t d*, t = 1, rho, "
-        "rho^2, ..., once L(w + t d*) <= L(w) + c1 t g^T d* (Armijo), so the loss decreases at "
-        "every step.",
+        "modify": "The damping tau is the smallest multiple of the identity (doubling from beta "
+        "times the largest entry of H) that makes H + tau I positive definite (Nocedal & "
+        "Wright, Algorithm 3.3), so d* is a descent direction, and each step is w + t d* with "
+        "the first t of 1, rho, rho^2, ... for which L(w + t d*) <= L(w) + c1 t g^T d* (the "
+        "Armijo condition; a loss that is not finite fails it), so the loss decreases at every "
+        "step.",
     }[spec.on_indefinite]
     words = {**latex, "lambda": damping} if spec.damping else latex  # the prose's maths
     curvature = f"{CURVATURES[spec.curvature]} at w"
