@@ -505,7 +505,7 @@ static int rt_model_minimiser(const symopt_runtime_model *model, size_t n, const
         double rr_next;
         rt_curvature(n, H, p, hp);
         php = rt_dot(n, p, hp);
-        if (!(php > 0.0)) { // curvature <= 0 (or not finite): no bounded minimiser found
+        if (!(php > 0.0 && isfinite(php))) { // curvature <= 0, or not finite: no bounded minimiser
             return 0;
         }
         alpha = rr / php;

@@ -291,8 +291,9 @@ def _cg_kernel(method: TrustRegion, hessp: Callable, bounded: bool, at, g, radiu
             leaves = z_next @ z_next >= radius * radius
             reasons = [~jnp.isfinite(php), php <= 0.0, leaves, converged]
             codes = [NON_FINITE, NEGATIVE_CURVATURE, LEAVES_REGION, CONVERGED]
-        else:  # model_minimiser: curvature not > 0 (NaN included) means unbounded
-            reasons, codes = [~(php > 0.0), converged], [NEGATIVE_CURVATURE, CONVERGED]
+        else:  # model_minimiser: curvature not > 0 or not finite means no bounded minimiser
+            reasons = [~((php > 0.0) & jnp.isfinite(php)), converged]
+            codes = [NEGATIVE_CURVATURE, CONVERGED]
         stop = jnp.select(reasons, codes, RUNNING)
         inside = (stop == RUNNING) | (stop == CONVERGED)
         p_next = -r_next + (rr_next / s.rr) * s.p  # beta = ||r+||^2 / ||r||^2

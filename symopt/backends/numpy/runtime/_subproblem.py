@@ -232,7 +232,8 @@ def model_minimiser(
     for i in range(2 * n):
         hp = hessp(p)
         php = float(p @ hp)
-        if not php > 0.0:  # curvature <= 0 (or not finite): no bounded minimiser found
+        if not (php > 0.0 and math.isfinite(php)):  # curvature <= 0, or not finite: no
+            # bounded minimiser found
             return None
         alpha = rr / php
         z, r = z + alpha * p, r + alpha * hp

@@ -319,7 +319,8 @@ def model_minimiser(
         z_next, r_next = z + alpha * p, r + alpha * hp
         rr_next = r_next.dot(r_next)
         curvature, rr_host = host_scalars(php, rr_next)
-        if not curvature > 0.0:  # curvature <= 0 (or not finite): no bounded minimiser found
+        if not (curvature > 0.0 and math.isfinite(curvature)):  # curvature <= 0, or not
+            # finite: no bounded minimiser found
             return None
         z, r = z_next, r_next
         if math.sqrt(rr_host) <= tol:
