@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import sympy
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import symopt
@@ -684,6 +684,11 @@ POINTS = st.fixed_dictionaries({name: st.integers(-12, 12) for name in TREE_NAME
 
 @FUZZ
 @given(TREES, POINTS)
+# SymPy leaves Min(0, 1) unevaluated here; the constant check took it for a subnormal
+@example(
+    ("min", ("max", ("num", 0), ("name", "m")), ("max", ("num", 1), ("name", "m"))),
+    {name: 0 for name in TREE_NAMES},
+)
 def test_random_valid_tree_matches_python_evaluation(tree, quarters):
     text = render(tree)
     try:

@@ -55,7 +55,8 @@ def double_problem(value: sympy.Expr, text: str | None = None) -> str | None:
         if not approx.is_finite:
             return f"the constant {shown(text or sympy.sstr(value))} is not a finite number"
         big = abs(approx) >= OVERFLOWS
-        tiny = value != 0 and abs(approx) < SMALLEST_NORMAL
+        # an unevaluated form that is exactly 0 (Min(0, 1)) is the 0 it stands for
+        tiny = approx != 0 and abs(approx) < SMALLEST_NORMAL
     if not (big or tiny):
         return None
     name = shown(text) if text else sympy.sstr(sympy.N(value, 3))
