@@ -24,9 +24,10 @@ from symopt.spec.model import ModelSpec
 #: The solvers' constants, the same in every target (as source text, so that every target
 #: prints them alike): the exact trust-region subproblem's tolerances (More & Sorensen 1983;
 #: k_easy, k_hard and 25 factorisations are scipy's too), the largest n that subproblem="auto"
-#: solves exactly, Steihaug's forcing constant, the radius floor, and the tolerance of the final
-#: check that H is positive semidefinite; Newton's: that tolerance and the Armijo backtracking
-#: of its steepest-descent fallback.
+#: solves exactly when Hessian-vector products are given too (n^3 / 3 <= 1e9 flops), Steihaug's
+#: forcing constant, the radius floor, the tolerance of the final check that H is positive
+#: semidefinite, and the factor of rho's rounding guard (delta = rounding eps |f|); Newton's:
+#: that tolerance and the Armijo backtracking of its steepest-descent fallback.
 TRUST_REGION = {
     "k_easy": "0.1",
     "k_hard": "0.2",

@@ -5,6 +5,7 @@
 
 #include "symopt/runtime.h"
 
+#include <math.h>
 #include <stddef.h>
 
 // max and min as Python's max(a, b) and min(a, b) compute them: a unless b is larger (smaller).
@@ -26,6 +27,18 @@ static inline double rt_dot(size_t n, const double *a, const double *b)
         s += a[i] * b[i];
     }
     return s;
+}
+
+// Whether all count values of a are finite.
+static inline int rt_all_finite(size_t count, const double *a)
+{
+    size_t i;
+    for (i = 0; i < count; ++i) {
+        if (!isfinite(a[i])) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 // Forward substitution in place: y with L y = b, row by row (b comes in y).

@@ -245,18 +245,6 @@ int symopt_runtime_shifted_step(
     return 1;
 }
 
-// Whether all count entries of a are finite.
-static int rt_finite(size_t count, const double *a)
-{
-    size_t i;
-    for (i = 0; i < count; ++i) {
-        if (!isfinite(a[i])) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 // One backtracking line search from x along d (f = f(x), slope = g^T d): t = 1, rho, ... until
 // f(x + t d) is finite and passes Armijo (or is finite, where |slope| is below f's rounding);
 // x_new and *f_new get the point accepted. Returns 0, a SYMOPT_RUNTIME_LINE_SEARCH_TRIALS or
@@ -356,7 +344,7 @@ int symopt_runtime_line_search_minimize(
             status = SYMOPT_RUNTIME_STOPPED;
             break;
         }
-        if (!rt_finite(n * n, H)) {
+        if (!rt_all_finite(n * n, H)) {
             result->not_finite = SYMOPT_RUNTIME_LINE_SEARCH_HESSIAN;
             status = SYMOPT_RUNTIME_NOT_FINITE;
             break;

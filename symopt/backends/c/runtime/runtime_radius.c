@@ -530,18 +530,6 @@ static int rt_model_minimiser(const symopt_runtime_model *model, size_t n, const
     return 0;
 }
 
-// Whether all count values are finite.
-static int rt_all_finite(size_t count, const double *a)
-{
-    size_t i;
-    for (i = 0; i < count; ++i) {
-        if (!isfinite(a[i])) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 int symopt_runtime_radius_minimize(
     const symopt_runtime_model *model, size_t n, double *x, symopt_objective objective, void *user,
     const symopt_runtime_radius_hyper *hyper, int subproblem, int check_second_order, double gtol,

@@ -59,6 +59,18 @@ def check_on_indefinite(on_indefinite: str) -> None:
         raise ValueError(f"on_indefinite must be one of {ON_INDEFINITE}, not {on_indefinite!r}")
 
 
+def stopped(f: float, g: Array, gtol: float, k: int, max_iter: int) -> tuple[int, str] | None:
+    """The status and message of a run that stops before iteration k, or None to go on."""
+    g_norm = math.sqrt(g @ g)
+    if not (math.isfinite(f) and math.isfinite(g_norm)):
+        return 3, f"non-finite f or gradient at iteration {k}"
+    if g_norm <= gtol:
+        return 0, f"gradient norm {g_norm:.2e} <= gtol after {k} iterations"
+    if k >= max_iter:
+        return 1, f"maximum number of iterations ({max_iter}) reached"
+    return None
+
+
 def solve_newton(method: Newton, low: Array, g: Array) -> Array:
     """The Newton step, given the Cholesky factor L L^T of the system's matrix."""
     return solve_cholesky(low, method.rhs(g))
@@ -90,17 +102,11 @@ def minimize(
     nhev = 0
     n_fallback = 0
     h = None
-    status, message = 1, f"maximum number of iterations ({max_iter}) reached"
     k = 0
     while True:
-        g_norm = math.sqrt(g @ g)
-        if not (math.isfinite(f) and math.isfinite(g_norm)):
-            status, message = 3, f"non-finite f or gradient at iteration {k}"
-            break
-        if g_norm <= gtol:
-            status, message = 0, f"gradient norm {g_norm:.2e} <= gtol after {k} iterations"
-            break
-        if k >= max_iter:
+        stop = stopped(f, g, gtol, k, max_iter)
+        if stop is not None:
+            status, message = stop
             break
         h = np.asarray(hess(x), dtype=float)
         nhev += 1
@@ -124,7 +130,7 @@ def minimize(
         else:  # "gradient": steepest descent with Armijo backtracking
             n_fallback += 1
             ghg = g @ (h @ g)
-            t = (g @ g) / ghg if ghg > 0.0 else 1.0 / g_norm  # Cauchy length, else ||d|| = 1
+            t = (g @ g) / ghg if ghg > 0.0 else 1.0 / math.sqrt(g @ g)  # Cauchy, else ||d|| = 1
             for attempt in range(method.max_backtracks):
                 if attempt:
                     t *= method.backtrack
@@ -227,17 +233,11 @@ def minimize_line_search(
     g = np.asarray(grad(x), dtype=float)
     nfev = ngev = 1
     nhev = n_shifted = n_backtracks = 0
-    status, message = 1, f"maximum number of iterations ({max_iter}) reached"
     k = 0
     while True:
-        g_norm = math.sqrt(g @ g)
-        if not (math.isfinite(f) and math.isfinite(g_norm)):
-            status, message = 3, f"non-finite f or gradient at iteration {k}"
-            break
-        if g_norm <= gtol:
-            status, message = 0, f"gradient norm {g_norm:.2e} <= gtol after {k} iterations"
-            break
-        if k >= max_iter:
+        stop = stopped(f, g, gtol, k, max_iter)
+        if stop is not None:
+            status, message = stop
             break
         h = np.asarray(hess(x), dtype=float)
         nhev += 1
