@@ -2,7 +2,7 @@
 (foreach and fused) and an in-place bandwidth ceiling, all in one run.
 
     python benchmarks/bench_torch.py [--sizes 1e5,1e6,1e7] [--repeats 7] [--steps 5]
-        [--algorithms adam,adabelief,momentum,rmsprop] [--device cpu|cuda] [--markdown]
+        [--algorithms adam,adabelief,momentum,rmsprop,lamb] [--device cpu|cuda] [--markdown]
 
 For each total size the parameters are 1 tensor or 100 equal tensors of float32. Implementations
 per algorithm:
@@ -12,6 +12,9 @@ per algorithm:
 * ``generated foreach``: the same class with foreach=True;
 * ``baseline foreach`` / ``baseline fused``: torch.optim's class (Adam; SGD with momentum=0.9;
   RMSprop, which has no fused kernel), or pytorch_optimizer's AdaBelief (torch has none);
+* LAMB, whose norms need whole tensors: ``generated foreach`` is its tensor path (whole-tensor
+  statements, parameter by parameter; it has no foreach path) and ``baseline foreach``
+  pytorch_optimizer's Lamb (parameter by parameter too); its fused kernel is two passes;
 * ``ceiling``: ``a.add_(b, alpha=s)`` over two float32 tensors of twice the elements, with
   torch's threads: the bandwidth this machine gives an in-place element-wise kernel.
 
@@ -19,7 +22,8 @@ Each time is the median over repeats of the mean step time of a burst of steps a
 step; the implementations take turns within each repeat. "vs baseline fused" is baseline fused
 time / generated fused time (above 1: ours is faster); "of ceiling" is the fused step's bytes/s
 (28 bytes per parameter for Adam and AdaBelief: w, g and two states read, three written; 20 for
-momentum and RMSprop) over the ceiling's (12 bytes per element).
+momentum and RMSprop; 44 for LAMB's two passes: w, g, m, v read by each, three written by the
+second) over the ceiling's (12 bytes per element).
 """
 
 from __future__ import annotations
@@ -45,6 +49,12 @@ def _adabelief_baseline(p):
     from pytorch_optimizer import AdaBelief  # torch.optim has no AdaBelief
 
     return AdaBelief(p, lr=LR, weight_decouple=False, eps=1e-16)
+
+
+def _lamb_baseline(p):
+    from pytorch_optimizer import Lamb  # torch.optim has no LAMB
+
+    return Lamb(p, lr=LR)
 
 
 #: algorithm -> (bytes moved per parameter, {implementation: maker})
@@ -81,6 +91,14 @@ ALGORITHMS = {
             "generated fused": lambda p: GeneratedRMSprop(p, lr=LR, fused=True),
             "generated foreach": lambda p: GeneratedRMSprop(p, lr=LR, foreach=True),
             "baseline foreach": lambda p: torch.optim.RMSprop(p, lr=LR, foreach=True),
+        },
+    ),
+    "lamb": (
+        44,
+        {
+            "generated fused": lambda p: symopt_torch.Lamb(p, lr=LR, fused=True),
+            "generated foreach": lambda p: symopt_torch.Lamb(p, lr=LR),
+            "baseline foreach": _lamb_baseline,
         },
     ),
 }

@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT / "generated" / "torch" / "tests"))
 import fused_support as ts  # noqa: E402
 import symopt_torch  # noqa: E402
 from symopt_torch import _fused  # noqa: E402
+from symopt_torch._adafactor import Adafactor  # noqa: E402
 from symopt_torch._adam import Adam as AdamKernel  # noqa: E402
 from symopt_torch._api import ApiOptimizer  # noqa: E402
 
@@ -62,7 +63,7 @@ def test_a_class_whose_kernels_are_not_element_wise_refuses_fused_in_one_line():
     """No built-in drop-in is such a class (torch.optim's Adafactor, Muon, ... take no fused)."""
 
     class WholeTensor(ApiOptimizer):
-        kernels = {(): symopt_torch.Lamb}
+        kernels = {(): Adafactor}  # row/column reductions: no fused kernel (LAMB has one)
         check_arguments = staticmethod(lambda **_: None)
 
     with pytest.raises(RuntimeError, match="WholeTensor: fused=True: fused kernels are generated"):

@@ -229,8 +229,10 @@ def differences(got, path, expected, expected_path) -> list[str]:
         out.append(f"message {got.message!r} != {expected.message!r}")
     # CG stops at ||H d + g|| <= tol ~ ||g||: near a singular minimiser g is mostly rounding,
     # different in the hand-written and in autograd's gradient, and a last CG solve may take an
-    # iteration more or less (without moving the iterates by RTOL)
-    if got.nhessp != pytest.approx(expected.nhessp, rel=0.02):
+    # iteration more or less (without moving the iterates by RTOL): 2% of the products, or one
+    # in each of the last two solves (on an AMD EPYC, torch's run of Extended Powell takes 83
+    # products where NumPy's takes 85; their dot products round differently there)
+    if abs(got.nhessp - expected.nhessp) > max(2, 0.02 * expected.nhessp):
         out.append(f"nhessp {got.nhessp} != {expected.nhessp}")
     if len(path) != len(expected_path):
         out.append(f"{len(path)} accepted iterates, not {len(expected_path)}")

@@ -14,9 +14,8 @@ run as one fused loop. It runs as a few passes over each tensor instead:
 * a state of one value per tensor (``shape = "scalar"``) is read before the first pass and written
   after the last; its new value is a per-tensor scalar like the others.
 
-Each pass is an element-wise body like :mod:`symopt.lowering.kernel`'s (invariants hoisted: per
-step into the shared prelude, per tensor into the scalars between passes; shared subexpressions
-as temporaries; readable names), so targets print it the same way.
+Each pass is an element-wise body like :mod:`symopt.lowering.kernel`'s (invariants hoisted per
+step and per tensor, shared subexpressions as temporaries, readable names): printed alike.
 """
 
 from __future__ import annotations
@@ -38,6 +37,8 @@ from symopt.spec.tensor import ReductionBase
 ACCUMULATE = {"sum": "sum", "mean": "sum", "norm": "sumsq", "max": "max"}
 #: The tensor's element count in the per-tensor scalars (a mean divides by it).
 SIZE = sympy.Symbol("n", positive=True, integer=True)
+#: split()'s results, by spec text, variant and ``written_last``.
+_SPLIT: dict[tuple, Stages] = {}
 
 
 @dataclass(frozen=True)
@@ -91,23 +92,20 @@ class Stages:
         return next(p.index for p in self.passes if array in dict(p.stores))
 
 
-def split(spec: Spec) -> Stages:
-    """The spec's executable update as passes over memory, once per spec text."""
-    key = spec.cache_key
-    if spec.text and key in _SPLIT:
-        return _SPLIT[key]
-    stages = _Splitter(spec).stages()
-    if spec.text:
-        _SPLIT[key] = stages
-    return stages
-
-
-_SPLIT: dict[tuple, Stages] = {}
+def split(spec: Spec, written_last: bool = False) -> Stages:
+    """The spec's executable update as passes over memory, once per spec text. ``written_last``:
+    every output stored by the last pass, so that no pass reads a value another one stored (a
+    kernel that stores bfloat16 rounds each value once, as a one-pass kernel does)."""
+    key = (spec.cache_key, written_last)
+    if key not in _SPLIT or not spec.text:  # a spec without text is derived every time
+        _SPLIT[key] = _Splitter(spec, written_last).stages()
+    return _SPLIT[key]
 
 
 class _Splitter:
-    def __init__(self, spec: Spec):
+    def __init__(self, spec: Spec, written_last: bool = False):
         self.spec = spec
+        self.written_last = written_last
         self.symbols = symbol_table(spec)
         lines = (*first_step_states(spec, self.symbols), *spec.executable_update)
         for a in lines:
@@ -231,6 +229,8 @@ class _Splitter:
                 old.add(s.name)
 
     def _write_passes(self, count: int, live: list) -> dict[str, int]:
+        if self.written_last:
+            return dict.fromkeys(self.final, count)
         write = {x: self.ready(s) for x, s in self.final.items()}
         changed = True
         while changed:

@@ -96,7 +96,7 @@ C_MACROS = frozenset(
 RUNTIME_MODULES = frozenset(
     """
     api runtime runtime_internal runtime_dense runtime_newton runtime_radius fused triton
-    triton_launch csrc tensor curvature second_order dense subproblem
+    triton_launch csrc tensor curvature second_order dense subproblem stepping
     arrays lib optimizer diagonal c_support numpy_support jax_support torch_support
     fused_support jax_problems conftest tests specs
     """.split()

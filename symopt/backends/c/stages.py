@@ -16,6 +16,9 @@ in ``_ts`` like the others) and writes its new value after the last pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
 import sympy
 
 from symopt.backends.c.elementwise import (
@@ -35,14 +38,76 @@ BLOCK = 2048
 BLOCKS = 64
 
 
+@dataclass(frozen=True)
+class Storage:
+    """How one precision keeps its arrays: the C target's compute in their own type; the PyTorch
+    target's bfloat16 arrays are loaded to float and rounded once when stored."""
+
+    suffix: str  # of the entry points: f32, f64, bf16
+    ctype: str  # the type computed in
+    storage: str  # the arrays' element type
+    load: str = "{}"  # an element as ``ctype``
+    store: str = "{}"  # a ``ctype`` value as an element
+
+    @property
+    def printer(self) -> str:
+        """The CPrinter precision of ``ctype``."""
+        return "f32" if self.ctype == "float" else "f64"
+
+
+@dataclass(frozen=True)
+class Calls:
+    """How the entry point hands tensor k to the per-tensor drivers (format strings of ``k``, and
+    for an array also of ``c``, its C name, ``j``, its index, ``const`` and ``storage``)."""
+
+    size: str = "n[{k}]"
+    array: str = "{c}[{k}]"
+
+
 def stages_data(spec: Spec, stages: Stages) -> dict:
     """What ``c/stages.c.jinja`` (and the shared header, driver, module and tests) get."""
+    helpers: set[str] = set()
+    program = stage_program(
+        stages,
+        lambda arrays, ident: entry_points(arrays, stages.hypers, ident),
+        helpers,
+        Calls(),
+    )
+    accumulators = program["accumulators_used"]
+    per_tensor = [s.name for s in spec.states if s.shape == "scalar"]
+    needs = [("reductions", accumulators > 0), ("state", bool(per_tensor))]
+    count = program["passes"]
+    return {
+        **spec_data(spec, stages.arrays, stages.outputs, stages.init, program["ident"]),
+        **program,
+        "helpers": sorted(helpers),
+        "passes_text": f"{count} pass{'es' if count > 1 else ''}",
+        "why": "per-tensor " + " and ".join(word for word, needed in needs if needed),
+        "block": BLOCK,
+        "blocks": BLOCKS,
+    }
+
+
+def stage_program(
+    stages: Stages,
+    precisions: Callable[[list[dict], dict[str, str]], list[dict]],
+    helpers: set[str],
+    calls: Calls,
+    storages: Sequence[Storage] = (
+        Storage("f32", "float", "float"),
+        Storage("f64", "double", "double"),
+    ),
+) -> dict:
+    """The passes, per-tensor drivers and per-step prelude of ``stages`` in C, for the entry
+    points ``precisions(arrays, ident)`` (one dict per ``storages`` entry, in order, with
+    ``suffix`` and ``ctype`` at least); the helpers the printed code calls are added to
+    ``helpers``. What the C target and the PyTorch target's fused kernels share."""
+    spec = stages.spec
     names = [*stages.arrays, *stages.hypers, "t", SIZE.name, *(s.name for s in stages.scalars)]
     names += [s.name for s, _ in stages.tensor_scalars]
     for p in stages.passes:
         names += [a.name.name for a in p.accumulators] + [st.target.name for st in p.body]
     ident = c_identifiers(list(dict.fromkeys(names)))
-    helpers: set[str] = set()
     double = CPrinter("f64", ident, helpers)
     per_tensor = [s.name for s in spec.states if s.shape == "scalar"]
     slot = _slots(stages, per_tensor)
@@ -60,44 +125,57 @@ def stages_data(spec: Spec, stages: Stages) -> dict:
     written = {a["name"] for a in arrays if a["output"]}
     # a per-tensor state's pointer in the per-tensor driver (its old value takes its name)
     one = {a: f"_s_{ident[a]}" for a in per_tensor}
-    precisions = []
-    for p in entry_points(arrays, stages.hypers, ident):
-        printer = CPrinter(p["suffix"], ident, helpers)
-        p["passes"] = [
-            _pass(x, p["ctype"], printer, ident, slot, flags, order) for x in stages.passes
-        ]
+    # before the first pass: the per-tensor states' old values and the scalars computed from them
+    needed = {x.name for _, e in stages.before for x in e.free_symbols} | set(slot)
+    before = _scalars(stages.before, double, ident, slot, flags, stages)
+    out = []
+    for p, kept in zip(precisions(arrays, ident), storages, strict=True):
+        printer = CPrinter(kept.printer, ident, helpers)
+        p.setdefault("elements", kept.ctype)
+        const = {a["name"]: "" if a["name"] in written else "const " for a in arrays}
+        p["passes"] = [_pass(x, kept, printer, ident, slot, flags, order) for x in stages.passes]
         p["driver_params"] = [
             "size_t n",
-            *(
-                f"{'' if a['name'] in written else 'const '}{p['ctype']} "
-                f"*{one.get(a['name'], a['c'])}"
-                for a in arrays
-            ),
+            *(f"{const[a['name']]}{kept.storage} *{one.get(a['name'], a['c'])}" for a in arrays),
             *(f"{kinds[s]} {ident[s]}" for s in carried),
             "double *_part",
             "double *_ts",
         ]
         p["tensor_args"] = {
-            k: [f"n[{k}]", *(f"{a['c']}[{k}]" for a in arrays), *(ident[s] for s in carried)]
+            k: [
+                calls.size.format(k=k),
+                *(
+                    calls.array.format(
+                        c=a["c"], k=k, j=j, const=const[a["name"]], storage=kept.storage
+                    )
+                    for j, a in enumerate(arrays)
+                ),
+                *(ident[s] for s in carried),
+            ]
             for k in ("_j", "_k")
         }
-        cast = "(float)" if p["ctype"] == "float" else ""
+        cast = "(float)" if kept.ctype == "float" else ""
         p["stores"] = [
-            {"ptr": one[a], "value": f"{cast}_ts[{slot[v.name]}]", "state": a}
+            {
+                "ptr": one[a],
+                "value": kept.store.format(f"{cast}_ts[{slot[v.name]}]"),
+                "state": a,
+            }
             for a, v in stages.scalar_stores
         ]
-        precisions.append(p)
+        p["before"] = [
+            line
+            for a in per_tensor
+            if a in needed
+            for line in (
+                f"// {a}: the old value",
+                f"const double {ident[a]} = {kept.load.format(f'{one[a]}[0]')};",
+            )
+        ]
+        p["before"] += [f"_ts[{slot[a]}] = {ident[a]};" for a in per_tensor if a in slot]
+        p["before"] += before
+        out.append(p)
     after = [_after(x, double, ident, slot, flags, stages) for x in stages.passes]
-    # before the first pass: the per-tensor states' old values and the scalars computed from them
-    needed = {x.name for _, e in stages.before for x in e.free_symbols} | set(slot)
-    before = [
-        line
-        for a in per_tensor
-        if a in needed
-        for line in (f"// {a}: the old value", f"const double {ident[a]} = {one[a]}[0];")
-    ]
-    before += [f"_ts[{slot[a]}] = {ident[a]};" for a in per_tensor if a in slot]
-    before += _scalars(stages.before, double, ident, slot, flags, stages)
     prelude = [
         {
             "name": ident[s.name],
@@ -107,33 +185,27 @@ def stages_data(spec: Spec, stages: Stages) -> dict:
         for s, e in stages.prelude
     ]
     accumulators = max((len(x.accumulators) for x in stages.passes), default=0)
-    needs = [("reductions", accumulators > 0), ("state", bool(per_tensor))]
-    count = len(stages.passes)
     return {
-        **spec_data(spec, stages.arrays, stages.outputs, stages.init, ident),
+        "ident": ident,
         "arrays": arrays,
         "prelude": prelude,
         "unused": [ident[h] for h in (*stages.hypers, "t") if h not in in_prelude | set(carried)],
-        "precisions": precisions,
+        "precisions": out,
         "after": after,
-        "before": before,
-        "helpers": sorted(helpers),
-        "passes": count,
-        "passes_text": f"{count} pass{'es' if count > 1 else ''}",
-        "why": "per-tensor " + " and ".join(word for word, needed in needs if needed),
+        "passes": len(stages.passes),
         "reduces": accumulators > 0,
-        "block": BLOCK,
-        "blocks": BLOCKS,
+        "accumulators_used": accumulators,
         "accumulators": max(accumulators, 1),
         "tensor_scalars": max(len(slot), 1),
     }
 
 
 def _pass(
-    x: Pass, ctype: str, printer: CPrinter, ident: dict, slot: dict, flags: set[str], order: list
+    x: Pass, kept: Storage, printer: CPrinter, ident: dict, slot: dict, flags: set[str], order: list
 ) -> dict:
     """One pass's loop function for one precision, and how the per-tensor driver calls it.
     ``order``: the arrays, the step scalars, then the per-tensor ones (the argument order)."""
+    ctype = kept.ctype
     stored = dict(x.stores)
     used = {s.name for st in x.body for s in st.expr.free_symbols}
     scalars, args = [], []
@@ -148,7 +220,9 @@ def _pass(
     taken = {*ident.values(), "_i", "_acc"}
     pointer = {a: p if p not in taken else f"_a{p}" for a, p in pointer.items()}
     params = ["size_t n"]
-    params += [f"{'' if a in stored else 'const '}{ctype} *restrict {pointer[a]}" for a in arrays]
+    params += [
+        f"{'' if a in stored else 'const '}{kept.storage} *restrict {pointer[a]}" for a in arrays
+    ]
     params += scalars
     accumulate = []
     for i, acc in enumerate(x.accumulators):
@@ -169,7 +243,7 @@ def _pass(
         "index": x.index,
         "params": params,
         "args": ["_hi - _lo", *(f"{ident[a]} + _lo" for a in arrays), *args],
-        "loads": [{"c": ident[a], "ptr": pointer[a]} for a in x.loads],
+        "loads": [{"c": ident[a], "value": kept.load.format(f"{pointer[a]}[_i]")} for a in x.loads],
         "fresh": list(x.fresh),
         "body": [
             {
@@ -180,7 +254,9 @@ def _pass(
             }
             for st in x.body
         ],
-        "stores": [{"ptr": pointer[a], "value": ident[v.name]} for a, v in x.stores],
+        "stores": [
+            {"ptr": pointer[a], "value": kept.store.format(ident[v.name])} for a, v in x.stores
+        ],
         "accumulate": accumulate,
         "stored": list(stored),
     }

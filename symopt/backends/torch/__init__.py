@@ -22,10 +22,11 @@ from symopt.backends.base import (
 )
 from symopt.backends.render import render
 from symopt.backends.second_order import supported
-from symopt.backends.torch import fused_c, second_order, tensor
+from symopt.backends.torch import fused_c, fused_stages, fused_stages_c, second_order, tensor
 from symopt.backends.torch.elementwise import PACKAGE, template_data
 from symopt.backends.torch.fused import bitwise, fused_program
 from symopt.backends.torch.fused_triton import triton_module
+from symopt.backends.torch.fused_triton_stages import triton_stages_module
 from symopt.files.writer import GeneratedFile
 from symopt.lowering.kernel import lower
 from symopt.lowering.program import lower_tensor
@@ -35,6 +36,7 @@ from symopt.spec import tensor as features
 #: The static runtime files (``runtime/NAME``) -> the folder they are shipped to.
 RUNTIME = {
     "_runtime.py": f"torch/{PACKAGE}",
+    "_stepping.py": f"torch/{PACKAGE}",
     "_second_order.py": f"torch/{PACKAGE}",
     "_trust_region.py": f"torch/{PACKAGE}",
     "_subproblem.py": f"torch/{PACKAGE}",
@@ -72,7 +74,8 @@ class TorchBackend(Backend):
 
     def kernel_files(self, spec: Spec) -> list[GeneratedFile]:
         """The module of one kernel (a spec, or one variant of a spec with flags) and its tests;
-        for an element-wise kernel, its fused CPU kernel's C source too."""
+        for an element-wise kernel or one with per-tensor reductions only, its fused CPU
+        kernel's C source too."""
         out = []
         if spec.elementwise:  # one fused kernel: foreach and single-tensor paths
             data = template_data(spec, lower(spec))
@@ -88,8 +91,15 @@ class TorchBackend(Backend):
                 generated(f"torch/{PACKAGE}/_triton/{spec.name}.py", triton_source, spec=spec)
             )
             kind = ""
-        else:  # whole-tensor statements, parameter by parameter
+        else:  # whole-tensor statements, parameter by parameter; fused: passes (if it can)
             data = tensor.template_data(spec, lower_tensor(spec))
+            data.update(fused_stages.template_data(spec))
+            if fused_stages.staged(spec):
+                c_source = fused_stages_c.source(spec)
+                path = f"torch/{PACKAGE}/_csrc/{spec.name}.c"
+                out.append(generated(path, c_source, spec=spec, comment="//"))
+                path = f"torch/{PACKAGE}/_triton/{spec.name}.py"
+                out.append(generated(path, triton_stages_module(spec), spec=spec))
             kind = "tensor_"
         return out + [
             generated(path, render(template, **data), spec=spec)
@@ -117,9 +127,7 @@ class TorchBackend(Backend):
             for s in supported(models, second_order.TEMPLATES)
         ]
         imports = sorted((s["module"], s["class_name"]) for s in names + closures)
-        triton_package = (
-            '"""The fused kernels of the element-wise optimizers for CUDA (Triton)."""\n'
-        )
+        triton_package = '"""The fused kernels of the generated optimizers for CUDA (Triton)."""\n'
         out.append(generated(f"torch/{PACKAGE}/_triton/__init__.py", triton_package))
         for template, path in (
             ("torch/__init__.py.jinja", f"torch/{PACKAGE}/__init__.py"),

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import torch
-from torch.optim import Optimizer
 
-from ._runtime import ElementwiseOptimizer, check_fused, check_loaded, evaluate, without_grad
+from ._runtime import ElementwiseOptimizer, check_fused, check_loaded
+from ._stepping import LeanStepHooks, evaluate, without_grad
 
 __all__ = ["ApiOptimizer"]
 
@@ -29,10 +29,13 @@ REFUSED = {
     "differentiable": "the update runs under torch.no_grad(): leave differentiable=False",
 }
 #: Why fused=True is refused for a spec whose kernels are not element-wise.
-NOT_FUSED = "fused kernels are generated for element-wise specs only: use foreach (the default)"
+NOT_FUSED = (
+    "fused kernels are generated for element-wise specs and per-tensor reductions only: "
+    "use foreach (the default)"
+)
 
 
-class ApiOptimizer(Optimizer):
+class ApiOptimizer(LeanStepHooks):
     """A ``torch.optim.Optimizer`` with a library's arguments, running generated kernels.
 
     A subclass sets, as class attributes:

@@ -7,6 +7,11 @@ tensors' own memory, with ``torch.get_num_threads()`` OpenMP threads. On CUDA th
 module (``_triton/NAME.py``) runs, one launch per group of tensors. A group the kernels cannot take
 (float16, non-contiguous tensors) runs the foreach path instead, with a warning, once.
 
+The optimizers with per-tensor reductions (LAMB, LARS, ASGD, torch's NAdam) call ``run_stages``:
+the same tables and checks, a C kernel of a few passes over each tensor (``_csrc/NAME.c``, with
+t and the hyperparameters as arguments) or its Triton module; a group it cannot take, or a CUDA
+kernel that cannot be imported, runs the optimizer's tensor path, with a warning, once.
+
 Environment:
     CC                   compiler command (default: the first of cc, gcc, clang on PATH)
     SYMOPT_TORCH_CACHE   the folder of the built kernels (default: $XDG_CACHE_HOME/symopt_torch,
@@ -29,11 +34,12 @@ import subprocess
 import tempfile
 import threading
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
 
-__all__ = ["FusedUnavailable", "cache_folder", "library", "run"]
+__all__ = ["FusedUnavailable", "cache_folder", "library", "run", "run_stages"]
 
 HERE = Path(__file__).resolve().parent
 CFLAGS = ("-std=c99", "-O3", "-fPIC", "-fno-math-errno", "-ffp-contract=off", "-shared")
@@ -43,7 +49,7 @@ C_DTYPES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}
 POINTER_CODE = next(c for c in "QLI" if array.array(c).itemsize == ctypes.sizeof(ctypes.c_void_p))
 _lock = threading.Lock()
 _libraries: dict[str, ctypes.CDLL] = {}
-_entries: dict[tuple[str, torch.dtype], ctypes._CFuncPtr] = {}
+_entries: dict[tuple[str, str], ctypes._CFuncPtr] = {}
 _warned: set[tuple[str, str]] = set()
 
 
@@ -115,22 +121,33 @@ def _build(cc: list[str], source: Path, path: Path) -> None:
 
 def _entry(name: str, dtype: torch.dtype, scalars: int):
     """The C entry point of kernel ``name`` for ``dtype``, with its argument types set."""
-    key = (name, dtype)
+    symbol = f"symopt_torch_{name.lstrip('_')}_{C_DTYPES[dtype]}"
+    return _function(name, symbol, [ctypes.c_double] * scalars)
+
+
+def _function(name: str, symbol: str, scalars: list):
+    """The function ``symbol`` of kernel ``name``: (count, tables, sizes, threads, *scalars)."""
+    key = (name, symbol)
     fn = _entries.get(key)
     if fn is None:
-        fn = getattr(library(name), f"symopt_torch_{name.lstrip('_')}_{C_DTYPES[dtype]}")
+        fn = getattr(library(name), symbol)
         fn.restype = None
-        fn.argtypes = [ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
-        fn.argtypes += [ctypes.c_double] * scalars
+        fn.argtypes = [ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, *scalars]
         _entries[key] = fn
     return fn
 
 
-def unsupported(lists: list[list[torch.Tensor]], pointers: list[int], sizes: list[int]):
+def unsupported(
+    lists: list[list[torch.Tensor]],
+    pointers: list[int],
+    sizes: list[int],
+    scalar: Collection[int] = (),
+):
     """Why the fused kernels cannot take this group (the parameters' device and dtype), or None;
     fills ``pointers`` with the tensors' data pointers, array by array, and ``sizes`` with their
     lengths. RuntimeError for a gradient or state the foreach path would refuse too (another
-    size, dtype or device): the kernel must never read or write outside a tensor."""
+    size, dtype or device): the kernel must never read or write outside a tensor. The lists at
+    the indices ``scalar`` hold one 0-d tensor per parameter (a state of one value per tensor)."""
     params = lists[0]
     first = params[0]
     dtype, device = first.dtype, first.get_device()
@@ -139,12 +156,18 @@ def unsupported(lists: list[list[torch.Tensor]], pointers: list[int], sizes: lis
     sizes += [p.numel() for p in params]
     contiguous = all([p.is_contiguous() for p in params])
     pointers += [p.data_ptr() for p in params]
-    for tensors in lists[1:]:
+    for k, tensors in enumerate(lists[1:], 1):
+        one = k in scalar
         for t, n in zip(tensors, sizes, strict=True):
-            if t.numel() != n or t.dtype is not dtype or t.get_device() != device:
+            if (
+                (t.dim() != 0 if one else t.numel() != n)
+                or t.dtype is not dtype
+                or t.get_device() != device
+            ):
+                what = "a 0-d state" if one else "a state or gradient"
                 raise RuntimeError(
-                    f"fused step: a state or gradient of {tuple(t.shape)} {t.dtype} on "
-                    f"{t.device} for a parameter of {n} elements, {dtype} on {first.device}"
+                    f"fused step: {what} of {tuple(t.shape)} {t.dtype} on {t.device} for a "
+                    f"parameter of {n} elements, {dtype} on {first.device}"
                 )
             if contiguous and not t.is_contiguous():
                 contiguous = False
@@ -172,29 +195,84 @@ def unshare(lists: list[list[torch.Tensor]], pointers: list[int], sizes: list[in
                 grads[i] = pointers[count + i] = lists[1][i].data_ptr()
 
 
+def _refused(name: str, why: str, path: str) -> str:
+    """``why``, after a warning (once per kernel and reason) that the group runs ``path``."""
+    key = (name, why)
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(f"fused=True: {why} run the {path} instead", stacklevel=6)
+    return why
+
+
+def _prepared(
+    name: str, lists: list[list[torch.Tensor]], path: str, scalar: Collection[int] = ()
+) -> tuple[str | None, list[int], list[int]]:
+    """Why the kernels cannot take the group (warned once), or None with the pointer table and
+    the sizes, the gradients that overlap a written array copied first."""
+    pointers: list[int] = []
+    lengths: list[int] = []
+    why = unsupported(lists, pointers, lengths, scalar)
+    if why is not None:
+        return _refused(name, why, path), pointers, lengths
+    unshare(lists, pointers, lengths)
+    return None, pointers, lengths
+
+
+def _call(fn, pointers: list[int], lengths: list[int], *scalars) -> None:
+    """A C entry point over the tables, with torch's thread count."""
+    tables = array.array(POINTER_CODE, pointers)
+    sizes = array.array(POINTER_CODE, lengths)
+    threads = torch.get_num_threads()
+    fn(len(sizes), tables.buffer_info()[0], sizes.buffer_info()[0], threads, *scalars)
+
+
 def run(name: str, lists: list[list[torch.Tensor]], scalars: tuple[float, ...]) -> str | None:
     """One fused step of kernel ``name`` over ``lists`` (the kernel's arrays in order, one list
     of tensors each, all of one device and dtype: w, g, then the state), in place; ``scalars``
     its ``_s0, _s1, ...``. Returns None, or why the group was not run (the caller runs the
     foreach path)."""
-    pointers: list[int] = []
-    lengths: list[int] = []
-    why = unsupported(lists, pointers, lengths)
+    why, pointers, lengths = _prepared(name, lists, "foreach path")
     if why is not None:
-        key = (name, why)
-        if key not in _warned:
-            _warned.add(key)
-            warnings.warn(f"fused=True: {why} run the foreach path instead", stacklevel=4)
         return why
-    unshare(lists, pointers, lengths)
     first = lists[0][0]
     if first.is_cpu:
-        tables = array.array(POINTER_CODE, pointers)
-        sizes = array.array(POINTER_CODE, lengths)
-        entry = _entry(name, first.dtype, len(scalars))
-        threads = torch.get_num_threads()
-        entry(len(sizes), tables.buffer_info()[0], sizes.buffer_info()[0], threads, *scalars)
+        _call(_entry(name, first.dtype, len(scalars)), pointers, lengths, *scalars)
     else:
         module = importlib.import_module(f"{__package__}._triton.{name}")
         module.step(lists, scalars)
+    return None
+
+
+def run_stages(
+    name: str,
+    lists: list[list[torch.Tensor]],
+    t: int,
+    hyper: tuple[float, ...],
+    other: bool = False,
+    *,
+    scalar: Collection[int] = (),
+) -> str | None:
+    """One fused step of the kernel ``name`` with per-tensor reductions over ``lists`` (its
+    arrays in order, one list of tensors each, all of one device and dtype: w, g, then the
+    state; at the indices ``scalar`` a 0-d tensor per parameter, a state of one value per
+    tensor), in place, at step t with the hyperparameters ``hyper`` (the spec's order).
+    ``other``: the ``[otherwise]`` update (parameters of the shapes the spec's update is not
+    for). Returns None, or why the group was not run (the caller runs the tensor path)."""
+    why, pointers, lengths = _prepared(name, lists, "tensor path", scalar)
+    if why is not None:
+        return why
+    first = lists[0][0]
+    if first.is_cpu:
+        part = "_other" if other else ""
+        symbol = f"symopt_torch_{name.lstrip('_')}{part}_{C_DTYPES[first.dtype]}"
+        fn = _function(name, symbol, [ctypes.c_long, *[ctypes.c_double] * len(hyper)])
+        _call(fn, pointers, lengths, int(t), *map(float, hyper))
+        return None
+    try:
+        module = importlib.import_module(f"{__package__}._triton.{name}")
+    except ImportError as error:  # not generated (yet), or triton missing
+        why = f"the CUDA kernel {name} cannot be imported ({error})"
+        _refused(name, f"{why}, so its groups", "tensor path")
+        return why
+    module.step(lists, t, hyper, other=other)
     return None

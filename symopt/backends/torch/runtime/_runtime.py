@@ -23,27 +23,23 @@ Depends on torch only.
 
 from __future__ import annotations
 
-import ctypes
 import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch.optim import Optimizer
 
 from . import _fused
+from ._stepping import (
+    LeanStepHooks,
+    advance_all,
+    evaluate,
+    prepare_state,
+    with_gradients,
+    without_grad,
+)
 
-__all__ = [
-    "ElementwiseOptimizer",
-    "advance",
-    "check_fused",
-    "check_loaded",
-    "evaluate",
-    "gradients",
-    "prepare_state",
-    "step_tensor",
-    "without_grad",
-    "zero_dim",
-]
+__all__ = ["ElementwiseOptimizer", "check_fused", "check_loaded", "zero_dim"]
 
 
 #: The largest step counter (the C target takes t as a 64-bit C long; every target refuses what
@@ -59,23 +55,7 @@ def zero_dim(like: torch.Tensor, *values: float) -> tuple[torch.Tensor, ...]:
     return tuple(torch.full((), x, dtype=dtype, device=like.device) for x in values)
 
 
-def without_grad(step: Callable) -> Callable:
-    """``torch.no_grad()`` around a step method, at a twentieth of the decorator's cost (about 4
-    microseconds a call: as much as a fused step of 10^4 elements)."""
-
-    @functools.wraps(step)
-    def run(*args, **kwargs):
-        enabled = torch.is_grad_enabled()
-        torch._C._set_grad_enabled(False)
-        try:
-            return step(*args, **kwargs)
-        finally:
-            torch._C._set_grad_enabled(enabled)
-
-    return run
-
-
-class ElementwiseOptimizer(Optimizer):
+class ElementwiseOptimizer(LeanStepHooks):
     """An optimizer whose update runs element by element over a parameter, its gradient and
     its state tensors.
 
@@ -187,18 +167,23 @@ class ElementwiseOptimizer(Optimizer):
         keys = keys or {}
         counter = counter or cls.step_key
         state_keys, required, order = cls.layout(tuple(keys.items()), counter)
-        buckets: dict[tuple, list[tuple]] = {}
-        for p, grad in gradients(params, name, maximize):
-            state = opt.state[p]
-            if not required <= state.keys():
-                values = dict(zip(cls.hyperparameters, hyper, strict=True))
-                prepare_state(state, cls.initial_state(p, values), keys, counter, tensor_counter)
-            steps = advance(state, counter)
-            key = (p.device, p.dtype, steps)
-            rows = buckets.get(key)
-            if rows is None:
-                rows = buckets[key] = []
-            rows.append((p, grad, *[state[k] for k in state_keys]))
+        params, grads = with_gradients(params, name, maximize)
+        states = [opt.state[p] for p in params]
+        if not all([required <= state.keys() for state in states]):
+            values = dict(zip(cls.hyperparameters, hyper, strict=True))
+            for p, state in zip(params, states, strict=True):
+                if not required <= state.keys():
+                    fresh = cls.initial_state(p, values)
+                    prepare_state(state, fresh, keys, counter, tensor_counter)
+        counts = advance_all(states, counter)
+        columns = [[state[k] for state in states] for k in state_keys]
+        rows = zip(params, grads, *columns, strict=True)
+        if len(set(counts)) == 1 and len({(p.device, p.dtype) for p in params}) == 1:
+            buckets = {(None, None, counts[0]): list(rows)}  # the usual case: one bucket
+        else:
+            buckets: dict[tuple, list[tuple]] = {}
+            for p, steps, row in zip(params, counts, rows, strict=True):
+                buckets.setdefault((p.device, p.dtype, steps), []).append(row)
         for (_, _, steps), rows in buckets.items():
             columns = list(zip(*rows, strict=True))
             lists = [list(columns[i]) for i in order]
@@ -325,67 +310,3 @@ def check_fused(name: str, foreach: bool | None, fused: bool | None) -> None:
     """torch.optim's rule: fused and foreach cannot both be asked for."""
     if fused and foreach:
         raise RuntimeError(f"{name}: `fused` and `foreach` cannot be `True` together.")
-
-
-def evaluate(closure: Callable | None):
-    """The closure's loss, computed with gradients on (a step runs under no_grad), or None."""
-    if closure is None:
-        return None
-    with torch.enable_grad():
-        return closure()
-
-
-def gradients(
-    params: list[torch.Tensor], name: str, maximize: bool
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(parameter, gradient) for each parameter with a gradient: negated for ``maximize``;
-    sparse gradients and complex parameters refused."""
-    for p in params:
-        grad = p.grad
-        if grad is None:
-            continue
-        if grad.is_sparse:
-            raise RuntimeError(f"{name} does not support sparse gradients")
-        if torch.is_complex(p):
-            raise RuntimeError(f"{name} does not support complex parameters")
-        yield p, (-grad if maximize else grad)
-
-
-def prepare_state(
-    state: dict, fresh: dict, keys: Mapping[str, str], counter: str, tensor_counter: bool
-) -> None:
-    """A parameter's state before its step: new, or completed where keys are missing (from a
-    checkpoint of torch.optim with another setting of the flags, or without a step counter).
-    ``fresh``: the initial state, by the spec's names."""
-    if counter not in state:
-        state[counter] = step_tensor(0) if tensor_counter else 0
-    for name, tensor in fresh.items():
-        state.setdefault(keys.get(name, name), tensor)
-
-
-def step_tensor(value: float) -> torch.Tensor:
-    """A step counter as torch.optim keeps it: a 0-d float tensor on the CPU."""
-    dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
-    return torch.tensor(float(value), dtype=dtype)
-
-
-#: The C type of a step counter kept as a 0-d CPU tensor, by its dtype.
-COUNTER_CTYPES = {torch.float32: ctypes.c_float, torch.float64: ctypes.c_double}
-
-
-def advance(state: dict, counter: str) -> int:
-    """Count one more step; the number of steps taken, this one included.
-
-    A counter that is a 0-d float CPU tensor (torch.optim's) is incremented in its memory: a
-    torch op would cost about 5 microseconds per parameter, more than a small fused step."""
-    steps = state[counter]
-    if isinstance(steps, torch.Tensor):
-        cell_type = COUNTER_CTYPES.get(steps.dtype)
-        if cell_type is not None and steps.is_cpu and steps.dim() == 0:
-            cell = cell_type.from_address(steps.data_ptr())
-            cell.value += 1
-            return int(cell.value)
-        steps.add_(1)
-        return int(steps.item())
-    state[counter] = steps + 1
-    return steps + 1

@@ -7,6 +7,11 @@ once per step and the update function(s); this class runs them as a ``torch.opti
 param groups, hyperparameter checks, state initialisation (in the spec's shapes) and step
 counting, and the parameters a spec for 2-D parameters refuses, as ``torch.optim.Muon`` does.
 
+A spec whose only tensor-level constructs are whole-tensor reductions and state of one value per
+tensor (LAMB, LARS, ASGD, torch's NAdam) has a fused kernel too (``fused=True``): the passes of
+``_csrc/NAME.c`` over all tensors of a device, dtype and step at once (``_fused.run_stages``).
+Its state is the tensor path's, so either path resumes the other's checkpoints.
+
 Depends on torch only.
 """
 
@@ -17,7 +22,8 @@ from collections.abc import Callable, Mapping
 import torch
 from torch.optim import Optimizer
 
-from ._runtime import advance, evaluate, gradients, prepare_state
+from . import _fused
+from ._stepping import LeanStepHooks, advance, evaluate, gradients, prepare_state, without_grad
 
 SHAPE_WORDS = {"any": "all", "matrix": "2-D", "multidim": "multi-dimensional"}
 
@@ -45,7 +51,7 @@ def state_tensor(shape: str, p: torch.Tensor, value: float) -> torch.Tensor:
     return torch.full(size, value, dtype=p.dtype, device=p.device)
 
 
-class TensorOptimizer(Optimizer):
+class TensorOptimizer(LeanStepHooks):
     """An optimizer whose update needs whole tensors, run parameter by parameter.
 
     A subclass sets, as class attributes:
@@ -59,7 +65,11 @@ class TensorOptimizer(Optimizer):
     * ``check_hyper(*hyper)``: raises ValueError for a hyperparameter outside its domain;
     * ``initial_state(p, group, matrix)``: the state tensors of a new parameter, by name;
     * ``scalars(t, *hyper)``: the scalars the update takes, computed once per step and group;
-    * ``update`` and ``update_other``: one parameter's step (:data:`Update`).
+    * ``update`` and ``update_other``: one parameter's step (:data:`Update`);
+    * ``fused_kernel`` (only where there is one): the fused kernel's name (``_csrc/NAME.c``), with
+      ``fused_states`` and ``fused_other_states``: the states ``update`` and ``update_other``
+      read and write, in the kernel's order, and ``scalar_states``: those of one value per
+      tensor; else ``not_fused``: why there is none.
     """
 
     hyperparameters: tuple[str, ...] = ()
@@ -72,10 +82,20 @@ class TensorOptimizer(Optimizer):
     scalars: Callable[..., tuple]
     update: Update
     update_other: Update | None = None
+    fused_states: tuple[str, ...] = ()
+    fused_other_states: tuple[str, ...] = ()
+    scalar_states: tuple[str, ...] = ()
+    #: Why a class without a fused kernel has none.
+    not_fused: str = "it has no fused kernel"
 
-    def __init__(self, params, hyper: dict) -> None:
+    def __init__(self, params, hyper: dict, fused: bool | None = None) -> None:
         type(self).check_hyper(*(float(hyper[name]) for name in self.hyperparameters))
-        super().__init__(params, hyper)
+        super().__init__(params, {**hyper, "fused": fused})
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("fused", None)
 
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
@@ -83,6 +103,19 @@ class TensorOptimizer(Optimizer):
         cls = type(self)
         cls.check_hyper(*(float(group[name]) for name in self.hyperparameters))
         cls.refuse_shapes(group["params"], cls.__name__)
+        if group.get("fused"):
+            cls.kernel_name(cls.__name__)
+
+    @classmethod
+    def kernel_name(cls, name: str) -> str:
+        """The fused kernel's name; RuntimeError (one line) where the class has none."""
+        kernel = getattr(cls, "fused_kernel", None)
+        if kernel is None:
+            raise RuntimeError(
+                f"{name}: fused=True: {cls.not_fused}; fused kernels take element-wise work "
+                "and per-tensor reductions only"
+            )
+        return kernel
 
     @classmethod
     def refuse_shapes(cls, params: list[torch.Tensor], name: str) -> None:
@@ -102,7 +135,7 @@ class TensorOptimizer(Optimizer):
         return cls.applies_to == "any" or ndim == 2 or (cls.applies_to == "multidim" and ndim > 2)
 
     @torch.compiler.disable  # a compiled training step runs it eagerly (a graph break)
-    @torch.no_grad()
+    @without_grad
     def step(self, closure=None):
         """One step for every parameter with a gradient; returns the closure's loss, if any."""
         loss = evaluate(closure)
@@ -110,7 +143,7 @@ class TensorOptimizer(Optimizer):
         for group in self.param_groups:
             hyper = tuple(float(group[h]) for h in self.hyperparameters)
             cls.check_hyper(*hyper)
-            cls.run_group(self, group["params"], hyper)
+            cls.run_group(self, group["params"], hyper, fused=bool(group.get("fused")))
         return loss
 
     @classmethod
@@ -121,6 +154,7 @@ class TensorOptimizer(Optimizer):
         hyper: tuple[float, ...],
         *,
         foreach: bool = True,
+        fused: bool = False,
         maximize: bool = False,
         keys: Mapping[str, str] | None = None,
         counter: str | None = None,
@@ -128,13 +162,16 @@ class TensorOptimizer(Optimizer):
         name: str | None = None,
     ) -> None:
         """One step of the parameters of one group with these hyperparameters, parameter by
-        parameter (``foreach`` has nothing to choose); the other arguments as in
+        parameter (``foreach`` has nothing to choose), or with ``fused`` by the fused kernel,
+        one call per device, dtype, step count and update; the other arguments as in
         ``ElementwiseOptimizer.run_group``."""
         name = name or cls.__name__
         keys = keys or {}
         counter = counter or cls.step_key
+        kernel = cls.kernel_name(name) if fused else None
         values = dict(zip(cls.hyperparameters, hyper, strict=True))
         scalars: dict[int, tuple] = {}
+        buckets: dict[tuple, list[tuple]] = {}
         for p, grad in gradients(params, name, maximize):
             matrix = cls.takes_update(p)
             update = cls.update if matrix else cls.update_other
@@ -147,7 +184,23 @@ class TensorOptimizer(Optimizer):
             fresh = cls.initial_state(p, values, matrix) if counter not in state else {}
             prepare_state(state, fresh, keys, counter, tensor_counter)
             steps = advance(state, counter)
+            if kernel is not None:
+                buckets.setdefault((p.device, p.dtype, steps, matrix), []).append((p, grad, state))
+                continue
             if steps not in scalars:
                 scalars[steps] = cls.scalars(cls.t_start + steps - 1, *hyper)
             view = {n: state[k] for n, k in keys.items() if k in state} if keys else state
             update(p, grad, view, scalars[steps])
+        for (_, _, steps, matrix), rows in buckets.items():
+            t = cls.t_start + steps - 1
+            names = cls.fused_states if matrix else cls.fused_other_states
+            lists = [[row[0] for row in rows], [row[1] for row in rows]]
+            lists += [[row[2][keys.get(n, n)] for row in rows] for n in names]
+            scalar = [k for k, n in enumerate(names, 2) if n in cls.scalar_states]
+            if _fused.run_stages(kernel, lists, t, hyper, not matrix, scalar=scalar) is None:
+                continue
+            update = cls.update if matrix else cls.update_other
+            step_scalars = cls.scalars(t, *hyper)
+            for p, grad, state in rows:
+                view = {n: state[k] for n, k in keys.items() if k in state} if keys else state
+                update(p, grad, view, step_scalars)

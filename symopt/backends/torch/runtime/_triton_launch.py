@@ -40,13 +40,18 @@ from triton.language.extra import libdevice
 __all__ = [
     "BLOCK",
     "CHUNK",
+    "add",
     "address",
     "div",
     "exp",
     "launch",
+    "launch_stages",
     "log",
+    "maximum",
+    "minimum",
     "power",
     "scalar",
+    "sign",
     "sqrt",
     "to_storage",
 ]
@@ -71,6 +76,8 @@ if torch.version.hip is None:
 INTERPRETED = tl.constexpr(triton.knobs.runtime.interpret)
 #: The tables of the latest groups launched, by contents, most recent last.
 _TABLES: OrderedDict[tuple, tuple[torch.Tensor, int, bool]] = OrderedDict()
+#: The same for staged steps: (chunk table, tensor table, chunks, aligned).
+_STAGE_TABLES: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor, int, bool]] = OrderedDict()
 MAX_TABLES = 32
 
 
@@ -94,8 +101,7 @@ def launch(kernel, lists: Sequence[Sequence[torch.Tensor]], scalars: Sequence[fl
     if rows == 0:
         return
     storage, compute = TYPES[first.dtype]
-    count = len(scalars)
-    bits = struct.unpack(f"<{count}q", struct.pack(f"<{count}d", *map(float, scalars)))
+    bits = _bits(scalars)
     on_device = torch.cuda.device(first.device) if first.device.type == "cuda" else nullcontext()
     with on_device:
         kernel[(rows,)](
@@ -146,6 +152,123 @@ def _table(lists: Sequence[Sequence[torch.Tensor]]) -> tuple[torch.Tensor, int, 
     return entry
 
 
+def _bits(scalars: Sequence[float]) -> tuple[int, ...]:
+    """The bits of the float64 values of ``scalars`` (ints, as the kernels take them)."""
+    count = len(scalars)
+    return struct.unpack(f"<{count}q", struct.pack(f"<{count}d", *map(float, scalars)))
+
+
+def launch_stages(
+    steps: Sequence[tuple[str, object]],
+    lists: Sequence[Sequence[torch.Tensor]],
+    states: Sequence[Sequence[torch.Tensor]],
+    scalars: Sequence[float],
+    accumulators: int,
+    slots: int,
+) -> None:
+    """A step in passes over memory: run the kernels of ``steps`` one after another, each
+    ``("chunks", kernel)`` (a program per chunk of every tensor of ``lists``) or ``("tensors",
+    kernel)`` (a program per tensor). ``states`` are the lists of 0-d tensors of the states of
+    one value per tensor; ``accumulators`` and ``slots`` size the buffers the kernels share: the
+    chunks' partial reductions and the per-tensor scalars (float64).
+
+    Each kernel takes the chunk table (a row per chunk: its length, its tensor, its address in
+    each array of ``lists``), the tensor table (a row per tensor: its first chunk, its number of
+    chunks, its size, the address of each of its ``states``), the two buffers and the bits of the
+    scalars. A reduction is added in the same order whatever the launch: elements within a chunk
+    by the kernel's fixed tree, chunks one after another by the tensor's program."""
+    groups = [*lists, *states]
+    if any(len(tensors) != len(groups[0]) for tensors in groups):
+        raise ValueError(
+            f"the fused step takes lists of equal lengths, not {[len(x) for x in groups]}"
+        )
+    if not lists or not lists[0]:
+        return
+    first = lists[0][0]
+    if first.dtype not in TYPES:
+        raise ValueError(
+            f"the fused Triton step takes float32, float64 or bfloat16, not {first.dtype}"
+        )
+    if first.device.type != "cuda" and not (INTERPRETED and first.device.type == "cpu"):
+        raise ValueError(f"the fused Triton step runs on CUDA tensors, not on {first.device}")
+    chunks, tensors, rows, aligned = _stage_tables(lists, states)
+    count = len(lists[0])
+    buffer = dict(dtype=torch.float64, device=first.device)
+    partials = torch.empty(max(rows * accumulators, 1), **buffer)
+    per_tensor = torch.empty(max(count * slots, 1), **buffer)
+    storage, compute = TYPES[first.dtype]
+    bits = _bits(scalars)
+    on_device = torch.cuda.device(first.device) if first.device.type == "cuda" else nullcontext()
+    with on_device:
+        for kind, kernel in steps:
+            programs = rows if kind == "chunks" else count
+            if programs:
+                kernel[(programs,)](
+                    chunks,
+                    tensors,
+                    partials,
+                    per_tensor,
+                    *bits,
+                    BLOCK=BLOCK,
+                    STORAGE=storage,
+                    COMPUTE=compute,
+                    ALIGNED=aligned,
+                    **OPTIONS,
+                )
+
+
+def _stage_tables(
+    lists: Sequence[Sequence[torch.Tensor]], states: Sequence[Sequence[torch.Tensor]]
+) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+    """The chunk and tensor tables of a staged step (see :func:`launch_stages`), the number of
+    chunks and whether every array address is a multiple of 16 bytes; cached by contents."""
+    first = lists[0][0]
+    sizes, addresses, scalar_addresses = [], [], []
+    for k, tensors in enumerate(zip(*lists, strict=True)):
+        size = tensors[0].numel()
+        one = [s[k] for s in states]
+        for t in (*tensors, *one):
+            if t.dtype != first.dtype or t.device != first.device:
+                raise ValueError(
+                    f"the fused step takes one dtype and device, got {t.dtype} on {t.device} "
+                    f"beside {first.dtype} on {first.device}"
+                )
+        for t in tensors:
+            if not t.is_contiguous() or t.numel() != size:
+                raise ValueError(f"the fused step takes contiguous tensors of {size} elements")
+        if any(s.numel() != 1 for s in one):
+            raise ValueError("the fused step takes states of one value per tensor as 0-d tensors")
+        sizes.append(size)
+        addresses.append([t.data_ptr() for t in tensors])
+        scalar_addresses.append([s.data_ptr() for s in one])
+    key = (
+        first.device,
+        first.element_size(),
+        tuple(sizes),
+        *map(_flat, (addresses, scalar_addresses)),
+    )
+    if key in _STAGE_TABLES:
+        _STAGE_TABLES.move_to_end(key)
+        return _STAGE_TABLES[key]
+    chunk_rows, tensor_rows = [], []
+    for k, size in enumerate(sizes):
+        tensor_rows.append([len(chunk_rows), -(-size // CHUNK), size, *scalar_addresses[k]])
+        for start in range(0, size, CHUNK):
+            offset = start * first.element_size()
+            chunk_rows.append([min(CHUNK, size - start), k, *(a + offset for a in addresses[k])])
+    as_table = lambda rows: torch.tensor(rows, dtype=torch.int64).reshape(-1).to(first.device)
+    aligned = all(a % 16 == 0 for row in addresses for a in row)
+    entry = (as_table(chunk_rows), as_table(tensor_rows), len(chunk_rows), aligned)
+    _STAGE_TABLES[key] = entry
+    if len(_STAGE_TABLES) > MAX_TABLES:
+        _STAGE_TABLES.popitem(last=False)
+    return entry
+
+
+def _flat(rows: list[list[int]]) -> tuple[int, ...]:
+    return tuple(x for row in rows for x in row)
+
+
 @triton.jit
 def address(entry, dtype: tl.constexpr, aligned: tl.constexpr):
     """The pointer to ``dtype`` stored (as an int64) at ``entry`` of a chunk table; ``aligned``
@@ -176,6 +299,31 @@ def to_storage(x, dtype: tl.constexpr):
         return bits.to(tl.uint16).to(tl.bfloat16, bitcast=True)
     else:
         return x.to(dtype)
+
+
+@triton.jit
+def add(a, b):
+    """``a + b``: the combine function of a sum's ``tl.reduce`` (``tl.sum`` is a JIT function
+    of triton.language, not run by the interpreter where triton was imported without it)."""
+    return a + b
+
+
+@triton.jit
+def maximum(a, b):
+    """The larger of ``a`` and ``b``, NaN where either is NaN (as NumPy and torch)."""
+    return tl.where(a != a, a, tl.where(a >= b, a, b))
+
+
+@triton.jit
+def minimum(a, b):
+    """The smaller of ``a`` and ``b``, NaN where either is NaN (as NumPy and torch)."""
+    return tl.where(a != a, a, tl.where(a <= b, a, b))
+
+
+@triton.jit
+def sign(x):
+    """-1, 0 or 1 in ``x``'s type (0 for NaN, as torch's sign)."""
+    return (x > 0).to(x.dtype) - (x < 0).to(x.dtype)
 
 
 @triton.jit

@@ -114,3 +114,88 @@ def assert_fused_bfloat16_rounds_once(make_opt):
     for a, b in zip(fused, once, strict=True):
         assert a.dtype == b.dtype
         assert torch.equal(a, b) or torch.allclose(a, b, rtol=0, atol=0, equal_nan=True)
+
+
+#: The parameters of the staged kernels' tests (LAMB, LARS, ...): tensors of one block and of
+#: several (10100 and 40000 elements: blocks of 2048 or more), vectors and matrices (LARS's two
+#: updates), and many small ones; over 32768 elements in all, so that two threads share them.
+STAGE_SHAPES = [(4, 3), (1,), (517,), (3, 2, 2), (100, 101), (40000,)]
+STAGE_SHAPES += [(3, 5) if k % 2 else (7,) for k in range(24)]
+
+
+def _stage_params(dtype, gen):
+    return [torch.nn.Parameter(torch.randn(s, generator=gen).to(dtype)) for s in STAGE_SHAPES]
+
+
+def _stage_grads(params, k, gen):
+    return [(torch.randn(p.shape, generator=gen) * 10.0 ** (k % 4 - 2)).to(p.dtype) for p in params]
+
+
+def stages_run(make_opt, dtype, fused, steps=6, seed=5):
+    """Parameters and state after ``steps`` random steps of the fused or the tensor path."""
+    gen = torch.Generator().manual_seed(seed)
+    params = _stage_params(dtype, gen)
+    opt = make_opt(params, fused=fused)
+    for k in range(steps):
+        for p, g in zip(params, _stage_grads(params, k, gen), strict=True):
+            p.grad = g
+        opt.step()
+    return [*(p.detach() for p in params), *_state(opt, params, dtype)]
+
+
+def assert_stages_match_tensor_path(make_opt, dtype):
+    """fused=True gives the tensor path's values up to rounding: the paths differ in the order
+    and precision of the per-tensor sums (here in double, block by block; there torch's, in the
+    dtype) and in how each prints the element-wise arithmetic. So 1e-12 relative to each
+    tensor's largest value in float64, 1e-5 in float32."""
+    need_c_compiler()
+    fused = stages_run(make_opt, dtype, True)
+    plain = stages_run(make_opt, dtype, False)
+    rtol = 1e-12 if dtype == torch.float64 else 1e-5
+    for a, b in zip(fused, plain, strict=True):
+        scale = float(b.double().abs().max())
+        assert torch.allclose(a.double(), b.double(), rtol=rtol, atol=rtol * scale, equal_nan=True)
+
+
+def assert_stages_bfloat16_rounds_once(make_opt, steps=3):
+    """A fused bfloat16 step computes in float32 and rounds once: from the same bfloat16
+    parameters, gradients and state, it equals the fused float32 step rounded to bfloat16, bit
+    for bit (after a first step, which sets the state up in bfloat16)."""
+    need_c_compiler()
+    gen = torch.Generator().manual_seed(3)
+    params = _stage_params(torch.bfloat16, gen)
+    opt = make_opt(params, fused=True)
+    for k in range(steps + 1):
+        grads = _stage_grads(params, k, gen)
+        wide = [torch.nn.Parameter(p.detach().float()) for p in params]
+        opt32 = make_opt(wide, fused=True)
+        for p, q, g in zip(params, wide, grads, strict=True):
+            p.grad, q.grad = g, g.float()
+            opt32.state[q] = {
+                n: v.float() if isinstance(v, torch.Tensor) else v for n, v in opt.state[p].items()
+            }
+        opt.step()
+        if k == 0:
+            continue
+        opt32.step()
+        for a, b in zip(_stage_values(opt, params), _stage_values(opt32, wide), strict=True):
+            assert torch.equal(a.view(torch.int16), b.to(torch.bfloat16).view(torch.int16))
+
+
+def _stage_values(opt, params):
+    return [*(p.detach() for p in params), *_state(opt, params, params[0].dtype)]
+
+
+def assert_stages_threads_agree(make_opt):
+    """One thread and two give the same bits (float32: sums in blocks fixed by the sizes)."""
+    need_c_compiler()
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            results.append(stages_run(make_opt, torch.float32, True))
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
