@@ -19,7 +19,9 @@ per algorithm:
   torch's threads: the bandwidth this machine gives an in-place element-wise kernel.
 
 Each time is the median over repeats of the mean step time of a burst of steps after a warm-up
-step; the implementations take turns within each repeat. "vs baseline fused" is baseline fused
+step; the implementations take turns within each repeat. The ratios are medians over repeats of
+the ratio within a repeat (the two measured back to back), so that the machine's drifting memory
+bandwidth cancels. "vs baseline fused" is baseline fused
 time / generated fused time (above 1: ours is faster); "of ceiling" is the fused step's bytes/s
 (28 bytes per parameter for Adam and AdaBelief: w, g and two states read, three written; 20 for
 momentum and RMSprop; 44 for LAMB's two passes: w, g, m, v read by each, three written by the
@@ -103,6 +105,7 @@ ALGORITHMS = {
     ),
 }
 COLUMNS = ["generated fused", "generated foreach", "baseline foreach", "baseline fused"]
+NAN = float("nan")
 
 
 def make_params(total: int, tensors: int, device: str) -> list[torch.nn.Parameter]:
@@ -127,20 +130,18 @@ class Ceiling:
 
 
 def time_steps(makers: dict, total: int, tensors: int, steps: int, repeats: int, device: str):
-    """Median over repeats of the mean seconds per step, for each implementation (and the
-    ceiling); the implementations take turns (in a rotating order) within each repeat."""
-    runners = {"ceiling": Ceiling(total, device)}
-    for name, make in makers.items():
-        try:
-            runners[name] = make(make_params(total, tensors, device))
-            runners[name].step()  # warm-up: allocates state, builds a fused kernel
-        except (ImportError, RuntimeError, ValueError) as e:
-            print(f"  {name} skipped: {e}", file=sys.stderr)
-            runners.pop(name, None)
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    order = list(runners)
+    """The mean seconds per step of each repeat, for each implementation (and the ceiling).
+
+    The implementations take turns (in a rotating order) within each repeat. Half of the repeats
+    run on a second set of runners built in the reverse order: where a buffer lands in memory
+    moves a 10^7-element step by up to 5% here (the same kernel on buffers allocated earlier or
+    later), which would otherwise favour whichever implementation was built last."""
+    sets = [_runners(makers, total, tensors, device, list(names)) for names in _orders(makers)]
+    times: dict[str, list[float]] = {name: [] for name in sets[0]}
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for r in range(repeats):
+        runners = sets[r % len(sets)]
+        order = list(runners)
         for name in order[r % len(order) :] + order[: r % len(order)]:
             runner = runners[name]
             sync()
@@ -149,7 +150,28 @@ def time_steps(makers: dict, total: int, tensors: int, steps: int, repeats: int,
                 runner.step()
             sync()
             times[name].append((time.perf_counter() - start) / steps)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
+
+
+def _orders(makers: dict) -> list[tuple[str, ...]]:
+    names = ("ceiling", *makers)
+    return [names, names[::-1]]
+
+
+def _runners(makers: dict, total: int, tensors: int, device: str, names: list[str]) -> dict:
+    """The ceiling and each implementation, built (state allocated by a warm-up step, a fused
+    kernel built) in the order ``names``; an implementation that cannot run is left out."""
+    runners = {}
+    for name in names:
+        if name == "ceiling":
+            runners[name] = Ceiling(total, device)
+            continue
+        try:
+            runners[name] = makers[name](make_params(total, tensors, device))
+            runners[name].step()
+        except (ImportError, RuntimeError, ValueError) as e:
+            print(f"  {name} skipped: {e}", file=sys.stderr)
+    return runners
 
 
 def main() -> None:
@@ -176,16 +198,8 @@ def main() -> None:
         for total in sizes:
             for tensors in (1, 100):
                 seconds = time_steps(makers, total, tensors, args.steps, args.repeats, args.device)
-                ms = {name: 1e3 * seconds.get(name, float("nan")) for name in [*COLUMNS, "ceiling"]}
-                fused = ms["generated fused"]
-                ceiling = (moved * total / fused) / (12 * 2 * total / ms["ceiling"])
                 layout = "1 tensor" if tensors == 1 else f"{tensors} tensors"
-                rows.append(
-                    [algorithm, f"{total:.0e}", layout]
-                    + [f"{ms[n]:.3f}" if ms[n] == ms[n] else "-" for n in [*COLUMNS, "ceiling"]]
-                    + [_ratio(ms["baseline foreach"], fused), _ratio(ms["baseline fused"], fused)]
-                    + [f"{ceiling:.2f}"]
-                )
+                rows.append([algorithm, f"{total:.0e}", layout, *_cells(seconds, moved)])
                 print(" | ".join(rows[-1]), file=sys.stderr)
     if args.markdown:
         print("| " + " | ".join(header) + " |")
@@ -198,8 +212,27 @@ def main() -> None:
             print("\t".join(row))
 
 
-def _ratio(baseline: float, ours: float) -> str:
-    return f"{baseline / ours:.2f}" if baseline == baseline else "-"
+def _cells(seconds: dict[str, list[float]], moved: int) -> list[str]:
+    """A row's times (medians, ms), its ratios to the baselines and its share of the ceiling."""
+    shown = [*COLUMNS, "ceiling"]
+    ms = {n: 1e3 * statistics.median(seconds[n]) if n in seconds else NAN for n in shown}
+    ours = seconds["generated fused"]
+    ratios = [_paired(seconds.get(n), ours) for n in ("baseline foreach", "baseline fused")]
+    # bytes per second of the step over those of the ceiling's (12 bytes per element of 2x)
+    ceiling = [(moved / f) / (12 * 2 / c) for f, c in zip(ours, seconds["ceiling"], strict=True)]
+    return [
+        *(f"{ms[n]:.3f}" if ms[n] == ms[n] else "-" for n in shown),
+        *(f"{r:.2f}" if r == r else "-" for r in ratios),
+        f"{statistics.median(ceiling):.2f}",
+    ]
+
+
+def _paired(baseline: list[float] | None, ours: list[float]) -> float:
+    """The median over repeats of baseline time / our time, each pair measured back to back: the
+    machine's bandwidth drifts between repeats, which a ratio of medians would take in."""
+    if baseline is None:
+        return NAN
+    return statistics.median(b / o for b, o in zip(baseline, ours, strict=True))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 The public functions are those of an element-wise kernel (same header, driver, Python module and
 tests); only the source differs. Every tensor is cut into blocks that depend on its size alone
 (``BLOCK`` elements or more, at most ``BLOCKS`` of them). A pass runs over the blocks, each block
-accumulating its own partial sums in double; after the pass one thread adds the blocks' partials
+accumulating its own partial sums in double (``LANES`` independent sums, so that the loop
+vectorizes, added in lane order); after the pass one thread adds the blocks' partials
 in block order and computes the per-tensor scalars, which the next pass reads. So a norm is the
 same for any number of threads, with and without OpenMP, and the multi-tensor and single-tensor
 calls agree bit for bit. Tensors of one block are each taken whole by one thread; larger ones
@@ -36,6 +37,10 @@ BLOCK = 2048
 #: ... and a tensor has at most this many blocks. Both fix the order of every sum: changing
 #: them changes results in the last bits.
 BLOCKS = 64
+#: Within a block, element j adds to partial sum j % LANES (independent sums vectorize; one sum
+#: is a chain of dependent additions), and the partial sums are added in lane order. Fixes the
+#: order too.
+LANES = 8
 
 
 @dataclass(frozen=True)
@@ -217,7 +222,7 @@ def _pass(
         args.append(f"({kind}){value}" if cast else value)
     arrays = [a for a in order if a in x.loads or a in stored]
     pointer = {a: f"_{ident[a]}" for a in arrays}
-    taken = {*ident.values(), "_i", "_acc"}
+    taken = {*ident.values(), "_i", "_j", "_l", "_acc"}
     pointer = {a: p if p not in taken else f"_a{p}" for a, p in pointer.items()}
     params = ["size_t n"]
     params += [
@@ -228,22 +233,31 @@ def _pass(
     for i, acc in enumerate(x.accumulators):
         v = ident[acc.value.name]
         v = f"(double){v}" if ctype == "float" else v
+        name = ident[acc.name.name]
         update = {
             "sum": f"{{a}} += {v};",
             "sumsq": f"{{a}} += {v}*{v};",
             "max": f"{{a}} = symopt_max_f64({{a}}, {v});",
-        }[acc.kind].format(a=ident[acc.name.name])
+        }[acc.kind].format(a=f"{name}[_l]")
         if acc.kind == "max":
             printer.helpers.add("max_f64")
         start = "-INFINITY" if acc.kind == "max" else "0"
-        accumulate.append({"name": ident[acc.name.name], "start": start, "code": update, "i": i})
+        first, lane = f"{name}[0]", f"{name}[_l]"
+        combine = (
+            f"{first} = symopt_max_f64({first}, {lane});"
+            if acc.kind == "max"
+            else f"{first} += {lane};"
+        )
+        accumulate.append(
+            {"name": name, "start": start, "code": update, "combine": combine, "i": i}
+        )
     if accumulate:
         params.append("double *restrict _acc")
     return {
         "index": x.index,
         "params": params,
         "args": ["_hi - _lo", *(f"{ident[a]} + _lo" for a in arrays), *args],
-        "loads": [{"c": ident[a], "value": kept.load.format(f"{pointer[a]}[_i]")} for a in x.loads],
+        "loads": [{"c": ident[a], "value": kept.load.format(f"{pointer[a]}[_j]")} for a in x.loads],
         "fresh": list(x.fresh),
         "body": [
             {
@@ -258,6 +272,7 @@ def _pass(
             {"ptr": pointer[a], "value": kept.store.format(ident[v.name])} for a, v in x.stores
         ],
         "accumulate": accumulate,
+        "lanes": LANES,
         "stored": list(stored),
     }
 

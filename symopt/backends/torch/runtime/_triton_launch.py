@@ -81,22 +81,31 @@ _STAGE_TABLES: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor, int, bool]] 
 MAX_TABLES = 32
 
 
-def launch(kernel, lists: Sequence[Sequence[torch.Tensor]], scalars: Sequence[float]) -> None:
-    """Run ``kernel`` over the tensors of ``lists`` (one list per array, in the kernel's order,
-    all contiguous, on one device and of one dtype) with the step's ``scalars``: one launch."""
-    if any(len(tensors) != len(lists[0]) for tensors in lists):
+def _runnable(groups: Sequence[Sequence[torch.Tensor]]) -> bool:
+    """Whether there is anything to step; ValueError for lists the kernels cannot take (of
+    different lengths, of another dtype, on another device)."""
+    if any(len(tensors) != len(groups[0]) for tensors in groups):
         raise ValueError(
-            f"the fused step takes lists of equal lengths, not {[len(x) for x in lists]}"
+            f"the fused step takes lists of equal lengths, not {[len(x) for x in groups]}"
         )
-    if not lists or not lists[0]:
-        return
-    first = lists[0][0]
+    if not groups or not groups[0]:
+        return False
+    first = groups[0][0]
     if first.dtype not in TYPES:
         raise ValueError(
             f"the fused Triton step takes float32, float64 or bfloat16, not {first.dtype}"
         )
     if first.device.type != "cuda" and not (INTERPRETED and first.device.type == "cpu"):
         raise ValueError(f"the fused Triton step runs on CUDA tensors, not on {first.device}")
+    return True
+
+
+def launch(kernel, lists: Sequence[Sequence[torch.Tensor]], scalars: Sequence[float]) -> None:
+    """Run ``kernel`` over the tensors of ``lists`` (one list per array, in the kernel's order,
+    all contiguous, on one device and of one dtype) with the step's ``scalars``: one launch."""
+    if not _runnable(lists):
+        return
+    first = lists[0][0]
     table, rows, aligned = _table(lists)
     if rows == 0:
         return
@@ -177,20 +186,9 @@ def launch_stages(
     chunks, its size, the address of each of its ``states``), the two buffers and the bits of the
     scalars. A reduction is added in the same order whatever the launch: elements within a chunk
     by the kernel's fixed tree, chunks one after another by the tensor's program."""
-    groups = [*lists, *states]
-    if any(len(tensors) != len(groups[0]) for tensors in groups):
-        raise ValueError(
-            f"the fused step takes lists of equal lengths, not {[len(x) for x in groups]}"
-        )
-    if not lists or not lists[0]:
+    if not _runnable([*lists, *states]):
         return
     first = lists[0][0]
-    if first.dtype not in TYPES:
-        raise ValueError(
-            f"the fused Triton step takes float32, float64 or bfloat16, not {first.dtype}"
-        )
-    if first.device.type != "cuda" and not (INTERPRETED and first.device.type == "cpu"):
-        raise ValueError(f"the fused Triton step runs on CUDA tensors, not on {first.device}")
     chunks, tensors, rows, aligned = _stage_tables(lists, states)
     count = len(lists[0])
     buffer = dict(dtype=torch.float64, device=first.device)
