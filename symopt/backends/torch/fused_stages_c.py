@@ -3,7 +3,8 @@ torch's NAdam): C99 source of its passes (:mod:`symopt.backends.torch.fused_stag
 the C target's pass printer (:func:`symopt.backends.c.stages.stage_program`).
 
 The same loops and per-tensor drivers as the C target's kernels (blocks of a size fixed by the
-tensor's, sums in double added in block order, so no result depends on the thread count), over
+tensor's, sums in double in 8 lanes a block, then block by block in order, so no result depends
+on the thread count), over
 the element-wise fused kernels' pointer tables and in their three storage precisions: float32
 and float64 computed in their type, bfloat16 loaded to float and rounded once when stored (each
 output is written by the last pass, so no pass reads a rounded value). One entry point per
