@@ -170,12 +170,10 @@ class TensorOptimizer(LeanStepHooks):
         counter = counter or cls.step_key
         kernel = cls.kernel_name(name) if fused else None
         values = dict(zip(cls.hyperparameters, hyper, strict=True))
-        scalars: dict[int, tuple] = {}
         buckets: dict[tuple, list[tuple]] = {}
         for p, grad in gradients(params, name, maximize):
             matrix = cls.takes_update(p)
-            update = cls.update if matrix else cls.update_other
-            if update is None:
+            if not matrix and cls.update_other is None:
                 raise ValueError(
                     f"{name} applies to {SHAPE_WORDS[cls.applies_to]} parameters only, "
                     f"got {p.ndim}-D"
@@ -184,21 +182,16 @@ class TensorOptimizer(LeanStepHooks):
             fresh = cls.initial_state(p, values, matrix) if counter not in state else {}
             prepare_state(state, fresh, keys, counter, tensor_counter)
             steps = advance(state, counter)
-            if kernel is not None:
-                buckets.setdefault((p.device, p.dtype, steps, matrix), []).append((p, grad, state))
-                continue
-            if steps not in scalars:
-                scalars[steps] = cls.scalars(cls.t_start + steps - 1, *hyper)
-            view = {n: state[k] for n, k in keys.items() if k in state} if keys else state
-            update(p, grad, view, scalars[steps])
+            buckets.setdefault((p.device, p.dtype, steps, matrix), []).append((p, grad, state))
         for (_, _, steps, matrix), rows in buckets.items():
             t = cls.t_start + steps - 1
-            names = cls.fused_states if matrix else cls.fused_other_states
-            lists = [[row[0] for row in rows], [row[1] for row in rows]]
-            lists += [[row[2][keys.get(n, n)] for row in rows] for n in names]
-            scalar = [k for k, n in enumerate(names, 2) if n in cls.scalar_states]
-            if _fused.run_stages(kernel, lists, t, hyper, not matrix, scalar=scalar) is None:
-                continue
+            if kernel is not None:
+                names = cls.fused_states if matrix else cls.fused_other_states
+                lists = [[row[0] for row in rows], [row[1] for row in rows]]
+                lists += [[row[2][keys.get(n, n)] for row in rows] for n in names]
+                scalar = [k for k, n in enumerate(names, 2) if n in cls.scalar_states]
+                if _fused.run_stages(kernel, lists, t, hyper, not matrix, scalar=scalar) is None:
+                    continue
             update = cls.update if matrix else cls.update_other
             step_scalars = cls.scalars(t, *hyper)
             for p, grad, state in rows:

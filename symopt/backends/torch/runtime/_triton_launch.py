@@ -128,37 +128,62 @@ def _table(lists: Sequence[Sequence[torch.Tensor]]) -> tuple[torch.Tensor, int, 
     """The chunk table of a group (on its device), its number of rows, and whether every address
     in it is a multiple of 16 bytes; the tensors are checked on the way."""
     first = lists[0][0]
-    sizes = []
-    addresses = []
-    for tensors in zip(*lists, strict=True):
+    sizes, addresses, _ = _layout(lists, ())
+
+    def build() -> tuple[torch.Tensor, int, bool]:
+        rows = []
+        for size, bases in zip(sizes, addresses, strict=True):
+            for start in range(0, size, CHUNK):
+                offset = start * first.element_size()
+                rows.append([min(CHUNK, size - start), *(base + offset for base in bases)])
+        aligned = all(a % 16 == 0 for a in _flat(addresses))
+        return _as_table(rows, first.device), len(rows), aligned
+
+    key = (first.device, first.element_size(), tuple(sizes), _flat(addresses))
+    return _cached(_TABLES, key, build)
+
+
+def _layout(
+    lists: Sequence[Sequence[torch.Tensor]], states: Sequence[Sequence[torch.Tensor]]
+) -> tuple[list[int], list[list[int]], list[list[int]]]:
+    """Each tensor's size, its addresses in ``lists`` and those of its states of one value per
+    tensor (``states``); ValueError for tensors the kernels cannot take."""
+    first = lists[0][0]
+    sizes, addresses, scalar_addresses = [], [], []
+    for k, tensors in enumerate(zip(*lists, strict=True)):
         size = tensors[0].numel()
-        for t in tensors:
+        one = [s[k] for s in states]
+        for t in (*tensors, *one):
             if t.dtype != first.dtype or t.device != first.device:
                 raise ValueError(
                     f"the fused step takes one dtype and device, got {t.dtype} on {t.device} "
                     f"beside {first.dtype} on {first.device}"
                 )
+        for t in tensors:
             if not t.is_contiguous() or t.numel() != size:
                 raise ValueError(f"the fused step takes contiguous tensors of {size} elements")
-            addresses.append(t.data_ptr())
+        if any(s.numel() != 1 for s in one):
+            raise ValueError("the fused step takes states of one value per tensor as 0-d tensors")
         sizes.append(size)
-    key = (first.device, first.element_size(), tuple(sizes), tuple(addresses))
-    if key in _TABLES:
-        _TABLES.move_to_end(key)
-        return _TABLES[key]
-    width = len(lists)
-    rows = []
-    for k, size in enumerate(sizes):
-        bases = addresses[k * width : (k + 1) * width]
-        for start in range(0, size, CHUNK):
-            offset = start * first.element_size()
-            rows.append([min(CHUNK, size - start), *(base + offset for base in bases)])
-    table = torch.tensor(rows, dtype=torch.int64).reshape(-1).to(first.device)
-    entry = (table, len(rows), all(a % 16 == 0 for a in addresses))
-    _TABLES[key] = entry
-    if len(_TABLES) > MAX_TABLES:
-        _TABLES.popitem(last=False)
+        addresses.append([t.data_ptr() for t in tensors])
+        scalar_addresses.append([s.data_ptr() for s in one])
+    return sizes, addresses, scalar_addresses
+
+
+def _cached(cache: OrderedDict, key: tuple, build):
+    """``cache[key]``, built by ``build()`` when missing; the cache keeps the ``MAX_TABLES`` most
+    recently used."""
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    entry = cache[key] = build()
+    if len(cache) > MAX_TABLES:
+        cache.popitem(last=False)
     return entry
+
+
+def _as_table(rows: list[list[int]], device: torch.device) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.int64).reshape(-1).to(device)
 
 
 def _bits(scalars: Sequence[float]) -> tuple[int, ...]:
@@ -221,46 +246,28 @@ def _stage_tables(
     """The chunk and tensor tables of a staged step (see :func:`launch_stages`), the number of
     chunks and whether every array address is a multiple of 16 bytes; cached by contents."""
     first = lists[0][0]
-    sizes, addresses, scalar_addresses = [], [], []
-    for k, tensors in enumerate(zip(*lists, strict=True)):
-        size = tensors[0].numel()
-        one = [s[k] for s in states]
-        for t in (*tensors, *one):
-            if t.dtype != first.dtype or t.device != first.device:
-                raise ValueError(
-                    f"the fused step takes one dtype and device, got {t.dtype} on {t.device} "
-                    f"beside {first.dtype} on {first.device}"
+    sizes, addresses, scalar_addresses = _layout(lists, states)
+
+    def build() -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+        chunk_rows, tensor_rows = [], []
+        for k, size in enumerate(sizes):
+            tensor_rows.append([len(chunk_rows), -(-size // CHUNK), size, *scalar_addresses[k]])
+            for start in range(0, size, CHUNK):
+                offset = start * first.element_size()
+                chunk_rows.append(
+                    [min(CHUNK, size - start), k, *(a + offset for a in addresses[k])]
                 )
-        for t in tensors:
-            if not t.is_contiguous() or t.numel() != size:
-                raise ValueError(f"the fused step takes contiguous tensors of {size} elements")
-        if any(s.numel() != 1 for s in one):
-            raise ValueError("the fused step takes states of one value per tensor as 0-d tensors")
-        sizes.append(size)
-        addresses.append([t.data_ptr() for t in tensors])
-        scalar_addresses.append([s.data_ptr() for s in one])
+        aligned = all(a % 16 == 0 for a in _flat(addresses))
+        chunks, tensors = (_as_table(r, first.device) for r in (chunk_rows, tensor_rows))
+        return chunks, tensors, len(chunk_rows), aligned
+
     key = (
         first.device,
         first.element_size(),
         tuple(sizes),
         *map(_flat, (addresses, scalar_addresses)),
     )
-    if key in _STAGE_TABLES:
-        _STAGE_TABLES.move_to_end(key)
-        return _STAGE_TABLES[key]
-    chunk_rows, tensor_rows = [], []
-    for k, size in enumerate(sizes):
-        tensor_rows.append([len(chunk_rows), -(-size // CHUNK), size, *scalar_addresses[k]])
-        for start in range(0, size, CHUNK):
-            offset = start * first.element_size()
-            chunk_rows.append([min(CHUNK, size - start), k, *(a + offset for a in addresses[k])])
-    as_table = lambda rows: torch.tensor(rows, dtype=torch.int64).reshape(-1).to(first.device)
-    aligned = all(a % 16 == 0 for row in addresses for a in row)
-    entry = (as_table(chunk_rows), as_table(tensor_rows), len(chunk_rows), aligned)
-    _STAGE_TABLES[key] = entry
-    if len(_STAGE_TABLES) > MAX_TABLES:
-        _STAGE_TABLES.popitem(last=False)
-    return entry
+    return _cached(_STAGE_TABLES, key, build)
 
 
 def _flat(rows: list[list[int]]) -> tuple[int, ...]:
