@@ -3,6 +3,7 @@ every check runs under a time budget and says ``timeout`` when it runs past it."
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import time
@@ -179,6 +180,30 @@ def test_the_budget_interrupts_code_that_catches_every_exception():
     with pytest.raises(budget.CheckTimeout), budget.budget(0.3):
         stubborn()
     assert 0.25 < time.monotonic() - start < 5
+
+
+def test_a_tick_inside_a_garbage_collection_waits_for_the_next_one():
+    """A timeout raised in a gc callback (JAX has one) cannot reach the check: Python prints it
+    as "ignored" and the check runs on. The budget's tick lets the next one raise instead."""
+    ignored = []
+
+    def slow(phase, _info):  # the deadline passes while it runs
+        end = time.monotonic() + 0.5
+        while phase == "start" and time.monotonic() < end:
+            pass
+
+    hook = sys.unraisablehook
+    gc.callbacks.append(slow)
+    sys.unraisablehook = ignored.append
+    try:
+        with pytest.raises(budget.CheckTimeout), budget.budget(0.2):
+            gc.collect()
+            while True:
+                pass
+    finally:
+        gc.callbacks.remove(slow)
+        sys.unraisablehook = hook
+    assert ignored == []
 
 
 def test_the_budget_restores_an_outer_timer():

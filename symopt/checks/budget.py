@@ -9,11 +9,14 @@ costs a few system calls a second and no process. It raises :class:`CheckTimeout
 inside a check (or SymPy) can swallow it. One huge allocation fails at once with a
 ``MemoryError``, which the check runner reports the same way. The timer needs the main thread
 of a POSIX process (the CLI, a check worker process, pytest); elsewhere checks run without a
-budget.
+budget. A tick that lands inside a garbage collection waits for the next one: an exception
+raised there (in a finaliser or another library's gc callback, such as JAX's) cannot reach the
+check and would only be printed as "ignored".
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import signal
@@ -56,6 +59,30 @@ class _Expired(BaseException):  # noqa: N818 - a signal, like KeyboardInterrupt
 
 #: How many :func:`budget` bodies are running (0 or 1: the check runner does not nest them).
 _active = 0
+#: Whether a garbage collection runs: set by the first gc callback, cleared by the last.
+_collecting = False
+
+
+def _collection_starts(phase: str, _info: dict) -> None:
+    global _collecting
+    if phase == "start":
+        _collecting = True
+
+
+def _collection_stops(phase: str, _info: dict) -> None:
+    global _collecting
+    if phase == "stop":
+        _collecting = False
+
+
+def _watch_collections() -> None:
+    """Put the callbacks that tell whether a collection runs first and last among the gc
+    callbacks (libraries add theirs when imported); called where no collection runs."""
+    for callback in (_collection_starts, _collection_stops):
+        while callback in gc.callbacks:
+            gc.callbacks.remove(callback)
+    gc.callbacks.insert(0, _collection_starts)
+    gc.callbacks.append(_collection_stops)
 
 
 def _setting(name: str, default: float) -> float:
@@ -105,7 +132,11 @@ def budget(limit: float, memory_mb: float | None = None) -> Iterator[None]:
     deadline = start + limit if limit > 0 else math.inf
     ceiling = math.inf if start_bytes is None else start_bytes + memory_mb * 2**20
 
+    _watch_collections()
+
     def tick(_signum: int, _frame: object) -> None:
+        if _collecting:
+            return  # the next tick raises
         if time.monotonic() >= deadline:
             raise CheckTimeout
         if (resident_bytes() or 0) > ceiling:
@@ -135,12 +166,13 @@ def attempt(limit: float, work: Callable[[], T], default: T) -> T:
         return work()
     deadline = time.monotonic() + limit
     outer = signal.getsignal(signal.SIGALRM)
+    _watch_collections()
     running = [True]
 
     def tick(signum: int, frame: object) -> None:
         if callable(outer):
             outer(signum, frame)  # the claim's own budget comes first
-        if running[0] and time.monotonic() >= deadline:
+        if running[0] and not _collecting and time.monotonic() >= deadline:
             raise _Expired
 
     signal.signal(signal.SIGALRM, tick)
